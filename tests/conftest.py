@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny configuration of the quick start that trains in seconds."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "experiments", "quickstart.py")
+
+# Tiny model and corpus; every test that trains uses these sizes so jit caches are shared.
+TINY = {
+    "model.embed_dim": 8, "model.hidden_size": 8, "transfer.discriminator_hidden": (8,),
+    "data.synthetic.num_source_train": 64, "data.synthetic.num_source_val": 32,
+    "data.synthetic.num_target_unlabeled": 64, "data.synthetic.num_target_test": 32,
+    "data.batch_size": 16, "data.eval_batch_size": 32, "data.buckets": (40,),
+    "train.num_steps": 6, "train.eval_every": 2, "train.log_every": 1,
+}
+
+
+@pytest.fixture
+def tiny_config():
+  from xferlab.config import apply_overrides, load_experiment
+  config, _ = load_experiment(QUICKSTART + ":dann")
+  return apply_overrides(config, TINY)
+
+
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)

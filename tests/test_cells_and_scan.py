@@ -1,0 +1,150 @@
+"""RNN core: cells against NumPy, padding invariance, bidirectional padding, stacking."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from xferlab.models import cells
+from xferlab.models.rnn import Bidirectional, RecurrentLayer, StackedRNN, reverse_padded
+
+B, I, H = 3, 5, 4
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def params_of(cell):
+  w_x = np.asarray(cell.input_proj.kernel[...], np.float64)
+  b_x = np.asarray(cell.input_proj.bias[...], np.float64)
+  w_h = np.asarray(cell.hidden_proj.kernel[...], np.float64)
+  b_h = np.asarray(cell.hidden_proj.bias[...], np.float64) if cell.hidden_bias else 0.0
+  return w_x, b_x, w_h, b_h
+
+
+def numpy_step(name, cell, carry, x):
+  """Textbook equations, written independently of the implementation."""
+  w_x, b_x, w_h, b_h = params_of(cell)
+  if name == "rnn":
+    return np.tanh(x @ w_x + b_x + carry @ w_h)
+  if name == "lstm":
+    c, h = carry
+    z = x @ w_x + b_x + h @ w_h
+    i, f, g, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return c, sigmoid(o) * np.tanh(c)
+  gx, gh = x @ w_x + b_x, carry @ w_h + b_h
+  r = sigmoid(gx[:, :H] + gh[:, :H])
+  z = sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
+  n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])
+  return (1 - z) * n + z * carry
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+def test_cell_step_matches_numpy(name):
+  cell = cells.make_cell(name, I, H, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(B, I)).astype(np.float32)
+  if name == "lstm":
+    carry = tuple(rng.normal(size=(B, H)).astype(np.float32) for _ in range(2))
+  else:
+    carry = rng.normal(size=(B, H)).astype(np.float32)
+  new_carry, h = cell.step(carry, cell.project_inputs(jnp.asarray(x)))
+  expected = numpy_step(name, cell, carry, x)
+  expected_h = expected[1] if name == "lstm" else expected
+  np.testing.assert_allclose(np.asarray(h), expected_h, rtol=1e-5, atol=1e-5)
+  if name == "lstm":
+    np.testing.assert_allclose(np.asarray(new_carry[0]), expected[0], rtol=1e-5, atol=1e-5)
+
+
+def test_lstm_forget_bias_starts_at_one():
+  cell = cells.LSTMCell(I, H, rngs=nnx.Rngs(0))
+  bias = np.asarray(cell.input_proj.bias[...])
+  np.testing.assert_array_equal(bias[H:2 * H], 1.0)
+  np.testing.assert_array_equal(bias[:H], 0.0)
+
+
+def _padded_pair(lengths, t1, t2, features=I):
+  x = np.random.default_rng(1).normal(size=(len(lengths), t2, features)).astype(np.float32)
+  short = x[:, :t1].copy()
+  for b, n in enumerate(lengths):       # garbage, not zeros, in the padding
+    short[b, n:] = 7.0
+    x[b, n:] = -3.0
+  return jnp.asarray(short), jnp.asarray(x), jnp.asarray(lengths)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_never_changes_outputs_or_final_state(name, bidirectional):
+  rnn = StackedRNN(name, I, H, num_layers=2, bidirectional=bidirectional, rngs=nnx.Rngs(0))
+  lengths = [6, 3, 1]
+  short, long, lens = _padded_pair(lengths, 6, 11)
+  out_short, carry_short = rnn(short, lens)
+  out_long, carry_long = rnn(long, lens)
+  np.testing.assert_allclose(out_long[:, :6], out_short, rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(out_long[:, 6:]), 0.0)
+  for a, b in zip(jax.tree.leaves(carry_short), jax.tree.leaves(carry_long)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+  for b, n in enumerate(lengths):
+    np.testing.assert_array_equal(np.asarray(out_short[b, n:]), 0.0)
+
+
+def test_final_state_is_state_at_last_valid_step():
+  layer = RecurrentLayer(cells.GRUCell(I, H, rngs=nnx.Rngs(0)))
+  _, x, lens = _padded_pair([4, 2], 4, 9)
+  out, carry = layer(x, lens)
+  np.testing.assert_allclose(carry, out[jnp.arange(2), lens - 1], rtol=1e-6)
+
+
+def test_reverse_padded_reverses_within_length():
+  x = jnp.arange(2 * 5).reshape(2, 5)[..., None]
+  r = reverse_padded(x, jnp.array([3, 5]))[..., 0]
+  np.testing.assert_array_equal(r, [[2, 1, 0, 3, 4], [9, 8, 7, 6, 5]])
+  np.testing.assert_array_equal(reverse_padded(reverse_padded(x, jnp.array([3, 5])),
+                                               jnp.array([3, 5])), x)
+
+
+def test_bidirectional_backward_half_reads_each_row_from_its_last_token():
+  fwd = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
+  bwd = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(1)))
+  bi = Bidirectional(fwd, bwd)
+  lengths = [5, 2]
+  _, x, lens = _padded_pair(lengths, 5, 8)
+  out, _ = bi(x, lens)
+  for b, n in enumerate(lengths):
+    # The backward direction over row b alone, reversed by hand, unpadded.
+    row = x[b:b + 1, :n][:, ::-1]
+    ref, _ = bwd(row, jnp.array([n]))
+    np.testing.assert_allclose(out[b, :n, H:], ref[0, ::-1], rtol=1e-5, atol=1e-6)
+    fref, _ = fwd(x[b:b + 1, :n], jnp.array([n]))
+    np.testing.assert_allclose(out[b, :n, :H], fref[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out[b, n:]), 0.0)
+
+
+def test_stacked_dropout_only_with_rngs():
+  rnn = StackedRNN("gru", I, H, num_layers=2, dropout=0.5, rngs=nnx.Rngs(0))
+  _, x, lens = _padded_pair([4, 4], 4, 4)
+  a, _ = rnn(x, lens)
+  b, _ = rnn(x, lens)
+  np.testing.assert_array_equal(a, b)
+  c, _ = rnn(x, lens, rngs=nnx.Rngs(dropout=0))
+  assert not np.allclose(a, c)
+
+
+def _dot_shapes(jaxpr):
+  return [tuple(tuple(v.aval.shape) for v in e.invars) for e in jaxpr.eqns
+          if e.primitive.name == "dot_general"]
+
+
+def test_input_projection_is_hoisted_out_of_the_scan():
+  layer = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
+  _, x, lens = _padded_pair([3, 2], 3, 3)     # x: [2, 3, I]
+  jaxpr = jax.make_jaxpr(lambda x, l: layer(x, l)[0])(x, lens).jaxpr
+  scans = [e for e in jaxpr.eqns if e.primitive.name == "scan"]
+  assert len(scans) == 1
+  # Outside the loop: one matmul over all steps at once, [2, 3, I] x [I, 4H].
+  assert ((2, 3, I), (I, 4 * H)) in _dot_shapes(jaxpr)
+  # Inside the loop: only the recurrent matmul [2, H] x [H, 4H].
+  assert _dot_shapes(scans[0].params["jaxpr"].jaxpr) == [((2, H), (H, 4 * H))]

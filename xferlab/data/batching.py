@@ -1,0 +1,171 @@
+"""Length-bucketed, padded, deterministic and resumable batches.
+
+A batch is a dict of numpy arrays:
+
+* ``tokens: int32[batch, time]`` -- ids, 0-padded; ``time`` is one of the
+  bucket lengths, so a jitted step compiles at most ``len(buckets)`` times;
+* ``lengths: int32[batch]`` -- valid steps per row (0 for batch-padding rows);
+* ``weights: float32[batch]`` -- 1 for real rows, 0 for rows that only fill
+  the last batch of an evaluation set (or a training epoch) to the fixed size;
+* ``labels: int32[batch]`` when the examples carry labels.
+
+Sequences longer than the largest bucket are truncated to it (their first
+``max(buckets)`` tokens are kept).
+
+``BatchStream`` is an endless training stream: each epoch is a permutation
+drawn from ``(seed, epoch)``, examples are grouped into buckets, cut into
+batches, and the batch order is shuffled. Its position is ``{"epoch", "index"}``
+(``state()`` / ``restore(state)``), saved with every checkpoint, so a resumed
+run sees exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+
+def bucket_length(length: int, buckets: Sequence[int]) -> int:
+  """The smallest bucket that holds ``length`` (the largest bucket if none does)."""
+  for b in buckets:
+    if length <= b:
+      return b
+  return buckets[-1]
+
+
+def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch_size: int,
+               time: int, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """Pads ``sequences[i] for i in indices`` into one batch of ``batch_size`` rows."""
+  tokens = np.zeros((batch_size, time), np.int32)
+  lengths = np.zeros((batch_size,), np.int32)
+  weights = np.zeros((batch_size,), np.float32)
+  for row, i in enumerate(indices):
+    seq = sequences[i][:time]
+    tokens[row, :len(seq)] = seq
+    lengths[row] = len(seq)
+    weights[row] = 1.0
+  batch = {"tokens": tokens, "lengths": lengths, "weights": weights}
+  if labels is not None:
+    batch["labels"] = np.zeros((batch_size,), np.int32)
+    batch["labels"][:len(indices)] = labels[np.asarray(indices, np.int64)]
+  return batch
+
+
+def _bucketed_index_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int,
+                            buckets: Sequence[int]) -> list[tuple[int, np.ndarray]]:
+  """Groups ``order`` by bucket (keeping its order) and cuts each group into batches."""
+  groups: dict[int, list[int]] = {b: [] for b in buckets}
+  for i in order:
+    groups[bucket_length(int(lengths[i]), buckets)].append(int(i))
+  out = []
+  for b in buckets:
+    idx = np.asarray(groups[b], np.int64)
+    for start in range(0, len(idx), batch_size):
+      out.append((b, idx[start:start + batch_size]))
+  return out
+
+
+def eval_batches(sequences: Sequence[Sequence[int]], batch_size: int, buckets: Sequence[int],
+                 labels: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
+  """All examples once, in bucketed batches of a fixed size (padding rows weigh 0)."""
+  lengths = np.asarray([len(s) for s in sequences])
+  labels = None if labels is None else np.asarray(labels, np.int32)
+  plan = _bucketed_index_batches(np.arange(len(sequences)), lengths, batch_size, buckets)
+  return [make_batch(sequences, idx, batch_size, b, labels) for b, idx in plan]
+
+
+class BatchStream:
+  """An endless, shuffled, bucketed stream of training batches with a saveable position.
+
+  Args:
+    sequences: token-id lists, one per example.
+    labels: one int per example, or None for unlabeled text.
+    batch_size: rows per batch; the last batch of a bucket is padded with
+      weight-0 rows rather than dropped, so no example is skipped.
+    buckets: increasing sequence lengths.
+    seed: the shuffling seed; epoch ``e`` uses ``np.random.default_rng([seed, e])``.
+  """
+
+  def __init__(self, sequences: Sequence[Sequence[int]], labels: Sequence[int] | None,
+               batch_size: int, buckets: Sequence[int], seed: int):
+    if len(sequences) == 0:
+      raise ValueError("BatchStream needs at least one example")
+    self.sequences = sequences
+    self.labels = None if labels is None else np.asarray(labels, np.int32)
+    self.lengths = np.asarray([len(s) for s in sequences])
+    self.batch_size = batch_size
+    self.buckets = tuple(sorted(buckets))
+    self.seed = seed
+    self.epoch, self.index = 0, 0
+    self._plan_epoch = None
+    self._plan: list[tuple[int, np.ndarray]] = []
+
+  def _epoch_plan(self) -> list[tuple[int, np.ndarray]]:
+    if self._plan_epoch != self.epoch:
+      rng = np.random.default_rng([self.seed, self.epoch])
+      plan = _bucketed_index_batches(rng.permutation(len(self.sequences)), self.lengths,
+                                     self.batch_size, self.buckets)
+      self._plan = [plan[i] for i in rng.permutation(len(plan))]
+      self._plan_epoch = self.epoch
+    return self._plan
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return len(self._epoch_plan())
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    plan = self._epoch_plan()
+    time, idx = plan[self.index]
+    self.index += 1
+    if self.index == len(plan):
+      self.epoch, self.index = self.epoch + 1, 0
+    return make_batch(self.sequences, idx, self.batch_size, time, self.labels)
+
+  def state(self) -> dict[str, int]:
+    return {"epoch": self.epoch, "index": self.index}
+
+  def restore(self, state: dict[str, int]) -> None:
+    self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+
+def pad_time(batch: dict[str, np.ndarray], time: int) -> dict[str, np.ndarray]:
+  """Right-pads ``batch["tokens"]`` with zeros to ``time`` steps."""
+  extra = time - batch["tokens"].shape[1]
+  if extra == 0:
+    return batch
+  return {**batch, "tokens": np.pad(batch["tokens"], ((0, 0), (0, extra)))}
+
+
+class PairedStream:
+  """Labeled source batches paired with unlabeled target batches, for domain adaptation.
+
+  Each item is ``{"source": batch, "target": batch}`` with both padded to the
+  same (bucket) length, so the number of distinct shapes stays ``len(buckets)``.
+  Epochs follow the source stream; the target stream cycles on its own.
+  """
+
+  def __init__(self, source: BatchStream, target: BatchStream):
+    self.source, self.target = source, target
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return self.source.batches_per_epoch
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, dict[str, np.ndarray]]:
+    src, tgt = next(self.source), next(self.target)
+    time = max(src["tokens"].shape[1], tgt["tokens"].shape[1])
+    return {"source": pad_time(src, time), "target": pad_time(tgt, time)}
+
+  def state(self) -> dict[str, dict[str, int]]:
+    return {"source": self.source.state(), "target": self.target.state()}
+
+  def restore(self, state) -> None:
+    self.source.restore(state["source"])
+    self.target.restore(state["target"])

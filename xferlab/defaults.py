@@ -1,0 +1,79 @@
+"""The base configuration every experiment starts from: the full set of valid keys.
+
+An experiment file calls ``base_config()`` and changes what it needs; overrides
+(``--set a.b=value``) may only name keys that exist here or in the experiment.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "experiment"
+  c.task = "classification"
+  c.seed = 0                     # model init, dropout and data order
+  c.seeds = ()                   # several seeds: run each and report mean ± std
+  c.arms = ml_collections.ConfigDict()   # arm name -> nested overrides, e.g. {"transfer": {"lam": 0.0}}
+  c.report_metric = "target_accuracy"    # the headline metric (sweep plots, tables)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "synthetic"      # a domain-adaptation corpus (xferlab.data.domains)
+  c.data.source = "books"
+  c.data.target = "kitchen"
+  c.data.manual_dir = ""         # corpora folder ('' -> $XFERLAB_DATA, then ../shared/data)
+  c.data.tokenizer = "word"      # word | sentencepiece (unigram) | bpe
+  c.data.vocab_size = 20000
+  c.data.buckets = (32, 64, 128, 256)   # padded lengths; longer texts are truncated to the last
+  c.data.batch_size = 32         # labeled source rows per step (and as many target rows)
+  c.data.eval_batch_size = 128
+  c.data.synthetic = ml_collections.ConfigDict()   # SyntheticSpec fields, for data.name == "synthetic"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"          # rnn | lstm | gru
+  c.model.embed_dim = 128
+  c.model.hidden_size = 256
+  c.model.num_layers = 1
+  c.model.bidirectional = False
+  c.model.dropout = 0.0          # between RNN layers and in the head
+  c.model.embed_dropout = 0.0
+  c.model.pooling = ("last", "mean", "max")
+  c.model.head_hidden = ()
+  c.model.unroll = 1
+  c.model.num_classes = 2
+
+  c.transfer = ml_collections.ConfigDict()
+  c.transfer.method = "none"     # none | dann | coral | mmd
+  c.transfer.lam = 0.1           # λ in L_source + λ·L_transfer (the plateau of a schedule)
+  c.transfer.schedule = "constant"   # constant | dann
+  c.transfer.lam_min = 0.0       # λ at the start of the dann schedule
+  c.transfer.gamma = 10.0        # steepness of the dann schedule
+  c.transfer.discriminator_hidden = (100,)
+  c.transfer.discriminator_dropout = 0.0
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"      # adam | adamw | sgd
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.momentum = 0.9     # sgd only
+  c.optimizer.grad_clip = 1.0    # global-norm clipping; 0 disables
+  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine
+  c.optimizer.warmup_steps = 0
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 0          # 0 -> num_epochs * batches per source epoch
+  c.train.num_epochs = 5
+  c.train.log_every = 50
+  c.train.eval_every = 0         # 0 -> once per epoch
+  c.train.checkpoint_every = 0   # 0 -> at every evaluation
+  c.train.keep_checkpoints = 2
+  c.train.early_stopping_metric = "source_val_accuracy"   # chosen on source validation only
+  c.train.early_stopping_mode = "max"
+  c.train.patience = 0           # evaluations without improvement before stopping; 0 = never stop
+  c.train.progress_bar = True
+
+  c.init_from = ml_collections.ConfigDict()
+  c.init_from.path = ""          # a checkpoint directory (a run's workdir, or its checkpoints/<step>)
+  c.init_from.subtrees = ("encoder",)   # parameter subtrees taken from it
+  return c

@@ -1,0 +1,84 @@
+"""Metrics and where they are written.
+
+* classification metrics from a confusion matrix (accumulated on device, one
+  small array per evaluation set);
+* ``MetricWriter``: every record goes to ``workdir/metrics.jsonl`` and to
+  TensorBoard-readable event files in ``workdir/tensorboard``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Mapping
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def confusion_matrix(logits, labels, weights, num_classes: int):
+  """``int[classes, classes]``, rows = true class, columns = predicted; weight-0 rows ignored."""
+  predictions = jnp.argmax(logits, axis=-1)
+  index = labels * num_classes + predictions
+  counts = jnp.zeros(num_classes * num_classes, jnp.float32).at[index].add(weights)
+  return counts.reshape(num_classes, num_classes)
+
+
+def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
+  """Accuracy, and precision / recall / F1 for the positive class (binary) plus macro F1."""
+  confusion = np.asarray(confusion, np.float64)
+  total = confusion.sum()
+  tp = np.diag(confusion)
+  predicted = confusion.sum(axis=0)
+  actual = confusion.sum(axis=1)
+  precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+  recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+  f1 = np.divide(2 * precision * recall, precision + recall,
+                 out=np.zeros_like(tp), where=(precision + recall) > 0)
+  positive = 1 if len(tp) == 2 else slice(None)
+  return {
+      "accuracy": float(tp.sum() / max(total, 1.0)),
+      "precision": float(np.mean(precision[positive])),
+      "recall": float(np.mean(recall[positive])),
+      "f1": float(np.mean(f1[positive])),
+      "macro_f1": float(np.mean(f1)),
+      "count": float(total),
+  }
+
+
+def mean_std(values) -> dict[str, float]:
+  """``{"mean", "std", "values"}`` over seeds (population std; 0 for one value)."""
+  values = [float(v) for v in values]
+  return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+
+
+def first_non_finite(records: list[tuple[int, Mapping[str, float]]]) -> tuple[int, str, float] | None:
+  """The first ``(step, metric, value)`` whose value is NaN or infinite, else None."""
+  for step, metrics in records:
+    for name, value in metrics.items():
+      if not math.isfinite(float(value)):
+        return step, name, float(value)
+  return None
+
+
+class MetricWriter:
+  """Appends ``{"step", "split", **metrics}`` lines to metrics.jsonl and TensorBoard scalars."""
+
+  def __init__(self, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._file = open(self.path, "a")
+    from tensorboardX import SummaryWriter   # imported lazily: it pulls in protobuf
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    record = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    for name, value in metrics.items():
+      self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
+
+  def close(self) -> None:
+    self._file.close()
+    self._tb.close()

@@ -1,0 +1,140 @@
+"""Recurrent cells: simple RNN (Elman), LSTM and GRU, in Flax NNX.
+
+A cell is split into the two halves that an efficient scan needs:
+
+* ``project_inputs(x)`` -- the input projection ``W_x x_t + b`` for *all* time
+  steps at once (one large matmul outside the time loop);
+* ``step(carry, projected_t)`` -- the recurrence for one time step, which only
+  multiplies the previous hidden state by ``W_h`` (all gates fused into one
+  matmul of width ``num_gates * hidden_size``).
+
+Shapes: ``x: float[..., input_size]``, ``projected: float[..., num_gates * hidden]``,
+``h: float[batch, hidden]``. LSTM carries ``(c, h)``, the others carry ``h``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+class RecurrentCell(nnx.Module):
+  """Shared parts of all cells: the fused input and hidden projections.
+
+  Attributes:
+    input_proj: ``W_x`` and ``b``, kernel ``[input_size, G * hidden]``.
+    hidden_proj: ``W_h``, kernel ``[hidden, G * hidden]`` (orthogonal init).
+  """
+
+  num_gates: int = 1
+  hidden_bias: bool = False
+
+  def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs):
+    self.input_size = input_size
+    self.hidden_size = hidden_size
+    width = self.num_gates * hidden_size
+    self.input_proj = nnx.Linear(
+        input_size, width, rngs=rngs,
+        kernel_init=nnx.initializers.glorot_uniform())
+    self.hidden_proj = nnx.Linear(
+        hidden_size, width, use_bias=self.hidden_bias, rngs=rngs,
+        kernel_init=nnx.initializers.orthogonal())
+
+  def project_inputs(self, x: jax.Array) -> jax.Array:
+    """``float[..., input_size] -> float[..., G * hidden]``: ``W_x x + b``."""
+    return self.input_proj(x)
+
+  def initial_carry(self, batch_size: int, dtype=jnp.float32):
+    return jnp.zeros((batch_size, self.hidden_size), dtype)
+
+  @staticmethod
+  def output(carry) -> jax.Array:
+    """The hidden state ``h: float[batch, hidden]`` inside a carry."""
+    return carry
+
+  def step(self, carry, projected_t: jax.Array):
+    """One time step: ``(carry, float[batch, G*hidden]) -> (carry, h)``."""
+    raise NotImplementedError
+
+
+class SimpleRNNCell(RecurrentCell):
+  """Elman RNN: ``h_t = f(W_h h_{t-1} + W_x x_t + b)``, ``f`` tanh or relu."""
+
+  num_gates = 1
+
+  def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
+               activation: str = "tanh"):
+    super().__init__(input_size, hidden_size, rngs=rngs)
+    if activation not in _ACTIVATIONS:
+      raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    self.activation = activation
+
+  def step(self, carry, projected_t):
+    h = _ACTIVATIONS[self.activation](projected_t + self.hidden_proj(carry))
+    return h, h
+
+
+class LSTMCell(RecurrentCell):
+  """LSTM (Hochreiter & Schmidhuber 1997, with forget gate), gates ``i, f, g, o``.
+
+  ``c_t = σ(f) c_{t-1} + σ(i) tanh(g)``, ``h_t = σ(o) tanh(c_t)``. The forget
+  gate's bias starts at ``forget_bias`` (1.0, Jozefowicz et al. 2015).
+  """
+
+  num_gates = 4
+
+  def __init__(self, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
+               forget_bias: float = 1.0):
+    super().__init__(input_size, hidden_size, rngs=rngs)
+    bias = self.input_proj.bias[...]
+    self.input_proj.bias[...] = bias.at[hidden_size:2 * hidden_size].set(forget_bias)
+
+  def initial_carry(self, batch_size: int, dtype=jnp.float32):
+    zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
+    return (zeros, zeros)
+
+  @staticmethod
+  def output(carry):
+    return carry[1]
+
+  def step(self, carry, projected_t):
+    c, h = carry
+    gates = projected_t + self.hidden_proj(h)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (c, h), h
+
+
+class GRUCell(RecurrentCell):
+  """GRU (Cho et al. 2014) with the reset gate applied after ``W_h`` (as cuDNN/PyTorch).
+
+  ``r = σ(x_r + W_hr h + b_hr)``, ``z = σ(x_z + W_hz h + b_hz)``,
+  ``n = tanh(x_n + r ⊙ (W_hn h + b_hn))``, ``h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}``.
+  """
+
+  num_gates = 3
+  hidden_bias = True
+
+  def step(self, carry, projected_t):
+    h = carry
+    x_r, x_z, x_n = jnp.split(projected_t, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(self.hidden_proj(h), 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+CELLS = {"rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def make_cell(name: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs) -> RecurrentCell:
+  """Builds a cell by name: ``rnn`` (tanh Elman), ``lstm`` or ``gru``."""
+  if name not in CELLS:
+    raise ValueError(f"Unknown cell {name!r}; choose one of {sorted(CELLS)}")
+  return CELLS[name](input_size, hidden_size, rngs=rngs)

@@ -1,0 +1,136 @@
+"""Running cells over time: one scan layer, bidirectional wrapping and stacking.
+
+Conventions (batch-major at the API, time-major inside the scan):
+
+* ``inputs: float[batch, time, features]``
+* ``lengths: int[batch]`` -- number of valid steps; steps ``t >= length`` are
+  padding. Padding never changes an output at a valid step nor the final state:
+  the carry is frozen once a sequence ends and outputs at padded steps are 0.
+* ``outputs: float[batch, time, hidden]`` (``2 * hidden`` when bidirectional).
+
+The input projection of a cell runs once for all steps before the scan, so the
+loop body holds a single ``[batch, hidden] x [hidden, G * hidden]`` matmul.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from xferlab.models.cells import RecurrentCell, make_cell
+
+
+def length_mask(lengths: jax.Array, max_length: int) -> jax.Array:
+  """``bool[batch, time]``: True at valid steps ``t < lengths[b]``."""
+  return jnp.arange(max_length)[None, :] < lengths[:, None]
+
+
+def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:
+  """Reverses each sequence within its own length; padding stays in place.
+
+  ``x: float[batch, time, ...]``; row ``b`` becomes
+  ``x[b, L-1], ..., x[b, 0], x[b, L], ..., x[b, T-1]`` with ``L = lengths[b]``.
+  Applying it twice is the identity.
+  """
+  time = jnp.arange(x.shape[1])[None, :]
+  src = jnp.where(time < lengths[:, None], lengths[:, None] - 1 - time, time)
+  return jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=1)
+
+
+class RecurrentLayer(nnx.Module):
+  """Scans one cell over time with ``jax.lax.scan``, masking padded steps."""
+
+  def __init__(self, cell: RecurrentCell, unroll: int = 1):
+    self.cell = cell
+    self.unroll = unroll
+
+  @property
+  def output_size(self) -> int:
+    return self.cell.hidden_size
+
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None):
+    """Returns ``(outputs float[batch, time, hidden], final carry)``."""
+    batch, time = inputs.shape[:2]
+    carry = self.cell.initial_carry(batch, inputs.dtype) if initial_carry is None else initial_carry
+    projected = self.cell.project_inputs(inputs)              # [B, T, G*H], one matmul
+    mask = length_mask(lengths, time)
+    xs = (jnp.swapaxes(projected, 0, 1), jnp.swapaxes(mask, 0, 1))   # time-major
+
+    def body(carry, x):
+      projected_t, valid_t = x
+      new_carry, h = self.cell.step(carry, projected_t)
+      keep = lambda new, old: jnp.where(valid_t[:, None], new, old)
+      carry = jax.tree.map(keep, new_carry, carry)
+      return carry, jnp.where(valid_t[:, None], h, 0.0)
+
+    carry, outputs = jax.lax.scan(body, carry, xs, unroll=self.unroll)
+    return jnp.swapaxes(outputs, 0, 1), carry
+
+
+class Bidirectional(nnx.Module):
+  """A forward and a backward layer; outputs concatenated on the feature axis.
+
+  The backward layer reads each sequence reversed *within its length*, so
+  padding at the end of a row is never read first.
+  """
+
+  def __init__(self, forward: RecurrentLayer, backward: RecurrentLayer):
+    self.forward = forward
+    self.backward = backward
+
+  @property
+  def output_size(self) -> int:
+    return self.forward.output_size + self.backward.output_size
+
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None):
+    """Returns ``(float[batch, time, 2*hidden], (forward carry, backward carry))``."""
+    fwd_carry, bwd_carry = (None, None) if initial_carry is None else initial_carry
+    fwd_out, fwd_carry = self.forward(inputs, lengths, fwd_carry)
+    bwd_out, bwd_carry = self.backward(reverse_padded(inputs, lengths), lengths, bwd_carry)
+    outputs = jnp.concatenate([fwd_out, reverse_padded(bwd_out, lengths)], axis=-1)
+    return outputs, (fwd_carry, bwd_carry)
+
+
+class StackedRNN(nnx.Module):
+  """``num_layers`` recurrent layers with dropout between them.
+
+  Args:
+    cell: ``"rnn" | "lstm" | "gru"``.
+    input_size, hidden_size: feature sizes; every layer has ``hidden_size`` units
+      per direction.
+    bidirectional: wrap each layer in ``Bidirectional``.
+    dropout: rate applied to the outputs of every layer but the last.
+    unroll: ``lax.scan`` unroll factor.
+  """
+
+  def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
+               bidirectional: bool = False, dropout: float = 0.0, unroll: int = 1,
+               rngs: nnx.Rngs):
+    layers = []
+    size = input_size
+    for _ in range(num_layers):
+      make = lambda: RecurrentLayer(make_cell(cell, size, hidden_size, rngs=rngs), unroll=unroll)
+      layer = Bidirectional(make(), make()) if bidirectional else make()
+      layers.append(layer)
+      size = layer.output_size
+    self.layers = nnx.List(layers)
+    self.dropout = nnx.Dropout(dropout)
+    self.output_size = size
+
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None, *,
+               rngs: nnx.Rngs | None = None):
+    """Returns ``(outputs float[batch, time, output_size], [carry per layer])``.
+
+    ``rngs`` (with a ``dropout`` stream) turns dropout on; ``None`` is evaluation.
+    """
+    carries = []
+    x = inputs
+    for i, layer in enumerate(self.layers):
+      if i > 0:
+        x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
+      x, carry = layer(x, lengths, None if initial_carry is None else initial_carry[i])
+      carries.append(carry)
+    return x, carries

@@ -1,0 +1,27 @@
+"""Tasks: what is learned (data, model, loss, evaluation); the trainer is shared.
+
+A task object provides:
+
+* ``prepare(config, workdir) -> TaskData`` -- tokenizer (saved into the workdir),
+  the training stream and the evaluation sets;
+* ``build_model(config, vocab_size) -> nnx.Module``;
+* ``loss(model, batch, lam, rngs) -> (loss, metrics)`` -- traced, inside jit;
+* ``eval_sums(model, batch)`` -- traced; sums that ``eval_metrics`` turns into floats;
+* ``predict(model, tokenizer, config, texts)`` -- for restored models.
+"""
+
+from __future__ import annotations
+
+from xferlab.tasks.base import TaskData
+from xferlab.tasks.classification import ClassificationTask
+
+TASKS = {"classification": ClassificationTask()}
+
+
+def get_task(name: str):
+  if name not in TASKS:
+    raise ValueError(f"Unknown task {name!r}; choose one of {sorted(TASKS)}")
+  return TASKS[name]
+
+
+__all__ = ["TASKS", "TaskData", "get_task"]

@@ -1,0 +1,146 @@
+"""Sequence classification with optional domain adaptation (sentiment transfer).
+
+Training batches pair labeled source rows with unlabeled target rows:
+``{"source": {tokens, lengths, weights, labels}, "target": {tokens, lengths, weights}}``.
+Both halves go through the encoder in one call (concatenated on the batch
+axis); the classifier reads the source half, the transfer loss both halves:
+
+``L = CE(source) + λ · L_transfer(features_source, features_target)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from xferlab import losses, metrics
+from xferlab.data import batching
+from xferlab.data.domains import load_domain_adaptation
+from xferlab.data.tokenizer import WordTokenizer
+from xferlab.models.classifier import SequenceClassifier, TextEncoder
+from xferlab.tasks.base import TaskData
+from xferlab.transfer import make_transfer_loss
+from xferlab.transfer.adversarial import weighted_mean
+
+
+class ClassificationModel(nnx.Module):
+  """A ``SequenceClassifier`` plus the ``L_transfer`` module (None without transfer)."""
+
+  def __init__(self, classifier: SequenceClassifier, transfer):
+    self.classifier = classifier
+    self.transfer = transfer
+
+  @property
+  def encoder(self) -> TextEncoder:
+    return self.classifier.encoder
+
+
+def train_tokenizer(config, texts):
+  if config.data.tokenizer == "word":
+    return WordTokenizer.train(texts, max_size=config.data.vocab_size)
+  from xferlab.data.sentencepiece_tokenizer import train_tokenizer as train_sp  # optional path
+  model_type = {"sentencepiece": "unigram"}.get(config.data.tokenizer, config.data.tokenizer)
+  return train_sp(texts, model_type=model_type, vocab_size=config.data.vocab_size)
+
+
+class ClassificationTask:
+  name = "classification"
+
+  def prepare(self, config, workdir: str) -> TaskData:
+    corpus = load_domain_adaptation(config.data)
+    src_texts, src_labels = corpus["source_train"]
+    target_texts = corpus["target_unlabeled"]
+    tokenizer = train_tokenizer(config, list(src_texts) + list(target_texts))
+    tokenizer.save(os.path.join(workdir, "tokenizer"))
+    encode = lambda texts: [tokenizer.encode(t) for t in texts]
+    buckets, bs = tuple(config.data.buckets), config.data.batch_size
+    source = batching.BatchStream(encode(src_texts), src_labels, bs, buckets, seed=config.seed)
+    if config.transfer.method == "none":
+      train = source
+      tokens = lambda b: int(b["lengths"].sum())
+    else:
+      target = batching.BatchStream(encode(target_texts), None, bs, buckets, seed=config.seed + 1)
+      train = batching.PairedStream(source, target)
+      tokens = lambda b: int(b["source"]["lengths"].sum() + b["target"]["lengths"].sum())
+    eval_sets = {}
+    for name, part in (("source_val", "source_val"), ("target", "target_test")):
+      texts, labels = corpus[part]
+      eval_sets[name] = batching.eval_batches(encode(texts), config.data.eval_batch_size,
+                                              buckets, labels)
+    return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens)
+
+  def build_model(self, config, vocab_size: int) -> ClassificationModel:
+    m = config.model
+    rngs = nnx.Rngs(params=config.seed)
+    encoder = TextEncoder(vocab_size, m.embed_dim, m.hidden_size, m.num_layers, cell=m.cell,
+                          bidirectional=m.bidirectional, dropout=m.dropout,
+                          embed_dropout=m.embed_dropout, unroll=m.unroll, rngs=rngs)
+    classifier = SequenceClassifier(encoder, m.num_classes, pooling=m.pooling,
+                                    head_hidden=tuple(m.head_hidden), dropout=m.dropout, rngs=rngs)
+    transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
+    return ClassificationModel(classifier, transfer)
+
+  def loss(self, model: ClassificationModel, batch, lam, rngs):
+    """``(L_source + λ·L_transfer, metrics)`` for one training batch."""
+    if model.transfer is None:
+      source = batch if "source" not in batch else batch["source"]
+      logits, _ = model.classifier(source["tokens"], source["lengths"], rngs=rngs)
+      source_loss, out = self._source_loss(logits, source)
+      return source_loss, out
+    source, target = batch["source"], batch["target"]
+    n = source["tokens"].shape[0]
+    tokens = jnp.concatenate([source["tokens"], target["tokens"]], axis=0)
+    lengths = jnp.concatenate([source["lengths"], target["lengths"]], axis=0)
+    features = model.classifier.features(tokens, lengths, rngs=rngs)
+    logits = model.classifier.head(features[:n], rngs=rngs)
+    source_loss, out = self._source_loss(logits, source)
+    transfer_loss, transfer_metrics = model.transfer(
+        features[:n], features[n:], source["weights"], target["weights"], rngs=rngs)
+    out.update(transfer_metrics, transfer_loss=transfer_loss)
+    return losses.compose(source_loss, transfer_loss, lam), out
+
+  @staticmethod
+  def _source_loss(logits, source):
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits, source["labels"])
+    correct = (jnp.argmax(logits, -1) == source["labels"]).astype(jnp.float32)
+    loss = weighted_mean(xent, source["weights"])
+    return loss, {"source_loss": loss, "source_accuracy": weighted_mean(correct, source["weights"])}
+
+  def eval_sums(self, model: ClassificationModel, batch):
+    logits, _ = model.classifier(batch["tokens"], batch["lengths"])
+    return metrics.confusion_matrix(logits, batch["labels"], batch["weights"],
+                                    logits.shape[-1])
+
+  def eval_metrics(self, sums) -> dict[str, float]:
+    return metrics.classification_metrics(sums)
+
+  def predict(self, model: ClassificationModel, tokenizer, config, texts):
+    """Class probabilities ``float[len(texts), classes]`` in the order of ``texts``."""
+    sequences = [tokenizer.encode(t) or [0] for t in texts]
+    lengths = np.array([len(s) for s in sequences])
+    order = np.argsort(lengths, kind="stable")
+    probs = np.zeros((len(texts), config.model.num_classes), np.float32)
+    bs = config.data.eval_batch_size
+    forward = _jitted_probabilities(model)
+    for start in range(0, len(texts), bs):
+      idx = order[start:start + bs]
+      time = batching.bucket_length(int(lengths[idx].max()), tuple(config.data.buckets))
+      batch = batching.make_batch(sequences, idx, bs, time)
+      probs[idx] = np.asarray(forward(batch["tokens"], batch["lengths"]))[:len(idx)]
+    return probs
+
+
+def _jitted_probabilities(model: ClassificationModel):
+  graphdef, state = nnx.split(model.classifier)
+
+  @jax.jit
+  def forward(state, tokens, lengths):
+    logits, _ = nnx.merge(graphdef, state)(tokens, lengths)
+    return jax.nn.softmax(logits, axis=-1)
+
+  return lambda tokens, lengths: forward(state, tokens, lengths)
