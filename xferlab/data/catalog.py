@@ -193,8 +193,12 @@ class Source(collections.abc.Sequence):
   """Random access to one prepared split: ``len(source)``, ``source[i]`` -> dict.
 
   Items are plain Python: str for text, int for labels and ids, lists for
-  sequences. ``__getitems__`` reads several records at once (used by grain).
+  sequences. ``__getitems__`` (and slicing, and iteration, which reads
+  ``READ_CHUNK`` records at a time) read several records per call, about ten
+  times faster than one ``[i]`` after another.
   """
+
+  READ_CHUNK = 1024
 
   def __init__(self, data_source, description: str):
     self._data_source = data_source
@@ -213,6 +217,10 @@ class Source(collections.abc.Sequence):
   def __getitems__(self, indices) -> list[dict]:
     indices = [int(i) % len(self) for i in indices]
     return [to_python(r) for r in self._data_source.__getitems__(indices)]
+
+  def __iter__(self):
+    for start in range(0, len(self), self.READ_CHUNK):
+      yield from self.__getitems__(range(start, min(start + self.READ_CHUNK, len(self))))
 
   def __repr__(self) -> str:
     return f"Source({self.description}, {len(self)} examples)"

@@ -1,0 +1,200 @@
+"""Prepares every real corpus and checks it against the numbers its SOURCE.md documents.
+
+Slow (about a minute on two cores): run with ``pytest -m slow tests/data``.
+Needs the real data root (``$XFERLAB_DATA``, else the checkout's sibling
+``../shared/data``) and skips when it is absent.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+
+import pytest
+import tensorflow_datasets as tfds
+
+from xferlab.data import catalog
+from xferlab.data.corpora import BUILDERS, files
+
+ROOT = catalog.data_root()
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not ROOT.is_dir(), reason=(
+        f"real corpora not found at {ROOT}: set XFERLAB_DATA to the folder with one sub-folder "
+        "per corpus (like ../shared/data) to run these tests")),
+]
+
+AMAZON = ("books", "dvd", "electronics", "kitchen")
+MULTI30K_TESTS = {"test_2016_flickr": 1000, "test_2017_flickr": 1000, "test_2017_mscoco": 461,
+                  "test_2018_flickr": 1071}
+
+# Example counts per corpus, config and split, as given in each SOURCE.md.
+EXPECTED = {
+    "amazon_multi_domain": {d: {"train": 2000} for d in AMAZON},
+    # amazon_hatn SOURCE.md, column "neither" (not dup, not in_blitzer_labeled), pos + neg.
+    "amazon_unlabeled": {"books": {"train": 2968 + 2732}, "dvd": {"train": 2904 + 2487},
+                         "electronics": {"train": 2888 + 2679}, "kitchen": {"train": 2944 + 2824}},
+    "amazon_hatn": {d: {"train": 6000} for d in AMAZON},
+    "imdb_2k": {"default": {"train": 2000}},
+    "rt_polarity": {"default": {"train": 10662}},
+    "sst2": {"kim": {"train": 6920, "validation": 872, "test": 1821},
+             "glue": {"train": 67349, "validation": 872}},
+    "multi30k": {
+        "en-de": {"train": 29000, "validation": 1014, **MULTI30K_TESTS},
+        "en-fr": {"train": 29000, "validation": 1014, **MULTI30K_TESTS},
+        "en-cs": {"train": 29000, "validation": 1014, "test_2016_flickr": 1000, "test_2018_flickr": 1071},
+    },
+    "bbc_news_summary": {"default": {"train": 1693, "validation": 204, "test": 195}},
+    "scitldr": {"default": {"train": 1992, "validation": 619, "test": 618}},
+    "ptb": {"default": {"train": 42068, "validation": 3370, "test": 3761}},
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="module")
+def counts(data_dir):
+  tfds.disable_progress_bar()
+  return catalog.prepare(catalog.corpus_names(), manual_dir=ROOT, data_dir=data_dir)
+
+
+def load(name, split, data_dir):
+  return list(catalog.load(name, split, manual_dir=ROOT, data_dir=data_dir))
+
+
+def derived(path):
+  with gzip.open(ROOT / path) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_counts_match_every_source_md(counts):
+  assert counts == EXPECTED
+
+
+def test_manual_files_match_their_documented_checksums():
+  checked = 0
+  for name, cls in BUILDERS.items():
+    for config in cls.BUILDER_CONFIGS or [None]:
+      builder = catalog.builder(name, config=config and config.name, manual_dir=ROOT,
+                                data_dir="/nonexistent")
+      for f in builder._source_files().values():  # pylint: disable=protected-access
+        if f.md5 or f.git_blob:
+          path = catalog.manual_dir_for(name, ROOT) / f.path
+          assert files.checksum_matches(files.read_bytes(path), f), path
+          checked += 1
+  assert checked > 50
+
+
+@pytest.mark.parametrize("domain", AMAZON)
+def test_amazon_raw_parse_equals_the_derived_jsonl(counts, data_dir, domain):
+  del counts
+  records = {r["id"]: r for r in load(f"amazon_multi_domain/{domain}", "train", data_dir)}
+  assert len(records) == 2000
+  for polarity in ("positive", "negative"):
+    rows = derived(f"amazon_multi_domain/{domain}/{polarity}.jsonl.gz")
+    for row in rows:
+      r = records[row["id"]]
+      assert (r["title"], r["body"], r["label"], r["rating"], r["duplicate"]) == (
+          row["title"], row["text"], row["label"], row["rating"], row["dup"])
+  dups = collections.Counter((r["label"], r["duplicate"]) for r in records.values())
+  expected = {"books": (7, 37), "dvd": (5, 41), "electronics": (13, 21), "kitchen": (4, 18)}[domain]
+  assert (dups[(1, True)], dups[(0, True)]) == expected
+  assert dups[(1, False)] + dups[(1, True)] == 1000
+
+
+@pytest.mark.parametrize("domain", AMAZON)
+def test_amazon_hatn_flags_match_source_md(counts, data_dir, domain):
+  del counts
+  records = load(f"amazon_hatn/{domain}", "train", data_dir)
+  flags = {label: (sum(r["duplicate"] for r in records if r["label"] == label),
+                   sum(r["in_blitzer_labeled"] for r in records if r["label"] == label))
+           for label in (1, 0)}
+  expected = {"books": {1: (16, 16), 0: (139, 153)}, "dvd": {1: (48, 50), 0: (235, 336)},
+              "electronics": {1: (75, 44), 0: (217, 150)}, "kitchen": {1: (44, 12), 0: (132, 57)}}
+  assert flags == expected[domain]
+  unlabeled = load(f"amazon_unlabeled/{domain}", "train", data_dir)
+  kept = {r["text"] for r in records if not r["duplicate"] and not r["in_blitzer_labeled"]}
+  assert {r["text"] for r in unlabeled} == kept and set(unlabeled[0]) == {"text", "domain"}
+
+
+def test_movie_sentiment_sets_match_their_derived_jsonl(counts, data_dir):
+  del counts
+  rt = load("rt_polarity", "train", data_dir)
+  rt_derived = derived("rt_polarity/positive.jsonl.gz") + derived("rt_polarity/negative.jsonl.gz")
+  assert sorted((r["text"], r["label"]) for r in rt) == sorted((r["text"], r["label"]) for r in rt_derived)
+  assert not any("\x85" in r["text"] or r["text"] != r["text"].strip() for r in rt)
+  assert any("\u2026" in r["text"] for r in rt)  # byte 0x85 of cp1252
+  assert [r["label"] for r in rt[:50]] != sorted(r["label"] for r in rt[:50])  # not grouped by label
+
+  imdb = load("imdb_2k", "train", data_dir)
+  imdb_derived = {r["row"]: r for r in derived("imdb_2k/positive.jsonl.gz") + derived("imdb_2k/negative.jsonl.gz")}
+  assert all((r["text"], r["label"]) == (imdb_derived[r["row"]]["text"], imdb_derived[r["row"]]["label"])
+             for r in imdb)
+  assert sum(r["duplicate"] for r in imdb) == 1 and not any("<br />" in r["text"] for r in imdb)
+
+  for config, split, file, labels in [("kim", "train", "kim_train", (3310, 3610)),
+                                      ("kim", "validation", "kim_dev", (428, 444)),
+                                      ("kim", "test", "kim_test", (912, 909)),
+                                      ("glue", "train", "glue_train", (29780, 37569)),
+                                      ("glue", "validation", "glue_dev", (428, 444))]:
+    sst = load(f"sst2/{config}", split, data_dir)
+    assert sst == [{"text": r["text"], "label": r["label"]} for r in derived(f"sst2/{file}.jsonl.gz")]
+    per_label = collections.Counter(r["label"] for r in sst)
+    assert (per_label[0], per_label[1]) == labels
+
+
+def test_multi30k_word_counts_match_source_md(counts, data_dir):
+  del counts
+  words = {"en": 345020, "de": 322383, "fr": 362021, "cs": 262313}
+  for target in ("de", "fr", "cs"):
+    train = load(f"multi30k/en-{target}", "train", data_dir)
+    assert sum(len(r["source"].split()) for r in train) == words["en"]
+    assert sum(len(r["target"].split()) for r in train) == words[target]
+    assert all(r["target"] == r["target"].strip() and r["target"] for r in train)
+  val = load("multi30k/en-de", "validation", data_dir)
+  assert sum(len(r["target"].split()) for r in val) == 11568
+  cs_2018 = load("multi30k/en-cs", "test_2018_flickr", data_dir)
+  assert sum(len(r["target"].split()) for r in cs_2018) == 10263
+  assert all(r["target_tok"] == r["target_tok"].lower() for r in cs_2018)
+
+
+def test_scitldr_keeps_every_reference(counts, data_dir):
+  del counts
+  totals = {"train": (1992, 14283), "validation": (1453, 4489), "test": (1967, 4859)}
+  for split, (references, sentences) in totals.items():
+    records = load("scitldr", split, data_dir)
+    assert sum(len(r["references"]) for r in records) == references
+    assert sum(len(r["document_sentences"]) for r in records) == sentences
+    assert all(len(r["source_labels"]) == len(r["document_sentences"]) for r in records)
+    assert all(r["summary"] == r["references"][0] for r in records)
+    assert all(t == t.strip() and t for r in records for t in r["references"])
+  assert {len(r["references"]) for r in load("scitldr", "test", data_dir)} <= {2, 3, 4}
+
+
+def test_bbc_categories_and_spaced_summaries(counts, data_dir):
+  del counts
+  expected = {"train": [412, 299, 305, 399, 278], "validation": [54, 33, 43, 43, 31],
+              "test": [34, 34, 47, 52, 28]}
+  categories = ["business", "entertainment", "politics", "sport", "tech"]
+  for split, numbers in expected.items():
+    records = load("bbc_news_summary", split, data_dir)
+    per_category = collections.Counter(r["category"] for r in records)
+    assert [per_category[c] for c in categories] == numbers
+    assert all(r["summary"] and r["references"] == [r["summary"]] for r in records)
+  everything = [r for split in expected for r in load("bbc_news_summary", split, data_dir)]
+  assert sum(not r["summary_sentences"] for r in everything) == 7
+  assert "$10.9bn. For" in next(r["summary"] for r in everything if r["id"] == "business/001")
+
+
+def test_ptb_token_counts_match_source_md(counts, data_dir):
+  del counts
+  for split, tokens in {"train": 887521, "validation": 70390, "test": 78669}.items():
+    records = load("ptb", split, data_dir)
+    assert sum(len(r["text"].split(" ")) for r in records) == tokens  # single spaces, stripped
+  vocabulary = {w for r in load("ptb", "train", data_dir) for w in r["text"].split()}
+  assert len(vocabulary) == 9999 and "<unk>" in vocabulary
