@@ -360,9 +360,15 @@ def test_builder_download_goes_through_tfds_and_rejects_wrong_content(root, data
     return remote
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
+  monkeypatch.setattr(files, "check_reachable", lambda url: None)
   with pytest.raises(CorruptFileError, match="does not match the checksum"):
     catalog.prepare(["ptb"], manual_dir=root, data_dir=data_dir, download=True)
   assert urls[0].startswith("https://raw.githubusercontent.com/fiskio/char-rnn/")
+
+
+def test_an_unreachable_server_fails_fast_naming_the_host():
+  with pytest.raises(ConnectionError, match="Cannot reach 127.0.0.1:9"):
+    files.check_reachable("http://127.0.0.1:9/corpus.txt", timeout=2)
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))

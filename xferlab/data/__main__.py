@@ -17,7 +17,6 @@ import logging
 import sys
 
 from xferlab.data import catalog
-from xferlab.data.corpora import CorruptFileError, ManualDataError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
   try:
     counts = catalog.prepare(names, manual_dir=args.manual_dir, data_dir=args.data_dir,
                              download=args.download)
-  except (ManualDataError, CorruptFileError, ValueError) as e:
+  except (OSError, ValueError, KeyError) as e:  # ManualDataError and CorruptFileError are OSErrors
     print(f"error: {e}", file=sys.stderr)
     return 1
   json.dump(counts, sys.stdout, indent=2)

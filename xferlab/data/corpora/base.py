@@ -109,7 +109,9 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     download = None
     if self._allow_download:
-      download = lambda url: dl_manager.download(url)  # pylint: disable=unnecessary-lambda
+      def download(url: str):
+        files.check_reachable(url)
+        return dl_manager.download(url)
     paths = files.locate(self.display_name, self._manual_folder(dl_manager),
                          self._source_files(), self.ORIGIN, download=download)
     return self._splits(paths)

@@ -28,6 +28,8 @@ import hashlib
 import json
 import logging
 import os
+import socket
+import urllib.parse
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -152,6 +154,22 @@ def _missing_message(corpus, manual_dir, files, missing, origin, tried_download)
       f"Origin: {origin}\n"
       "Point xferlab at the data root (one sub-folder per corpus, like ../shared/data) with "
       "manual_dir=..., `--manual-dir DIR` or the XFERLAB_DATA environment variable." + hint)
+
+
+def check_reachable(url: str, timeout: float = 10.0) -> None:
+  """Fails fast (``ConnectionError`` naming the host) when ``url``'s server cannot be reached.
+
+  TFDS's downloader retries with back-off for minutes on an offline machine;
+  one short connection attempt first turns that into an immediate, clear error.
+  """
+  parts = urllib.parse.urlsplit(url)
+  port = parts.port or (443 if parts.scheme == "https" else 80)
+  try:
+    socket.create_connection((parts.hostname, port), timeout=timeout).close()
+  except OSError as e:
+    raise ConnectionError(
+        f"Cannot reach {parts.hostname}:{port} to download {url} ({e}). Offline? Put the file in "
+        "the manual folder instead (see the builder's MANUAL_DOWNLOAD_INSTRUCTIONS).") from e
 
 
 def read_bytes(path: os.PathLike | str) -> bytes:
