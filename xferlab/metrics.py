@@ -56,7 +56,8 @@ def mean_std(values) -> dict[str, float]:
 def first_non_finite(records: list[tuple[int, Mapping[str, float]]]) -> tuple[int, str, float] | None:
   """The first ``(step, metric, value)`` whose value is NaN or infinite, else None."""
   for step, metrics in records:
-    for name, value in metrics.items():
+    for name in sorted(metrics, key=lambda n: (n != "loss", n)):   # the total loss first
+      value = metrics[name]
       if not math.isfinite(float(value)):
         return step, name, float(value)
   return None

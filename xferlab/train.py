@@ -97,13 +97,13 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int):
   schedule = config.transfer.schedule
 
   def train_step(state: TrainState, rest, batch, hparams):
-    rngs = nnx.Rngs(dropout=jax.random.fold_in(state.rng, state.step))
+    dropout_key = jax.random.fold_in(state.rng, state.step)
     lam = losses.transfer_weight(state.step / total_steps, schedule, hparams["lam"],
                                  hparams["lam_min"], hparams["gamma"])
 
     def loss_fn(params):
       model = nnx.merge(graphdef, params, rest)
-      return task.loss(model, batch, lam, rngs)
+      return task.loss(model, batch, lam, nnx.Rngs(dropout=dropout_key))
 
     (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)

@@ -63,6 +63,8 @@ class SyntheticSpec:
   domain_cues: int = 2             # domain-specific sentiment words per review
   domain_cue_agreement: float = 0.95
   source_cues_one_sided: bool = True   # source negatives carry no domain cue (the shortcut)
+  target_domain_cues: int = 2      # the target's own sentiment words per review
+  target_topic_fraction: float = 0.3
   topic_fraction: float = 0.3      # share of filler slots taken by domain topic words
   seed: int = 1234                 # the corpus seed (fixed: the corpus is part of the benchmark)
 
@@ -70,10 +72,13 @@ class SyntheticSpec:
 def _review(rng: np.random.Generator, label: int, domain: str, spec: SyntheticSpec,
             one_sided: bool = False) -> str:
   vocab = DOMAINS[domain]
+  is_target = domain == spec.target
+  topic_fraction = spec.target_topic_fraction if is_target else spec.topic_fraction
+  domain_cues = spec.target_domain_cues if is_target else spec.domain_cues
   length = int(rng.integers(spec.min_length, spec.max_length + 1))
   words = []
   for _ in range(length):
-    pool = vocab["topic"] if rng.random() < spec.topic_fraction else FILLER
+    pool = vocab["topic"] if rng.random() < topic_fraction else FILLER
     words.append(pool[rng.integers(len(pool))])
 
   def cue(positive: tuple, negative: tuple, agreement: float) -> str:
@@ -85,7 +90,7 @@ def _review(rng: np.random.Generator, label: int, domain: str, spec: SyntheticSp
           for _ in range(spec.shared_cues)]
   if label == 1 or not one_sided:
     cues += [cue(vocab["positive"], vocab["negative"], spec.domain_cue_agreement)
-             for _ in range(spec.domain_cues)]
+             for _ in range(domain_cues)]
   for word in cues:
     words.insert(int(rng.integers(len(words) + 1)), word)
   return " ".join(words)
