@@ -44,7 +44,7 @@ def jsonl(records, final_newline: bool = True) -> str:
 
 
 def review(uid: str, rating: float, title: str, body: str) -> str:
-  """One ``<review>`` block of Blitzer's pseudo-XML (values padded with whitespace as in the files)."""
+  """One ``<review>`` block of Blitzer's pseudo-XML (values padded with whitespace)."""
   fields = {"unique_id": uid, "asin": "B000TEST", "product_name": "Thing: Books: Someone",
             "rating": f"{rating}", "title": title, "review_text": body}
   return "<review>\n" + "".join(f"<{k}>\n{v}\n</{k}>\n" for k, v in fields.items()) + "</review>\n"
@@ -56,11 +56,10 @@ def make_ptb(root: Path, lines=(" the cat sat ", " a <unk> of N dogs ")) -> None
 
 
 def make_amazon(root: Path, domain: str = "books") -> None:
-  positive = ("<reviews>\n"
-              + review("p1", 5.0, "Great &amp; cheap ", " I said &quot;wow&quot; &#8217;twas fine\n\nReally. ")
+  body = " I said &quot;wow&quot; &#8217;twas fine\n\nReally. "
+  positive = ("<reviews>\n" + review("p1", 5.0, "Great &amp; cheap ", body)
               + review("p2", 4.0, "Good", "Compare: 3 < 4 & more")
-              + review("p3", 5.0, "Great &amp; cheap ", " I said &quot;wow&quot; &#8217;twas fine\n\nReally. ")
-              + "</reviews>\n")
+              + review("p3", 5.0, "Great &amp; cheap ", body) + "</reviews>\n")
   negative = ("<reviews>\n" + review("n1", 1.0, "Bad", "&amp;lt;b&amp;gt; is not bold")
               + review("n2", 2.0, "", "No title") + "</reviews>\n")
   write(root / "amazon_multi_domain" / "raw" / domain / "positive.review.gz", positive)
@@ -69,13 +68,10 @@ def make_amazon(root: Path, domain: str = "books") -> None:
 
 def make_hatn(root: Path, domain: str = "books") -> None:
   def rows(label):
-    return [
-        {"text": f"T{label}. keep me", "label": label, "line": 0, "dup": False, "in_blitzer_labeled": False},
-        {"text": f"T{label}. keep me", "label": label, "line": 1, "dup": True, "in_blitzer_labeled": False},
-        {"text": f"B{label}. in blitzer", "label": label, "line": 2, "dup": False, "in_blitzer_labeled": True},
-        {"text": f"U{label}. also \"keep\" & me", "label": label, "line": 3, "dup": False,
-         "in_blitzer_labeled": False},
-    ]
+    lines = [(f"T{label}. keep me", False, False), (f"T{label}. keep me", True, False),
+             (f"B{label}. in blitzer", False, True), (f'U{label}. also "keep" & me', False, False)]
+    return [{"text": t, "label": label, "line": i, "dup": dup, "in_blitzer_labeled": blitzer}
+            for i, (t, dup, blitzer) in enumerate(lines)]
   write(root / "amazon_hatn" / domain / "positive.jsonl.gz", jsonl(rows(1)))
   write(root / "amazon_hatn" / domain / "negative.jsonl.gz", jsonl(rows(0)))
 
@@ -115,7 +111,9 @@ def make_multi30k(root: Path, lines: int = 3) -> None:
     for lang in ("en", "de", "fr", "cs"):
       if lang == "cs" and stem.startswith("test_2017"):
         continue
-      raw = "".join(f"{stem} {lang.upper()} caption {i}{' ' if i == 0 else ''}\n" for i in range(lines))
+      # The first caption of each file ends with a space, as 645 lines of test_2018_flickr.cs do.
+      raw = "".join(f"{stem} {lang.upper()} caption {i}" + (" \n" if i == 0 else "\n")
+                    for i in range(lines))
       write(root / "multi30k" / f"{stem}.{lang}.gz", raw)
       write(root / "multi30k" / "tok" / f"{stem}.lc.norm.tok.{lang}.gz", raw.lower())
 
@@ -134,9 +132,10 @@ def make_bbc(root: Path) -> None:
 
 def make_scitldr(root: Path) -> None:
   def paper(pid, targets):
-    return {"source": ["We study X. ", "It works."], "source_labels": [0, 1], "rouge_scores": [0.1, 0.2],
-            "paper_id": pid, "target": targets, "title": "A Title "}
-  write(root / "scitldr" / "train.jsonl.gz", jsonl([paper("a", ["Author tldr."])], final_newline=False))
+    return {"source": ["We study X. ", "It works."], "source_labels": [0, 1],
+            "rouge_scores": [0.1, 0.2], "paper_id": pid, "target": targets, "title": "A Title "}
+  train = [paper("a", ["Author tldr."])]
+  write(root / "scitldr" / "train.jsonl.gz", jsonl(train, final_newline=False))
   dev = [paper("b", ["Author.", "Reviewer one. ", "Reviewer two."]), paper("c", ["Only author."])]
   write(root / "scitldr" / "dev.jsonl.gz", jsonl(dev, final_newline=False))
   write(root / "scitldr" / "test.jsonl.gz", jsonl([paper("d", ["A.", "B. "])], final_newline=False))
@@ -206,7 +205,8 @@ def test_multi30k_pairs_splits_alignment_and_trailing_spaces(root, data_dir):
   assert list(counts["en-cs"]) == ["train", "validation", "test_2016_flickr", "test_2018_flickr"]
   assert all(n == 3 for n in counts["en-fr"].values())
   test = load("multi30k/en-fr", "test", root, data_dir)  # test = test_2016_flickr
-  assert test[0] == {"source": "test_2016_flickr EN caption 0", "target": "test_2016_flickr FR caption 0",
+  assert test[0] == {"source": "test_2016_flickr EN caption 0",
+                     "target": "test_2016_flickr FR caption 0",
                      "source_tok": "test_2016_flickr en caption 0",
                      "target_tok": "test_2016_flickr fr caption 0"}
   assert load("multi30k", "val", root, data_dir, config="en-cs")[2]["target"] == "val CS caption 2"
@@ -320,9 +320,23 @@ def test_truncated_gzip_names_the_file(root, data_dir):
 
 def test_bad_json_line_names_the_file_and_line(root, data_dir):
   make_scitldr(root)
-  write(root / "scitldr" / "dev.jsonl.gz", '{"paper_id": "x"}\n{not json\n')
-  with pytest.raises(CorruptFileError, match=r"dev\.jsonl\.gz, line 2"):
+  good = (root / "scitldr" / "test.jsonl.gz")
+  write(root / "scitldr" / "dev.jsonl.gz", gzip.decompress(good.read_bytes()) + b"\n{not json\n")
+  with pytest.raises(CorruptFileError, match=r"dev\.jsonl\.gz, line 2: not a JSON object"):
     catalog.prepare(["scitldr"], manual_dir=root, data_dir=data_dir)
+
+
+def test_a_record_without_a_needed_field_names_the_file_line_and_field(root, data_dir):
+  make_hatn(root)
+  write(root / "amazon_hatn" / "books" / "negative.jsonl.gz", '{"text": "x", "label": 0}\n')
+  with pytest.raises(CorruptFileError, match=r"negative\.jsonl\.gz, line 1: no \['line', 'dup'"):
+    catalog.prepare(["amazon_hatn/books"], manual_dir=root, data_dir=data_dir)
+
+
+def test_passing_a_corpus_folder_instead_of_the_root_is_explained(root, data_dir):
+  make_ptb(root)
+  with pytest.raises(ManualDataError, match="looks like the corpus folder itself"):
+    catalog.prepare(["ptb"], manual_dir=root / "ptb", data_dir=data_dir)
 
 
 def test_a_file_that_differs_from_the_documented_checksum_is_reported(root, data_dir, caplog):
@@ -387,9 +401,10 @@ def test_manual_download_instructions_list_every_file(name):
 def test_prepared_data_is_reused_without_the_manual_folder(root, data_dir, monkeypatch):
   make_ptb(root)
   catalog.prepare(["ptb"], manual_dir=root, data_dir=data_dir)
-  monkeypatch.setattr(files, "locate", lambda *a, **k: pytest.fail("regenerated a prepared dataset"))
+  monkeypatch.setattr(files, "locate", lambda *a, **k: pytest.fail("regenerated a prepared set"))
   empty = root.parent / "empty"
-  assert catalog.prepare(["ptb"], manual_dir=empty, data_dir=data_dir)["ptb"]["default"]["train"] == 2
+  counts = catalog.prepare(["ptb"], manual_dir=empty, data_dir=data_dir)
+  assert counts["ptb"]["default"]["train"] == 2
   assert load("ptb", "test", empty, data_dir)[1] == {"text": "a <unk> of N dogs"}
 
 
@@ -425,7 +440,7 @@ def test_source_gives_plain_python_values_and_supports_slices(root, data_dir):
   dev = load("scitldr", "validation", root, data_dir)
   record = dev[-2]
   assert isinstance(record["summary"], str) and isinstance(record["references"][0], str)
-  assert all(type(x) is int for x in record["source_labels"])  # pylint: disable=unidiomatic-typecheck
+  assert [type(x) for x in record["source_labels"]] == [int, int]
   assert dev[0:2] == all_of(dev) == list(dev) and dev.__getitems__([1, 0]) == [dev[1], dev[0]]
   with pytest.raises(IndexError):
     dev[2]  # pylint: disable=pointless-statement
@@ -444,7 +459,8 @@ def test_unknown_names_configs_and_splits_are_explained(root, data_dir):
 def test_cli_prints_json_counts_and_reports_errors(root, data_dir, capsys):
   make_ptb(root)
   make_rt(root)
-  args = ["prepare", "ptb", "rt_polarity", "--manual-dir", str(root), "--data-dir", str(data_dir), "--quiet"]
+  args = ["prepare", "ptb", "rt_polarity", "--manual-dir", str(root), "--data-dir",
+          str(data_dir), "--quiet"]
   assert cli.main(args) == 0
   out = capsys.readouterr().out
   assert json.loads(out) == {"ptb": {"default": {"train": 2, "validation": 2, "test": 2}},

@@ -30,7 +30,9 @@ def test_special_ids_round_trip_and_vocab_size(texts, tmp_path, model_type):
   tok = sp_tok.train_tokenizer(texts, model_type=model_type, vocab_size=60, cache_dir=tmp_path)
   assert isinstance(tok, sp_tok.SentencePieceTokenizer)
   assert tok.vocab_size == 60
-  assert [tok._sp.id_to_piece(i) for i in range(4)] == ["<pad>", "<unk>", "<s>", "</s>"]  # pylint: disable=protected-access
+  assert tok.tokens("<pad>")[-1] != "<pad>"  # control pieces never come out of plain text
+  pieces = [tok._sp.id_to_piece(i) for i in range(4)]  # pylint: disable=protected-access
+  assert pieces == ["<pad>", "<unk>", "<s>", "</s>"]
   ids = tok.encode("The cat sat on a mat.")
   assert all(i > EOS_ID for i in ids)  # no special ids inside the text
   assert tok.decode(ids) == "The cat sat on a mat."
@@ -52,7 +54,7 @@ def test_second_call_loads_the_cache_without_training(texts, tmp_path, monkeypat
   first = sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path)
   monkeypatch.setattr(sp_tok.spm.SentencePieceTrainer, "train",
                       lambda **_: pytest.fail("retrained a cached tokenizer"))
-  again = sp_tok.train_tokenizer(iter(texts), vocab_size=50, cache_dir=tmp_path)  # an iterator works too
+  again = sp_tok.train_tokenizer(iter(texts), vocab_size=50, cache_dir=tmp_path)  # an iterator
   assert again.model_proto == first.model_proto
   assert len(list(tmp_path.iterdir())) == 1
 
@@ -64,15 +66,18 @@ def test_cache_key_covers_texts_and_options(texts, tmp_path):
   assert sp_tok.cache_key(texts[:-1], "unigram", 50, {"a": 1}) != key
   assert sp_tok.cache_key(texts, "unigram", 50, {"a": 2}) != key
   assert sp_tok.cache_key(texts, "bpe", 50, {"a": 1}) != key
-  assert sp_tok.cache_key(["ab", "c"], "unigram", 50, {}) != sp_tok.cache_key(["a", "bc"], "unigram", 50, {})
+  assert (sp_tok.cache_key(["ab", "c"], "unigram", 50, {})
+          != sp_tok.cache_key(["a", "bc"], "unigram", 50, {}))
   sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path)
   sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path, character_coverage=1.0)
   assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_training_is_deterministic(texts, tmp_path):
-  a = sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path / "a", input_sentence_size=200)
-  b = sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path / "b", input_sentence_size=200)
+  a = sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path / "a",
+                             input_sentence_size=200)
+  b = sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path / "b",
+                             input_sentence_size=200)
   assert a.model_proto == b.model_proto
 
 
@@ -99,7 +104,8 @@ def test_bad_arguments_are_rejected(texts, tmp_path):
   with pytest.raises(ValueError, match="fixed"):
     sp_tok.train_tokenizer(texts, vocab_size=50, cache_dir=tmp_path, pad_id=5)
   with pytest.raises(ValueError, match="do not apply"):
-    sp_tok.train_tokenizer(texts, model_type="word", vocab_size=50, cache_dir=tmp_path, num_threads=2)
+    sp_tok.train_tokenizer(texts, model_type="word", vocab_size=50, cache_dir=tmp_path,
+                           num_threads=2)
 
 
 def test_default_cache_dir_is_under_the_data_dir(texts, tmp_path, monkeypatch):

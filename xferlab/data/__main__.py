@@ -20,18 +20,21 @@ from xferlab.data import catalog
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="python -m xferlab.data", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m xferlab.data",
+                                   description=__doc__.split("\n")[0])
   commands = parser.add_subparsers(dest="command", required=True)
   prepare = commands.add_parser("prepare", help="prepare corpora and print their example counts")
   prepare.add_argument("names", nargs="*", metavar="NAME",
-                       help=f"corpus or corpus/config; corpora: {', '.join(catalog.corpus_names())}")
+                       help="corpus or corpus/config; corpora: "
+                       + ", ".join(catalog.corpus_names()))
   prepare.add_argument("--all", action="store_true", help="prepare every corpus")
   prepare.add_argument("--manual-dir", help="data root with one sub-folder per corpus "
                        f"(default: ${catalog.DATA_ENV}, else the checkout's ../shared/data)")
   prepare.add_argument("--data-dir", help="where prepared datasets are cached "
                        f"(default: ${catalog.DATA_DIR_ENV}, else {catalog.DEFAULT_DATA_DIR})")
   prepare.add_argument("--download", action="store_true",
-                       help="fetch files missing from the manual folder from their original address")
+                       help="fetch files missing from the manual folder from their "
+                       "original address")
   prepare.add_argument("--quiet", action="store_true", help="no progress bars or INFO logs")
   return parser
 

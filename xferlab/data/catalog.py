@@ -117,7 +117,7 @@ def ensure_prepared(b: CorpusBuilder) -> CorpusBuilder:
   """Prepares ``b`` unless its data dir already holds it; TFDS's chatter goes to stderr."""
   # Same test as TFDS's is_prepared(), without its warning for a missing folder.
   if not tfds.core.dataset_info.dataset_info_path(b.data_path).exists():
-    manual = b._manual_dir  # pylint: disable=protected-access
+    manual = b.manual_folder
     config = tfds.download.DownloadConfig(
         manual_dir=manual if manual is not None and manual.is_dir() else None,
         try_download_gcs=False)

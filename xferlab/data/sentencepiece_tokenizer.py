@@ -110,7 +110,8 @@ class SentencePieceTokenizer:
     self.__init__(state["model_proto"])
 
 
-def cache_key(texts: Iterable[str], model_type: str, vocab_size: int, options: dict[str, Any]) -> str:
+def cache_key(texts: Iterable[str], model_type: str, vocab_size: int,
+              options: dict[str, Any]) -> str:
   """``<model_type>-<vocab_size>-<hash>``; the hash covers every text and every option."""
   h = hashlib.sha256()
   h.update(json.dumps({"format": _CACHE_FORMAT, "model_type": model_type, "vocab_size": vocab_size,
@@ -148,7 +149,8 @@ def train_tokenizer(texts: Iterable[str], *, model_type: str = "unigram", vocab_
     raise ValueError(f"model_type must be one of {MODEL_TYPES}, got {model_type!r}")
   fixed = sorted(set(options) & set(_FIXED_OPTIONS))
   if fixed:
-    raise ValueError(f"Options {fixed} are fixed by xferlab's special ids (pad=0 unk=1 bos=2 eos=3).")
+    raise ValueError(
+        f"Options {fixed} are fixed by xferlab's special ids (pad=0 unk=1 bos=2 eos=3).")
   if model_type == "word":
     unknown = sorted(set(options) - {"split", "min_count"})
     if unknown:

@@ -4,18 +4,20 @@
 ``xferlab.data.catalog`` (``load`` / ``prepare``) rather than the classes
 directly: it resolves the manual and data directories.
 
-| name                | configs                            | splits                              |
-|---------------------|------------------------------------|-------------------------------------|
-| amazon_multi_domain | books, dvd, electronics, kitchen   | train (2,000 each)                  |
-| amazon_hatn         | books, dvd, electronics, kitchen   | train (6,000 each)                  |
-| amazon_unlabeled    | books, dvd, electronics, kitchen   | train (HATN minus dup / Blitzer)    |
-| imdb_2k             |                                    | train (2,000)                       |
-| rt_polarity         |                                    | train (10,662)                      |
-| sst2                | kim (default), glue                | train, validation, test (kim only)  |
-| multi30k            | en-de (default), en-fr, en-cs      | train, validation, test_2016_flickr, test_2018_flickr, test_2017_{flickr,mscoco} (not cs) |
-| bbc_news_summary    |                                    | train, validation, test             |
-| scitldr             |                                    | train, validation, test             |
-| ptb                 |                                    | train, validation, test             |
+| name                | configs                          | splits                             |
+|---------------------|----------------------------------|------------------------------------|
+| amazon_multi_domain | books, dvd, electronics, kitchen | train (2,000 each)                 |
+| amazon_hatn         | books, dvd, electronics, kitchen | train (6,000 each)                 |
+| amazon_unlabeled    | books, dvd, electronics, kitchen | train (HATN minus dup / Blitzer)   |
+| imdb_2k             |                                  | train (2,000)                      |
+| rt_polarity         |                                  | train (10,662)                     |
+| sst2                | kim (default), glue              | train, validation, test (kim only) |
+| multi30k            | en-de (default), en-fr, en-cs    | train, validation, test_2016_flickr, |
+|                     |                                  | test_2018_flickr, test_2017_flickr |
+|                     |                                  | and test_2017_mscoco (not en-cs)   |
+| bbc_news_summary    |                                  | train, validation, test            |
+| scitldr             |                                  | train, validation, test            |
+| ptb                 |                                  | train, validation, test            |
 
 Feature names: sentiment corpora have ``text`` and ``label`` (0 = negative,
 1 = positive; ``amazon_unlabeled`` has no label) and ``domain`` for Amazon;

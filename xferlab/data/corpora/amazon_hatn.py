@@ -16,15 +16,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from xferlab.data.corpora import base, files
-from xferlab.data.corpora.amazon_multi_domain import DOMAINS, POLARITIES
+from xferlab.data.corpora.amazon_multi_domain import DOMAINS, POLARITIES, domain_config
 
 log = logging.getLogger(__name__)
 
 _ORIGIN = ("HATN (Li et al. AAAI 2018) raw_data/<domain>/review_{positive,negative} from "
            "github.com/hsqmlzno1/HATN @ 23facdb09a5ec0f29e9f69c5733e7ac7977b2211, converted to "
-           "jsonl with dup / in_blitzer_labeled flags in ../shared/data/amazon_hatn (see its SOURCE.md)")
+           "jsonl with dup / in_blitzer_labeled flags in ../shared/data/amazon_hatn "
+           "(see its SOURCE.md)")
 _FILES = {(d, p): files.SourceFile(f"{d}/{p}.jsonl.gz") for d in DOMAINS for p in POLARITIES}
 _INSTRUCTIONS = files.instructions("amazon_hatn", _FILES.values(), _ORIGIN)
+_KEYS = ("text", "label", "line", "dup", "in_blitzer_labeled")  # of every jsonl record
 
 
 class _HatnReviews(base.CorpusBuilder, skip_registration=True):
@@ -34,9 +36,9 @@ class _HatnReviews(base.CorpusBuilder, skip_registration=True):
   ORIGIN = _ORIGIN
   HOMEPAGE = "https://github.com/hsqmlzno1/HATN"
   CITATION = ("Li, Wei, Zhang, Yang. Hierarchical Attention Transfer Network for Cross-Domain "
-              "Sentiment Classification. AAAI 2018. Li et al. End-to-end adversarial memory network "
-              "for cross-domain sentiment classification. IJCAI 2017.")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=d, description=f"The {d} domain") for d in DOMAINS]
+              "Sentiment Classification. AAAI 2018. Li et al. End-to-end adversarial memory "
+              "network for cross-domain sentiment classification. IJCAI 2017.")
+  BUILDER_CONFIGS = [domain_config(d) for d in DOMAINS]
   SHUFFLE = True
   MANUAL_DOWNLOAD_INSTRUCTIONS = _INSTRUCTIONS
 
@@ -50,7 +52,7 @@ class _HatnReviews(base.CorpusBuilder, skip_registration=True):
   def _reviews(self, paths):
     """Yields ``(key, record, label)`` for every line of both files of the domain."""
     for polarity, label in POLARITIES.items():
-      for i, record in enumerate(files.read_jsonl(paths[polarity])):
+      for i, record in enumerate(files.read_jsonl(paths[polarity], required=_KEYS)):
         yield f"{polarity}/{record.get('line', i):05d}", record, label
 
 
@@ -121,7 +123,8 @@ class AmazonUnlabeled(_HatnReviews, skip_registration=True):
   name = "amazon_unlabeled"
 
   def _features(self):
-    return tfds.features.FeaturesDict({"text": tfds.features.Text(), "domain": tfds.features.Text()})
+    return tfds.features.FeaturesDict({"text": tfds.features.Text(),
+                                       "domain": tfds.features.Text()})
 
   def _generate_examples(self, paths):
     dropped = {"dup": 0, "in_blitzer_labeled": 0}

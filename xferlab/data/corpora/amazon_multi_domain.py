@@ -38,12 +38,18 @@ _FILES = {
                           git_blob=blob)
     for key, blob in _BLOBS.items()
 }
-_ORIGIN = ("Blitzer, Dredze, Pereira (ACL 2007) sorted_data_acl/<domain>/{positive,negative}.review "
+_ORIGIN = ("Blitzer, Dredze, Pereira (ACL 2007) "
+           "sorted_data_acl/<domain>/{positive,negative}.review "
            "(cs.jhu.edu/~mdredze/datasets/sentiment/, kitchen there is kitchen_&_housewares), "
            f"copied from github.com/{_REPO} @ {_COMMIT} (data/<domain>/*.review)")
 
 _REVIEW = re.compile(r"<review>\n(.*?)</review>", re.S)
 _FIELD = re.compile(r"<(\w+)>\n(.*?)\n</\1>", re.S)
+
+
+def domain_config(domain: str) -> tfds.core.BuilderConfig:
+  """The config of one Amazon product domain."""
+  return tfds.core.BuilderConfig(name=domain, description=f"The {domain} domain")
 
 
 def join_title(title: str, body: str) -> str:
@@ -93,7 +99,7 @@ class AmazonMultiDomain(base.CorpusBuilder):
   HOMEPAGE = "https://www.cs.jhu.edu/~mdredze/datasets/sentiment/"
   CITATION = ("Blitzer, Dredze, Pereira. Biographies, Bollywood, Boom-boxes and Blenders: Domain "
               "Adaptation for Sentiment Classification. ACL 2007.")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=d, description=f"The {d} domain") for d in DOMAINS]
+  BUILDER_CONFIGS = [domain_config(d) for d in DOMAINS]
   SHUFFLE = True
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("amazon_multi_domain", _FILES.values(), _ORIGIN)
 

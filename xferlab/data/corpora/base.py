@@ -10,10 +10,12 @@ A corpus builder is a ``tfds.core.GeneratorBasedBuilder`` that
   address and checks them against the checksum their SOURCE.md documents;
 * never asks GCS or any other server for dataset metadata.
 
-A subclass declares ``MANUAL_FOLDER``, ``ORIGIN``, ``MANUAL_DOWNLOAD_INSTRUCTIONS``
-(built with ``files.instructions``), ``_features()``, ``_source_files()`` (what
-the current config needs) and ``_splits(paths)`` (``{split: examples}``), and
-writes ``_generate_examples``.
+A subclass declares ``name``, ``MANUAL_FOLDER``, ``ORIGIN``,
+``MANUAL_DOWNLOAD_INSTRUCTIONS`` (built with ``files.instructions``), a class
+docstring that lists its features and splits (it becomes the TFDS
+description), ``_features()``, ``_source_files()`` (what the current config
+needs) and ``_splits(paths)`` (``{split: examples}``), and writes
+``_generate_examples``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,6 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   MANUAL_FOLDER: ClassVar[str]  # sub-folder of the data root, e.g. "amazon_hatn"
   ORIGIN: ClassVar[str]  # one line: where the corpus comes from
-  DESCRIPTION: ClassVar[str] = ""
   CITATION: ClassVar[str] = ""
   HOMEPAGE: ClassVar[str] = ""
   # Examples are written in source-file order unless a builder sets SHUFFLE:
@@ -70,8 +71,9 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def __init__(self, *, manual_dir: str | Path | None = None, allow_download: bool = False,
                file_format: str = "array_record", **kwargs: Any):
-    """Args:
+    """Makes a builder; pass ``data_dir`` and, for corpora with configs, ``config``.
 
+    Args:
       manual_dir: this corpus's manual folder (``<data root>/<MANUAL_FOLDER>``);
         if None, the ``manual_dir`` of the TFDS ``DownloadConfig`` is used.
       allow_download: fetch files that are not in the manual folder from their
@@ -87,7 +89,7 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(
         builder=self,
-        description=self.DESCRIPTION or (self.__doc__ or "").strip(),
+        description=(self.__doc__ or "").strip(),
         features=self._features(),
         homepage=self.HOMEPAGE or None,
         citation=self.CITATION or None,
@@ -120,6 +122,11 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def display_name(self) -> str:
     """``name/config`` (or ``name`` for a builder without configs)."""
     return f"{self.name}/{self.builder_config.name}" if self.builder_config else self.name
+
+  @property
+  def manual_folder(self) -> Path | None:
+    """The manual folder given to the constructor (None: TFDS's ``DownloadConfig`` decides)."""
+    return self._manual_dir
 
   def _manual_folder(self, dl_manager: tfds.download.DownloadManager) -> Path | None:
     if self._manual_dir is not None:

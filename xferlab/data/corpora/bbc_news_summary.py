@@ -16,8 +16,10 @@ _MD5 = {  # of the decompressed files (SOURCE.md)
     "test": "0e23c222c0d22cead9aadf8f038f040d",
 }
 _SPLITS = {"train": "train", "validation": "val", "test": "test"}
+_KEYS = ("id", "category", "title", "article", "summary")  # of every jsonl record
 _FILES = {name: files.SourceFile(f"{name}.jsonl.gz", md5=md5) for name, md5 in _MD5.items()}
-_ORIGIN = ("Kaggle 'BBC News Summary' (Pariza Sharif 2018; articles from Greene & Cunningham 2006), "
+_ORIGIN = ("Kaggle 'BBC News Summary' (Pariza Sharif 2018; articles from Greene & Cunningham "
+           "2006), "
            "via github.com/Miguel-G-Soares/PRI_proj1 @ 04750a1fb35aa0e2111e85416e8f54c088cf366a; "
            "deduplicated and split by md5(article) mod 10 in ../shared/data/bbc_news_summary "
            "(see its SOURCE.md). No public copy of that split exists: manual folder only.")
@@ -68,7 +70,7 @@ class BbcNewsSummary(base.CorpusBuilder):
 
   def _generate_examples(self, path):
     respaced = 0
-    for record in files.read_jsonl(path):
+    for record in files.read_jsonl(path, required=_KEYS):
       sentences = [s.strip() for s in record.get("summary_sentences") or []]
       if sentences:
         summary = " ".join(sentences)

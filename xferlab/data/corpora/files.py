@@ -139,6 +139,9 @@ def _missing_message(corpus, manual_dir, files, missing, origin, tried_download)
     where = "no manual directory was given"
   elif not manual_dir.is_dir():
     where = f"looked in {manual_dir}, which does not exist"
+    if (manual_dir.parent / missing[0].path).is_file():
+      where += (f"; {manual_dir.parent} looks like the corpus folder itself: pass the folder "
+                "above it, which holds one sub-folder per corpus")
   else:
     where = f"looked in {manual_dir}"
   needed = "\n".join(
@@ -254,14 +257,23 @@ def read_lines(path: os.PathLike | str, encoding: str = "utf-8") -> list[str]:
   return lines
 
 
-def read_jsonl(path: os.PathLike | str) -> list[dict]:
-  """One JSON object per non-empty line (the last line may lack its newline)."""
+def read_jsonl(path: os.PathLike | str, required: Iterable[str] = ()) -> list[dict]:
+  """One JSON object per non-empty line (the last line may lack its newline).
+
+  Raises:
+    CorruptFileError: naming the file and line, for a line that is not a JSON
+      object or lacks one of the ``required`` keys.
+  """
   records = []
-  for number, line in enumerate(read_lines(path)):
+  for number, line in enumerate(read_lines(path), start=1):
     if not line.strip():
       continue
     try:
-      records.append(json.loads(line))
+      record = json.loads(line)
     except json.JSONDecodeError as e:
-      raise CorruptFileError(f"{path}, line {number + 1}: not a JSON object ({e}).") from e
+      raise CorruptFileError(f"{path}, line {number}: not a JSON object ({e}).") from e
+    missing = [k for k in required if not isinstance(record, dict) or k not in record]
+    if missing:
+      raise CorruptFileError(f"{path}, line {number}: no {missing} in the record.")
+    records.append(record)
   return records

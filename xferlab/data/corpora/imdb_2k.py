@@ -12,7 +12,8 @@ from xferlab.data.corpora import base, files, text
 
 _REPO, _COMMIT = "bzantium/bert-AAD", "cbe2e0cac6564dfbc6234882a73ca78020ac0d22"
 _FILES = {
-    "csv": files.SourceFile("raw/imdb.csv.gz", files.github_raw(_REPO, _COMMIT, "data/imdb/imdb.csv"),
+    "csv": files.SourceFile("raw/imdb.csv.gz",
+                            files.github_raw(_REPO, _COMMIT, "data/imdb/imdb.csv"),
                             git_blob="ec754293676b1304a3139b455254c85688c5b887"),
 }
 _ORIGIN = (f"A 2,000-review sample of the Large Movie Review Dataset (Maas et al. 2011), as "

@@ -14,12 +14,12 @@ _MD5 = {  # of the decompressed files (SOURCE.md; the canonical torchtext md5s)
 }
 _SPLITS = {"train": "train", "validation": "valid", "test": "test"}
 _FILES = {
-    name: files.SourceFile(f"{name}.txt.gz", files.github_raw(_REPO, _COMMIT, f"data/ptb/{name}.txt.gz"),
-                           md5=md5)
+    name: files.SourceFile(f"{name}.txt.gz",
+                           files.github_raw(_REPO, _COMMIT, f"data/ptb/{name}.txt.gz"), md5=md5)
     for name, md5 in _MD5.items()
 }
-_ORIGIN = (f"Mikolov's simple-examples ptb.{{train,valid,test}}.txt, copied from github.com/{_REPO} "
-           f"@ {_COMMIT} (data/ptb/*.txt.gz)")
+_ORIGIN = ("Mikolov's simple-examples ptb.{train,valid,test}.txt, copied from "
+           f"github.com/{_REPO} @ {_COMMIT} (data/ptb/*.txt.gz)")
 
 
 class Ptb(base.CorpusBuilder):

@@ -12,15 +12,18 @@ import tensorflow_datasets as tfds
 from xferlab.data.corpora import base, files
 
 _REPO, _COMMIT = "yoonkim/CNN_sentence", "23e0e1f7355705bb083043fda05c031b15acb38c"
+_BLOBS = {"pos": "a77b54b4241a09f048b24a983ad0ed944c421f72",
+          "neg": "4fac473004fd2748a0a6595068fa83001954c06c"}
 _FILES = {
-    "positive": files.SourceFile("raw/rt-polarity.pos", files.github_raw(_REPO, _COMMIT, "rt-polarity.pos"),
-                                 git_blob="a77b54b4241a09f048b24a983ad0ed944c421f72"),
-    "negative": files.SourceFile("raw/rt-polarity.neg", files.github_raw(_REPO, _COMMIT, "rt-polarity.neg"),
-                                 git_blob="4fac473004fd2748a0a6595068fa83001954c06c"),
+    polarity: files.SourceFile(f"raw/rt-polarity.{ext}",
+                               files.github_raw(_REPO, _COMMIT, f"rt-polarity.{ext}"),
+                               git_blob=_BLOBS[ext])
+    for polarity, ext in (("positive", "pos"), ("negative", "neg"))
 }
 _LABELS = {"negative": 0, "positive": 1}
 _ORIGIN = ("Pang & Lee (ACL 2005) sentence polarity dataset v1.0 (cs.cornell.edu/people/pabo/"
-           f"movie-review-data/ rt-polaritydata.tar.gz), copied from github.com/{_REPO} @ {_COMMIT}")
+           "movie-review-data/ rt-polaritydata.tar.gz), copied from "
+           f"github.com/{_REPO} @ {_COMMIT}")
 
 
 class RtPolarity(base.CorpusBuilder):
@@ -46,7 +49,8 @@ class RtPolarity(base.CorpusBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("rt_polarity", _FILES.values(), _ORIGIN)
 
   def _features(self):
-    return tfds.features.FeaturesDict({"text": tfds.features.Text(), "label": base.sentiment_label()})
+    return tfds.features.FeaturesDict({"text": tfds.features.Text(),
+                                       "label": base.sentiment_label()})
 
   def _source_files(self):
     return _FILES

@@ -14,6 +14,7 @@ _MD5 = {  # of the decompressed files (SOURCE.md)
     "test": "fdb1e3a7b4afc69a2cee14b9e96fcdeb",
 }
 _SPLITS = {"train": "train", "validation": "dev", "test": "test"}
+_KEYS = ("paper_id", "title", "source", "source_labels", "target")  # of every jsonl record
 _FILES = {
     name: files.SourceFile(f"{name}.jsonl.gz",
                            files.github_raw(_REPO, _COMMIT, f"SciTLDR-Data/SciTLDR-A/{name}.jsonl"),
@@ -46,7 +47,8 @@ class Scitldr(base.CorpusBuilder):
   MANUAL_FOLDER = "scitldr"
   ORIGIN = _ORIGIN
   HOMEPAGE = "https://github.com/allenai/scitldr"
-  CITATION = "Cachola, Lo, Cohan, Weld. TLDR: Extreme Summarization of Scientific Documents. Findings of EMNLP 2020."
+  CITATION = ("Cachola, Lo, Cohan, Weld. TLDR: Extreme Summarization of Scientific Documents. "
+              "Findings of EMNLP 2020.")
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("scitldr", _FILES.values(), _ORIGIN)
 
   def _features(self):
@@ -67,7 +69,7 @@ class Scitldr(base.CorpusBuilder):
     return {split: self._generate_examples(paths[name]) for split, name in _SPLITS.items()}
 
   def _generate_examples(self, path):
-    for i, record in enumerate(files.read_jsonl(path)):
+    for i, record in enumerate(files.read_jsonl(path, required=_KEYS)):
       sentences = [s.strip() for s in record["source"]]
       references = [t.strip() for t in record["target"]]
       labels = record["source_labels"]

