@@ -24,7 +24,7 @@ def test_overrides_apply_and_keep_types():
                                "data.buckets=(16,32)", "train.num_epochs=2", "model.pooling=max"])
   assert c.transfer.lam == 0.3 and c.data.source == "kitchen" and c.model.cell == "lstm"
   assert c.data.buckets == (16, 32) and c.train.num_epochs == 2 and c.model.pooling == ("max",)
-  assert config.transfer.lam == 1.0          # the original is untouched
+  assert config.transfer.lam == 0.1          # the original is untouched
   c = apply_overrides(config, {"transfer.lam": 0})   # int into a float field
   assert c.transfer.lam == 0
 

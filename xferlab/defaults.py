@@ -68,7 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_every = 0         # 0 -> once per epoch
   c.train.checkpoint_every = 0   # 0 -> at every evaluation
   c.train.keep_checkpoints = 2
-  c.train.early_stopping_metric = "source_val_accuracy"   # chosen on source validation only
+  c.train.early_stopping_metric = "source_val_accuracy"   # chosen on source validation only;
+                                 # '' keeps the last evaluation (a fixed training budget)
   c.train.early_stopping_mode = "max"
   c.train.patience = 0           # evaluations without improvement before stopping; 0 = never stop
   c.train.progress_bar = True

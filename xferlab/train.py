@@ -240,7 +240,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       if step % eval_every == 0 or is_last:
         results = evaluate(task, eval_step, state.params, rest, data.eval_sets)
         writer.write(step, "eval", results)
-        value = results.get(t.early_stopping_metric)
+        # An empty early_stopping_metric selects the latest evaluation (a fixed budget).
+        value = results.get(t.early_stopping_metric) if t.early_stopping_metric else float(step)
         if value is None:
           raise ValueError(f"train.early_stopping_metric {t.early_stopping_metric!r} is not an "
                            f"evaluation metric; available: {sorted(results)}")

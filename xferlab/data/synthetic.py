@@ -4,20 +4,22 @@ It is built so that domain adaptation matters, the way it does for real
 product reviews (Blitzer et al. 2007):
 
 * **shared cues** -- general sentiment words ("good", "awful") occur in both
-  domains; each agrees with the label with probability ``shared_cue_agreement``:
-  a signal that transfers, but a noisy one;
-* **a source-only shortcut** -- positive source reviews also carry the source
-  domain's own praise words ("gripping", "insightful"); negative ones carry none
-  (``source_cues_one_sided``). On the source this is the easiest cue there is,
-  and a source-only model learns "no praise word -> negative". Target reviews
-  never contain those words, so on the target that shortcut turns into a strong
-  bias towards "negative";
-* **target-only vocabulary** -- target reviews have their own sentiment words
-  ("sturdy", "flimsy") and topic words, never seen with a label.
+  domains; each agrees with the label only with probability
+  ``shared_cue_agreement``: a signal that transfers, but a noisy one;
+* **source-only cues** -- source reviews also carry the source domain's own
+  sentiment words ("gripping", "predictable"), which agree with the label
+  almost always; a model trained on the source leans on them;
+* **target-only cues** -- target reviews carry the target's own sentiment words
+  ("sturdy", "flimsy") and topic words instead, never seen with a label.
 
-The praise words reveal the domain, so a domain-adversarial model, whose
-features must not tell source from target, cannot keep the shortcut and has to
-rest its decision on the shared cues.
+A source-only model reads target reviews through the noisy shared cues alone
+(about 74% here). The target's own cues are the better signal, but only
+unlabeled target text shows them. A domain-adversarial model must make source
+and target features indistinguishable; since source features fall into a
+positive and a negative cluster, the cheapest way is to map target reviews
+into the matching clusters, which lines the target's sentiment words up with
+the source's ones of the same polarity (the alignment that pivots give on real
+reviews). Measured: DANN reaches about 96% on the target.
 
 The quick start uses the defaults; every knob is in ``config.data``.
 """
@@ -62,15 +64,13 @@ class SyntheticSpec:
   shared_cue_agreement: float = 0.75
   domain_cues: int = 2             # domain-specific sentiment words per review
   domain_cue_agreement: float = 0.95
-  source_cues_one_sided: bool = True   # source negatives carry no domain cue (the shortcut)
   target_domain_cues: int = 2      # the target's own sentiment words per review
   target_topic_fraction: float = 0.3
   topic_fraction: float = 0.3      # share of filler slots taken by domain topic words
   seed: int = 1234                 # the corpus seed (fixed: the corpus is part of the benchmark)
 
 
-def _review(rng: np.random.Generator, label: int, domain: str, spec: SyntheticSpec,
-            one_sided: bool = False) -> str:
+def _review(rng: np.random.Generator, label: int, domain: str, spec: SyntheticSpec) -> str:
   vocab = DOMAINS[domain]
   is_target = domain == spec.target
   topic_fraction = spec.target_topic_fraction if is_target else spec.topic_fraction
@@ -88,19 +88,16 @@ def _review(rng: np.random.Generator, label: int, domain: str, spec: SyntheticSp
 
   cues = [cue(SHARED_POSITIVE, SHARED_NEGATIVE, spec.shared_cue_agreement)
           for _ in range(spec.shared_cues)]
-  if label == 1 or not one_sided:
-    cues += [cue(vocab["positive"], vocab["negative"], spec.domain_cue_agreement)
-             for _ in range(domain_cues)]
+  cues += [cue(vocab["positive"], vocab["negative"], spec.domain_cue_agreement)
+           for _ in range(domain_cues)]
   for word in cues:
     words.insert(int(rng.integers(len(words) + 1)), word)
   return " ".join(words)
 
 
 def _labeled(rng, n, domain, spec):
-  one_sided = spec.source_cues_one_sided and domain == spec.source
   labels = rng.permutation(np.arange(n) % 2)
-  return ([_review(rng, int(y), domain, spec, one_sided) for y in labels],
-          [int(y) for y in labels])
+  return [_review(rng, int(y), domain, spec) for y in labels], [int(y) for y in labels]
 
 
 def generate(spec: SyntheticSpec) -> dict:
