@@ -1,6 +1,7 @@
 """Prepares every real corpus and checks it against the numbers its SOURCE.md documents.
 
-Slow (about a minute on two cores): run with ``pytest -m slow tests/data``.
+About a minute on two cores; part of the default suite, so CI checks the real
+corpora wherever they are present.
 Needs the real data root (``$XFERLAB_DATA``, else the checkout's sibling
 ``../shared/data``) and skips when it is absent.
 """
@@ -20,7 +21,6 @@ from xferlab.data.corpora import BUILDERS, files
 ROOT = catalog.data_root()
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not ROOT.is_dir(), reason=(
         f"real corpora not found at {ROOT}: set XFERLAB_DATA to the folder with one sub-folder "
         "per corpus (like ../shared/data) to run these tests")),
