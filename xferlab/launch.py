@@ -56,6 +56,8 @@ def _single_runs(config, workdir: str) -> list[tuple[str, int, Any, str]]:
 
 
 def _format(stat: Any) -> str:
+  if isinstance(stat, Mapping) and stat.get("std") is None:
+    return f"{100 * stat['mean']:.1f}"                     # a single run
   if isinstance(stat, Mapping):
     return f"{100 * stat['mean']:.1f} ± {100 * stat['std']:.1f}"
   return f"{100 * stat:.1f}" if isinstance(stat, float) else str(stat)
@@ -153,7 +155,7 @@ def _metric_stat(results: Mapping[str, Any], metric: str) -> dict[str, dict[str,
   """``{series: {"mean", "std"}}`` for single-run and multi-arm results alike."""
   if metric in results:
     v = results[metric]
-    return {"": v if isinstance(v, Mapping) else {"mean": v, "std": 0.0}}
+    return {"": v if isinstance(v, Mapping) else {"mean": v, "std": None}}
   return {arm: stats[metric] for arm, stats in results.items()
           if isinstance(stats, Mapping) and metric in stats}
 
@@ -192,7 +194,7 @@ def write_sweep_report(rows: list[dict], metric: str, workdir: str) -> None:
       pts = [(x, st) for x, st in pts if st is not None]
       xs = [x if numeric_x else str(x) for x, _ in pts]
       label = ", ".join([s] + [f"{k}={v}" for k, v in zip(others, group)]).strip(", ") or metric
-      ax.errorbar(xs, [st["mean"] for _, st in pts], yerr=[st["std"] for _, st in pts],
+      ax.errorbar(xs, [st["mean"] for _, st in pts], yerr=[st["std"] or 0.0 for _, st in pts],
                   marker="o", capsize=3, label=label)
   if numeric_x and all(r["point"][x_key] > 0 for r in rows) and len(rows) > 2:
     ax.set_xscale("log")

@@ -263,7 +263,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   results = dict(tracker["best_metrics"])
   results.update(best_step=tracker["best_step"], steps=step,
                  train_seconds=tracker["train_seconds"],
-                 tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9))
+                 tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
+                 train_step_compilations=train_step._cache_size())   # one per batch shape
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   return results
