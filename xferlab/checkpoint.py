@@ -8,6 +8,10 @@ A checkpoint is a step directory holding two items:
 
 A run's workdir holds ``checkpoints/`` (the latest few, for resuming) and
 ``best/`` (the model selected on validation, for ``restore`` and ``init_from``).
+
+``restore_subtrees`` takes named parameter subtrees of a checkpoint into a new
+model (``config.init_from``); a vocabulary map (``vocab_mapping``,
+``init_from_vocab_map``) carries embedding rows across vocabularies.
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from xferlab.data import load_tokenizer   # the package import registers every tokenizer kind
+from xferlab.data.tokenizer import vocabulary
+from xferlab.param_paths import map_with_paths
 
 
 class Checkpointer:
@@ -96,39 +104,165 @@ def _get_subtree(tree: Mapping, dotted: str) -> Any:
   return node
 
 
-def restore_subtrees(params: dict, path: str, subtrees: Sequence[str]) -> dict:
+def restore_subtrees(params: dict, path: str, subtrees: Sequence[str],
+                     vocab_map: np.ndarray | None = None) -> dict:
   """Copies named parameter subtrees (``"encoder"``, ``"encoder.embed"``) from a checkpoint.
 
   ``params`` is the new model's pure parameter dict; the result is a copy with
-  each named subtree replaced by the checkpoint's values. Names, structure and
-  shapes must match; otherwise a ``ValueError`` lists every offending path.
+  each named subtree replaced by the checkpoint's values. ``"new=old"`` takes
+  the checkpoint's ``old`` subtree into the model's ``new`` one (a language
+  model's ``encoder`` into a classifier: ``"classifier.encoder=encoder"``).
+  Structure and shapes must match; otherwise a ``ValueError`` lists every
+  offending path.
+
+  ``vocab_map int[new_vocab]`` (``vocab_mapping``) carries vocabulary-indexed
+  parameters across vocabularies: row ``i`` of the new model is row
+  ``vocab_map[i]`` of the checkpoint, and rows with ``vocab_map[i] == -1``
+  (tokens the checkpoint's vocabulary lacks) get the mean of the checkpoint's
+  rows. Vocabulary-indexed are every leaf named ``embedding`` (axis 0) and, as
+  an output projection, every ``kernel`` / ``bias`` whose last axis has the
+  checkpoint's vocabulary size (the rows of its embedding) there and
+  ``len(vocab_map)`` in the new model, all other axes equal. (A hidden layer
+  exactly as wide as both vocabularies would be taken for one: give the
+  vocabularies sizes no layer has.)
   """
   source = load_state(path)
   source_params = source.get("params", source)
   out = jax.tree.map(lambda x: x, params)
   problems = []
-  for name in subtrees:
-    try:
-      new_sub, old_sub = _get_subtree(out, name), _get_subtree(source_params, name)
-    except KeyError:
-      problems.append(f"{name}: missing in {'the checkpoint' if _has(out, name) else 'the new model'}")
+  old_vocab = _embedding_rows(source_params) if vocab_map is not None else None
+  if vocab_map is not None:
+    vocab_map = np.asarray(vocab_map)
+    if vocab_map.ndim != 1 or not np.issubdtype(vocab_map.dtype, np.integer):
+      raise ValueError(f"vocab_map must be a 1-D integer array, got {vocab_map.dtype}"
+                       f"{list(vocab_map.shape)}")
+  for spec in subtrees:
+    name, _, old_name = spec.partition("=")
+    name, old_name = name.strip(), (old_name or name).strip()
+    if not _has(out, name):
+      problems.append(f"{name}: missing in the new model")
       continue
+    if not _has(source_params, old_name):
+      problems.append(f"{old_name}: missing in the checkpoint")
+      continue
+    new_sub, old_sub = _get_subtree(out, name), _get_subtree(source_params, old_name)
     new_leaves, old_leaves = _flatten_paths(new_sub), _flatten_paths(old_sub)
+    axes = {}
     for p in sorted(set(new_leaves) | set(old_leaves)):
       where = ".".join((name,) + p)
       if p not in old_leaves:
         problems.append(f"{where}: missing in the checkpoint")
       elif p not in new_leaves:
         problems.append(f"{where}: missing in the new model")
-      elif np.shape(new_leaves[p]) != np.shape(old_leaves[p]):
-        problems.append(f"{where}: checkpoint {np.shape(old_leaves[p])} vs model {np.shape(new_leaves[p])}")
+      else:
+        old_shape, new_shape = np.shape(old_leaves[p]), np.shape(new_leaves[p])
+        axis = (None if vocab_map is None else
+                _vocab_axis(where.split(".")[-1], old_shape, new_shape, old_vocab, len(vocab_map)))
+        if axis is not None:
+          axes[p] = axis
+          if not _fits(old_shape, new_shape, axis, len(vocab_map)):
+            problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape} "
+                            f"with a vocab map of {len(vocab_map)} entries")
+          elif np.any(vocab_map >= old_shape[axis]) or np.any(vocab_map < -1):
+            problems.append(f"{where}: the vocab map points outside the checkpoint's "
+                            f"{old_shape[axis]} rows")
+        elif new_shape != old_shape:
+          problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape}")
     if not problems:
-      _set_subtree(out, name, jax.tree.map(
-          lambda new, old: np.asarray(old, dtype=np.asarray(new).dtype), new_sub, _rekey(old_sub, new_sub)))
+      _set_subtree(out, name, map_with_paths(
+          lambda p, new: _carry(old_leaves[p], new, axes.get(p), vocab_map), new_sub))
   if problems:
     raise ValueError(f"Cannot restore {list(subtrees)} from {path}; mismatched parameters:\n  "
                      + "\n  ".join(problems))
   return out
+
+
+def _carry(old: Any, new: Any, axis: int | None, vocab_map: np.ndarray | None) -> np.ndarray:
+  """The checkpoint's value in the new leaf's dtype, remapped along ``axis`` if given."""
+  old = np.asarray(old)
+  if axis is not None:
+    mean = np.mean(old, axis=axis, keepdims=True)
+    taken = np.take(old, np.maximum(vocab_map, 0), axis=axis)
+    missing = (vocab_map < 0).reshape([-1 if a == axis else 1 for a in range(old.ndim)])
+    old = np.where(missing, mean, taken)
+  return np.asarray(old, dtype=np.asarray(new).dtype)
+
+
+def _embedding_rows(tree: Any) -> int | None:
+  """The vocabulary size of a parameter tree: the rows of its ``embedding`` leaves, if one size."""
+  rows = {np.shape(v)[0] for p, v in _flatten_paths(tree).items()
+          if p and p[-1] == "embedding" and np.ndim(v) == 2}
+  return rows.pop() if len(rows) == 1 else None
+
+
+def _vocab_axis(leaf_name: str, old_shape: tuple, new_shape: tuple, old_vocab: int | None,
+                new_vocab: int) -> int | None:
+  """The vocabulary axis of a leaf, or ``None`` if it is not vocabulary-indexed.
+
+  An ``embedding`` always is (axis 0; ``_fits`` then checks its shapes); a
+  ``kernel`` / ``bias`` only where its last axis fits both vocabularies.
+  """
+  if leaf_name == "embedding" and len(old_shape) >= 1:
+    return 0
+  if leaf_name in ("kernel", "bias") and old_vocab is not None and len(old_shape) >= 1:
+    axis = len(old_shape) - 1
+    if old_shape[axis] == old_vocab and _fits(old_shape, new_shape, axis, new_vocab):
+      return axis
+  return None
+
+
+def _fits(old_shape: tuple, new_shape: tuple, axis: int, new_vocab: int) -> bool:
+  """Whether ``new_shape`` is ``old_shape`` with ``new_vocab`` entries on ``axis``."""
+  rest = lambda shape: shape[:axis] + shape[axis + 1:]
+  return (len(old_shape) == len(new_shape) and new_shape[axis] == new_vocab
+          and rest(old_shape) == rest(new_shape))
+
+
+def vocab_mapping(old_tokenizer, new_tokenizer) -> np.ndarray:
+  """``int32[new_vocab]``: the checkpoint's id of each new token (by string), -1 where absent.
+
+  Either argument may be a tokenizer or a list of token strings in id order.
+  The special tokens (``<pad>``, ``<unk>``, ``<s>``, ``</s>``) have the same
+  strings in every xferlab tokenizer, so they always map to each other.
+  """
+  listed = lambda t: list(t) if isinstance(t, (list, tuple)) else vocabulary(t)
+  old_ids = {}
+  for i, token in enumerate(listed(old_tokenizer)):
+    old_ids.setdefault(token, i)
+  return np.array([old_ids.get(t, -1) for t in listed(new_tokenizer)], dtype=np.int32)
+
+
+def tokenizer_dir(path: str) -> str:
+  """The ``tokenizer/`` folder of the run a checkpoint belongs to.
+
+  ``path`` is what ``init_from.path`` accepts: a workdir, its ``best/`` or
+  ``checkpoints/``, or a step directory below them.
+  """
+  here = os.path.abspath(path)
+  looked = []
+  for _ in range(4):
+    candidate = os.path.join(here, "tokenizer")
+    looked.append(candidate)
+    if os.path.exists(os.path.join(candidate, "tokenizer.json")):
+      return candidate
+    here = os.path.dirname(here)
+  raise FileNotFoundError(f"No tokenizer for the checkpoint {path}; looked in: {', '.join(looked)}."
+                          " Set init_from.vocab to the source run's tokenizer directory.")
+
+
+def init_from_vocab_map(init_config, tokenizer) -> np.ndarray | None:
+  """The ``vocab_map`` for ``restore_subtrees`` that ``config.init_from`` asks for.
+
+  ``init_config.vocab``: ``''`` -> ``None`` (the checkpoint has this run's
+  vocabulary); ``'auto'`` -> the tokenizer saved in the checkpoint's workdir
+  (``tokenizer_dir(init_config.path)``); else a tokenizer directory. The map
+  is ``vocab_mapping(that tokenizer, tokenizer)``.
+  """
+  spec = init_config.vocab
+  if not spec:
+    return None
+  directory = tokenizer_dir(init_config.path) if spec == "auto" else spec
+  return vocab_mapping(load_tokenizer(directory), tokenizer)
 
 
 def _has(tree, dotted):

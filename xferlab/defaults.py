@@ -28,6 +28,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.buckets = (32, 64, 128, 256)   # padded lengths; longer texts are truncated to the last
   c.data.batch_size = 32         # labeled source rows per step (and as many target rows)
   c.data.eval_batch_size = 128
+  c.data.word_split = "words"    # word tokenizer: words (lowercase, split punctuation) | whitespace
+  c.data.bptt = 35               # language model: steps of truncated backprop through time
+  c.data.shuffle_seed = -1       # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
   c.data.synthetic = ml_collections.ConfigDict()   # SyntheticSpec fields, for data.name == "synthetic"
 
   c.model = ml_collections.ConfigDict()
@@ -38,10 +41,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.bidirectional = False
   c.model.dropout = 0.0          # between RNN layers and in the head
   c.model.embed_dropout = 0.0
+  c.model.weight_dropout = 0.0   # DropConnect on the recurrent kernels (AWD-LSTM)
+  c.model.variational_dropout = False  # one dropout mask per sequence, shared over time
+  c.model.output_dropout = 0.0   # language model: on the last layer's outputs
+  c.model.tie_embeddings = True  # language model: softmax weights = input embedding
   c.model.pooling = ("last", "mean", "max")
   c.model.head_hidden = ()
-  c.model.unroll = 1
+  c.model.unroll = 1             # lax.scan unroll factor
+  c.model.scan_implementation = "fused"  # fused (hand-written backward) | autodiff
   c.model.num_classes = 2
+  c.model.pretrained_vectors = ""  # word vectors (GloVe / word2vec text, .gz allowed) for the
+                                 # embedding; '' = none (xferlab.embeddings)
+  c.model.freeze_embeddings = False  # never update the embedding (adds it to finetune.frozen)
 
   c.transfer = ml_collections.ConfigDict()
   c.transfer.method = "none"     # none | dann | coral | mmd
@@ -58,8 +69,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 0.0
   c.optimizer.momentum = 0.9     # sgd only
   c.optimizer.grad_clip = 1.0    # global-norm clipping; 0 disables
-  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine
+  c.optimizer.schedule = "constant"  # constant | cosine | warmup_cosine | slanted_triangular
   c.optimizer.warmup_steps = 0
+  c.optimizer.cut_frac = 0.1     # slanted_triangular: fraction of steps spent rising to the peak
+  c.optimizer.stlr_ratio = 32.0  # slanted_triangular: peak rate / lowest rate
+
+  # Fine-tuning controls (xferlab.finetune). Layer groups, bottom to top: the
+  # embedding, each RNN layer, then everything else (head, transfer module).
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.frozen = ()         # parameter path prefixes never updated,
+                                 # e.g. ("classifier/encoder",) or ("classifier.encoder.embed",)
+  c.finetune.discriminative_factor = 0.0   # group k below the top trains at lr / factor**k
+                                 # (ULMFiT: 2.6); 0 or 1 = off
+  c.finetune.unfreeze_every = 0  # gradual unfreezing: steps per stage (stage s trains the top s
+                                 # groups); 0 = off
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 0          # 0 -> num_epochs * batches per source epoch
@@ -73,8 +96,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.early_stopping_mode = "max"
   c.train.patience = 0           # evaluations without improvement before stopping; 0 = never stop
   c.train.progress_bar = True
+  c.train.devices = 0            # data parallelism over this many local devices; 0 = all of them
+  c.train.precision = "float32"  # float32 | bfloat16 (mixed: bf16 compute, f32 parameters)
 
   c.init_from = ml_collections.ConfigDict()
   c.init_from.path = ""          # a checkpoint directory (a run's workdir, or its checkpoints/<step>)
-  c.init_from.subtrees = ("encoder",)   # parameter subtrees taken from it
+  c.init_from.subtrees = ("encoder",)   # parameter subtrees taken from it; "new=old" renames
+                                 # (an LM into a classifier: "classifier.encoder=encoder")
+  c.init_from.vocab = ""         # the checkpoint's vocabulary, when it differs from this run's:
+                                 # '' = the same vocabulary; 'auto' = the tokenizer/ folder of the
+                                 # checkpoint's workdir; else a tokenizer directory. Embedding rows
+                                 # move by token string; tokens it lacks get the mean row.
   return c

@@ -73,18 +73,19 @@ def results_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
 
 def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
   """Runs a resolved configuration (every arm and seed) in ``workdir``; returns its results."""
-  from xferlab.train import train_and_evaluate   # keeps `import xferlab.launch` light
+  from xferlab.train import finished_results, train_and_evaluate   # keeps the import light
   os.makedirs(workdir, exist_ok=True)
   runs = _single_runs(config, workdir)
   if len(runs) == 1 and not config.arms:
-    return train_and_evaluate(runs[0][2], runs[0][3])
+    return finished_results(runs[0][2], runs[0][3]) or train_and_evaluate(runs[0][2], runs[0][3])
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(to_json(config))
   per_arm: dict[str, list[dict]] = {}
   for arm, seed, sub, sub_dir in runs:
     if verbose:
       print(f"[xferlab] {config.name}: arm={arm or '-'} seed={seed} -> {sub_dir}", flush=True)
-    per_arm.setdefault(arm or "default", []).append(train_and_evaluate(sub, sub_dir))
+    results = finished_results(sub, sub_dir) or train_and_evaluate(sub, sub_dir)
+    per_arm.setdefault(arm or "default", []).append(results)
   results = {}
   for arm, seed_results in per_arm.items():
     numeric = [k for k, v in seed_results[0].items() if isinstance(v, (int, float))]
@@ -121,14 +122,45 @@ def _point_name(point: Mapping[str, Any]) -> str:
   return ",".join(f"{k}={v}" for k, v in point.items()).replace(os.sep, "_")
 
 
+def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: bool = True) -> None:
+  """Trains every unfinished single run, vmapping those that can share one program.
+
+  Runs (arms × seeds of each configuration) whose configurations differ only in
+  ``xferlab.train.vectorizable_keys`` train together as one population; the
+  others train alone. Each run ends with the workdir and results a sequential
+  run would have.
+  """
+  from xferlab.train import (finished_results, population_key, train_and_evaluate,
+                             train_population)
+  groups: dict[str, list[tuple[Any, str]]] = {}
+  for config, workdir in configs_and_workdirs:
+    for _, _, sub, sub_dir in _single_runs(config, workdir):
+      if finished_results(sub, sub_dir) is None:
+        groups.setdefault(population_key(sub), []).append((sub, sub_dir))
+  for group in groups.values():
+    if verbose:
+      print(f"[xferlab] training {len(group)} run(s) as one vmapped program: "
+            + ", ".join(os.path.relpath(d) for _, d in group), flush=True)
+    if len(group) == 1:
+      train_and_evaluate(*group[0])
+    else:
+      train_population([c for c, _ in group], [d for _, d in group])
+
+
 def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
           workdir: str | None = None,
-          overrides: Mapping[str, Any] | Sequence[str] | None = None) -> list[dict]:
+          overrides: Mapping[str, Any] | Sequence[str] | None = None,
+          vectorize: bool = False) -> list[dict]:
   """Runs every point of ``grid`` (or the experiment's own ``sweep(add)``).
 
   Returns one ``{"point", "workdir", "results"}`` per point, and writes
   ``sweep.json``, ``sweep.md`` and a plot of ``config.report_metric`` against
   the first swept key (``sweep.png``) into ``workdir``.
+
+  ``vectorize=True`` trains the points (and seeds, when ``data.shuffle_seed``
+  is fixed) that differ only in λ-schedule values as one ``jax.vmap``-ed
+  program over the same batches (``train_vectorized``); results equal
+  sequential runs up to float rounding.
   """
   config, module = load_experiment(experiment)
   config = apply_overrides(config, overrides)
@@ -141,6 +173,9 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
     raise ConfigError(f"{experiment} has no sweep(add); pass a grid such as "
                       "{'transfer.lam': [0.0, 0.1, 1.0]}")
   workdir = workdir or _default_workdir(config)
+  point_dirs = [os.path.join(workdir, _point_name(point)) for point in points]
+  if vectorize:
+    train_vectorized([(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)])
   rows = []
   for point in points:
     point_dir = os.path.join(workdir, _point_name(point))
@@ -301,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="sweep a key over values (repeat for a grid)")
   parser.add_argument("--use-experiment-sweep", action="store_true",
                       help="run the experiment file's own sweep(add)")
+  parser.add_argument("--vectorize", action="store_true",
+                      help="train sweep points that differ only in λ values as one vmapped program")
   parser.add_argument("--workdir", default=None, help="output directory (resumes if it exists)")
   args = parser.parse_args(argv)
   try:
@@ -313,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           if not sep:
             raise ConfigError(f"--sweep {item!r} is not of the form KEY=V1,V2,...")
           grid[key.strip()] = [parse_value(v.strip()) for v in _split_values(values)]
-      sweep(args.experiment, grid, args.workdir, args.overrides)
+      sweep(args.experiment, grid, args.workdir, args.overrides, vectorize=args.vectorize)
     else:
       config, _ = load_experiment(args.experiment)
       config = apply_overrides(config, args.overrides)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import flax.struct
 import jax
@@ -30,10 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from xferlab import checkpoint, losses
-from xferlab.config import from_json, to_json
+from xferlab import checkpoint, embeddings, finetune, losses
+from xferlab.config import flatten, from_json, to_json
 from xferlab.metrics import MetricWriter, first_non_finite
 from xferlab.tasks import get_task
 
@@ -48,32 +49,10 @@ class TrainState:
   params: Any              # pure dict of arrays (nnx.Param leaves)
   opt_state: Any
   rng: jax.Array           # uint32[2], raw PRNG key; dropout key = fold_in(rng, step)
+  task_state: Any = None   # carried across steps by stateful tasks (an LM's hidden state)
 
 
-def make_optimizer(opt_config, total_steps: int) -> optax.GradientTransformation:
-  """optax chain: optional global-norm clipping, then the named optimizer and schedule."""
-  lr = opt_config.learning_rate
-  if opt_config.schedule == "constant":
-    schedule = lr
-  elif opt_config.schedule == "cosine":
-    schedule = optax.cosine_decay_schedule(lr, max(total_steps, 1))
-  elif opt_config.schedule == "warmup_cosine":
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, opt_config.warmup_steps,
-                                                  max(total_steps, opt_config.warmup_steps + 1))
-  else:
-    raise ValueError(f"Unknown optimizer.schedule {opt_config.schedule!r}; "
-                     "choose constant, cosine or warmup_cosine")
-  if opt_config.name == "adam":
-    tx = optax.adam(schedule)
-  elif opt_config.name == "adamw":
-    tx = optax.adamw(schedule, weight_decay=opt_config.weight_decay)
-  elif opt_config.name == "sgd":
-    tx = optax.sgd(schedule, momentum=opt_config.momentum or None)
-  else:
-    raise ValueError(f"Unknown optimizer.name {opt_config.name!r}; choose adam, adamw or sgd")
-  if opt_config.grad_clip:
-    tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip), tx)
-  return tx
+make_optimizer = finetune.make_optimizer   # the plain optimizer; build_optimizer adds controls
 
 
 def lambda_hparams(config) -> dict[str, jax.Array]:
@@ -83,18 +62,50 @@ def lambda_hparams(config) -> dict[str, jax.Array]:
           "gamma": jnp.float32(t.gamma)}
 
 
+# Keys that may differ between the members of one vmapped population: they
+# are traced values, not part of the compiled program. `seed` joins them when
+# the data order does not follow it (data.shuffle_seed >= 0).
+TRACED_KEYS = ("transfer.lam", "transfer.lam_min", "transfer.gamma")
+
+
+def vectorizable_keys(config) -> tuple[str, ...]:
+  return TRACED_KEYS + (("seed",) if config.data.shuffle_seed >= 0 else ())
+
+
+def population_key(config) -> str:
+  """Configurations with equal keys can train as one vmapped program over the same batches."""
+  flat = flatten(config)
+  for key in vectorizable_keys(config) + ("name", "train.progress_bar"):
+    flat.pop(key, None)
+  return json.dumps(flat, sort_keys=True, default=str)
+
+
+def cast_floats(tree, dtype):
+  """Casts the floating-point leaves of ``tree`` to ``dtype`` (mixed precision)."""
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                      tree)
+
+
 _STEP_CACHE: dict[str, tuple] = {}
 
 
-def compiled_steps(task, config, graphdef, tx, total_steps: int):
-  """``(train_step, eval_step)`` jitted once per model structure and static configuration."""
-  static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer")}
+def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int = 0):
+  """``(train_step, eval_step)`` jitted once per model structure and static configuration.
+
+  ``population > 0`` vmaps both over a leading member axis of the state, the
+  parameters and ``hparams`` (the batch is shared); 0 is a single run.
+  """
+  static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer", "finetune")}
+  static["precision"] = config.train.precision
   for traced in ("lam", "lam_min", "gamma"):
     static["transfer"].pop(traced)
-  key = json.dumps([task.name, repr(graphdef), static, total_steps], sort_keys=True, default=str)
+  key = json.dumps([task.name, repr(graphdef), static, total_steps, population], sort_keys=True,
+                   default=str)
   if key in _STEP_CACHE:
     return _STEP_CACHE[key]
   schedule = config.transfer.schedule
+  compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.train.precision]
+  stateful = getattr(task, "stateful", False)
 
   def train_step(state: TrainState, rest, batch, hparams):
     dropout_key = jax.random.fold_in(state.rng, state.step)
@@ -102,33 +113,46 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int):
                                  hparams["lam_min"], hparams["gamma"])
 
     def loss_fn(params):
-      model = nnx.merge(graphdef, params, rest)
-      return task.loss(model, batch, lam, nnx.Rngs(dropout=dropout_key))
+      model = nnx.merge(graphdef, cast_floats(params, compute_dtype), rest)
+      rngs = nnx.Rngs(dropout=dropout_key)
+      if stateful:
+        return task.loss(model, batch, lam, rngs, state.task_state)
+      loss, out = task.loss(model, batch, lam, rngs)
+      return loss, (out, state.task_state)
 
-    (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (out, task_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     out = dict(out, loss=loss, lam=lam, grad_norm=optax.global_norm(grads))
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), out
+    out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                         task_state=jax.lax.stop_gradient(task_state)), out
 
   def eval_step(params, rest, batch):
     return task.eval_sums(nnx.merge(graphdef, params, rest), batch)
 
+  if population:
+    train_step = jax.vmap(train_step, in_axes=(0, None, None, 0))
+    eval_step = jax.vmap(eval_step, in_axes=(0, None, None))
   steps = (jax.jit(train_step, donate_argnums=0), jax.jit(eval_step))
   _STEP_CACHE[key] = steps
   return steps
 
 
-def evaluate(task, eval_step, params, rest, eval_sets) -> dict[str, float]:
-  """Metrics over every evaluation set, named ``f"{set}_{metric}"``."""
-  out = {}
+def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
+             population: int = 0) -> list[dict[str, float]]:
+  """Metrics over every evaluation set, named ``f"{set}_{metric}"``; one dict per member."""
+  out = [{} for _ in range(max(population, 1))]
   for name, batches in eval_sets.items():
     sums = None
     for batch in batches:
-      s = eval_step(params, rest, batch)
+      s = eval_step(params, rest, place(batch))
       sums = s if sums is None else jax.tree.map(jnp.add, sums, s)
-    for metric, value in task.eval_metrics(jax.device_get(sums)).items():
-      out[f"{name}_{metric}"] = value
+    sums = jax.device_get(sums)
+    for i, member in enumerate(out):
+      member_sums = jax.tree.map(lambda x: x[i], sums) if population else sums
+      for metric, value in task.eval_metrics(member_sums).items():
+        member[f"{name}_{metric}"] = value
   return out
 
 
@@ -139,13 +163,123 @@ def check_workdir_config(config, workdir: str) -> None:
     return
   with open(path) as f:
     old = from_json(f.read())
-  from xferlab.config import flatten
   ignore = {"train.progress_bar"}
   a, b = flatten(old), flatten(from_json(to_json(config)))
   diff = sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
   if diff:
     raise ValueError(f"{workdir} holds a run with a different configuration "
                      f"(differs in: {', '.join(diff)}); use another workdir to start a new run.")
+
+
+def finished_results(config, workdir: str) -> dict | None:
+  """The results of a finished run of ``config`` in ``workdir``, else None."""
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return None
+  check_workdir_config(config, workdir)
+  with open(path) as f:
+    return json.load(f)
+
+
+def data_mesh(config) -> Mesh:
+  """A one-axis mesh ``("data",)`` over ``train.devices`` local devices (0 = all)."""
+  devices = jax.local_devices()
+  n = config.train.devices or len(devices)
+  if n > len(devices):
+    raise ValueError(f"train.devices = {n}, but JAX sees only {len(devices)} local devices")
+  return Mesh(np.array(devices[:n]), ("data",))
+
+
+def batch_placer(mesh: Mesh):
+  """Puts a batch (a pytree of ``[batch, ...]`` arrays) on the mesh, split on the batch axis."""
+  n = mesh.devices.size
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
+
+  def place(batch):
+    for leaf in jax.tree.leaves(batch):
+      if leaf.shape[0] % n:
+        raise ValueError(f"A batch of {leaf.shape[0]} rows cannot be split over {n} devices; "
+                         "make data.batch_size and data.eval_batch_size multiples of the "
+                         "device count, or set train.devices")
+    return jax.device_put(batch, sharding) if n > 1 else batch
+
+  return place
+
+
+class _Member:
+  """One run of a (possibly vmapped) population: its workdir, logs, checkpoints, early stopping."""
+
+  def __init__(self, config, workdir: str):
+    self.config, self.workdir = config, workdir
+    t = config.train
+    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
+    self.best_ckpt = checkpoint.Checkpointer(os.path.join(workdir, "best"), 1)
+    self.writer = MetricWriter(workdir)
+    self.sign = 1.0 if t.early_stopping_mode == "max" else -1.0
+    self.tracker = {"best_value": None, "best_step": None, "best_metrics": {}, "bad_evals": 0,
+                    "train_seconds": 0.0, "tokens": 0, "stopped": False}
+
+  def check_finite(self, records) -> None:
+    bad = first_non_finite(records)
+    if bad:
+      s, name, value = bad
+      raise NonFiniteError(
+          f"Training metric {name!r} is {value} at step {s} (run {self.workdir}); stopped without "
+          f"saving it. Last good checkpoint: step {self.ckpt.latest_step()} in "
+          f"{self.ckpt.directory}.")
+
+  def record_eval(self, step: int, results: dict, params) -> None:
+    """Logs an evaluation, keeps the best model, counts evaluations without improvement."""
+    t, tracker = self.config.train, self.tracker
+    if tracker["stopped"]:
+      return   # a stopped member of a population trains on, but its results are final
+    self.writer.write(step, "eval", results)
+    # An empty early_stopping_metric selects the latest evaluation (a fixed budget).
+    value = results.get(t.early_stopping_metric) if t.early_stopping_metric else float(step)
+    if value is None:
+      raise ValueError(f"train.early_stopping_metric {t.early_stopping_metric!r} is not an "
+                       f"evaluation metric; available: {sorted(results)}")
+    if tracker["best_value"] is None or self.sign * value > self.sign * tracker["best_value"]:
+      tracker.update(best_value=value, best_step=step, best_metrics=results, bad_evals=0)
+      self.best_ckpt.save(step, {"params": params}, {"metrics": results})
+    else:
+      tracker["bad_evals"] += 1
+    tracker["stopped"] = bool(t.patience and tracker["bad_evals"] >= t.patience)
+
+  def results(self, steps: int, compilations: int) -> dict:
+    tracker = self.tracker
+    results = dict(tracker["best_metrics"])
+    results.update(best_step=tracker["best_step"], steps=steps,
+                   train_seconds=tracker["train_seconds"],
+                   tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
+                   train_step_compilations=compilations)   # one per batch shape
+    with open(os.path.join(self.workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    return results
+
+  def close(self) -> None:
+    for closable in (self.writer, self.ckpt, self.best_ckpt):
+      closable.close()
+
+
+def _init_params(task, config, vocab_size: int, tokenizer, workdir: str):
+  """``(graphdef, params, rest)`` of a new model: pretrained word vectors, then
+  ``init_from`` subtrees (which win where both write) applied.
+
+  Word-vector coverage is written to ``workdir/word_vectors.json``.
+  """
+  model = task.build_model(config, vocab_size)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  params = nnx.to_pure_dict(params)
+  if config.model.pretrained_vectors:
+    params, coverage = embeddings.apply_pretrained_vectors(params, config, tokenizer)
+    with open(os.path.join(workdir, "word_vectors.json"), "w") as f:
+      json.dump(coverage, f, indent=2)
+  if config.init_from.path:
+    params = checkpoint.restore_subtrees(
+        params, config.init_from.path, tuple(config.init_from.subtrees),
+        checkpoint.init_from_vocab_map(config.init_from, tokenizer))
+  return graphdef, params, rest
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -157,46 +291,77 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   of the selected model plus ``best_step``, ``steps``, ``train_seconds`` and
   ``tokens_per_second``.
   """
-  workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  check_workdir_config(config, workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(to_json(config))
+  return train_population([config], [workdir])[0]
 
+
+def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[dict[str, float]]:
+  """Trains K runs at once; each gets the workdir and results a single run would.
+
+  With K > 1 the runs must differ only in ``vectorizable_keys`` (λ and its
+  schedule's values; ``seed`` if ``data.shuffle_seed`` is fixed): their states
+  are stacked on a leading axis and one ``jax.vmap``-ed, jitted step trains all
+  of them on the same batches. K = 1 is the plain single run (no vmap).
+
+  Batches are split over a ``("data",)`` device mesh (``train.devices``),
+  parameters replicated: the same code runs on one device or many.
+  """
+  configs, workdirs = list(configs), [os.path.abspath(w) for w in workdirs]
+  if len({population_key(c) for c in configs}) > 1:
+    raise ValueError("A vmapped population may differ only in "
+                     f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
+  population = len(configs) if len(configs) > 1 else 0
+  for config, workdir in zip(configs, workdirs):
+    os.makedirs(workdir, exist_ok=True)
+    check_workdir_config(config, workdir)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(to_json(config))
+
+  config = configs[0]
   task = get_task(config.task)
-  data = task.prepare(config, workdir)
-  model = task.build_model(config, data.tokenizer.vocab_size)
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  params = nnx.to_pure_dict(params)
-
+  data = task.prepare(config, workdirs[0])
+  for workdir in workdirs[1:]:
+    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+  inits = [_init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
+           for c, w in zip(configs, workdirs)]
+  graphdef, rest = inits[0][0], inits[0][2]
   t = config.train
   total_steps = t.num_steps or t.num_epochs * data.train.batches_per_epoch
   eval_every = t.eval_every or data.train.batches_per_epoch
   checkpoint_every = t.checkpoint_every or eval_every
-  tx = make_optimizer(config.optimizer, total_steps)
-  train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps)
-  state = TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                     rng=jax.random.PRNGKey(config.seed))
+  tx = finetune.build_optimizer(config, inits[0][1], total_steps)
+  train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps, population)
 
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
-  best_ckpt = checkpoint.Checkpointer(os.path.join(workdir, "best"), 1)
-  sign = 1.0 if t.early_stopping_mode == "max" else -1.0
-  tracker = {"best_value": None, "best_step": None, "best_metrics": {}, "bad_evals": 0,
-             "train_seconds": 0.0, "tokens": 0}
-  if ckpt.latest_step() is not None:
-    state, meta = ckpt.restore(state)
+  def initial_state(c, params):
+    task_state = task.initial_task_state(c) if hasattr(task, "initial_task_state") else None
+    return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                      rng=jax.random.PRNGKey(c.seed), task_state=task_state)
+
+  members = [_Member(c, w) for c, w in zip(configs, workdirs)]
+  states = [initial_state(c, params) for c, (_, params, _) in zip(configs, inits)]
+  latest = [m.ckpt.latest_step() for m in members]
+  if any(s is not None for s in latest):
+    if len(set(latest)) > 1:
+      raise ValueError(f"The runs of this population stopped at different steps {latest}; "
+                       "resume them one by one (vectorize=False)")
+    for i, member in enumerate(members):
+      states[i], meta = member.ckpt.restore(states[i])
+      member.tracker = meta["tracker"]
     data.train.restore(meta["data"])
-    tracker = meta["tracker"]
-  elif config.init_from.path:
-    state = state.replace(params=checkpoint.restore_subtrees(
-        state.params, config.init_from.path, tuple(config.init_from.subtrees)))
-  state = jax.device_put(state)
+  stack = lambda *xs: jnp.stack(xs)
+  state = jax.tree.map(stack, *states) if population else states[0]
+  hparams = [lambda_hparams(c) for c in configs]
+  hparams = jax.tree.map(stack, *hparams) if population else hparams[0]
 
-  hparams = lambda_hparams(config)
-  writer = MetricWriter(workdir)
+  mesh = data_mesh(config)
+  place = batch_placer(mesh)
+  state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))   # replicated
+  member_of = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if population else (
+      lambda tree, i: tree)
+
   pending: list[tuple[int, Any]] = []
-  step = int(state.step)
-  stop = step >= total_steps or (t.patience and tracker["bad_evals"] >= t.patience)
+  step = int(np.max(np.asarray(state.step)))
+  done = lambda: step >= total_steps or all(m.tracker["stopped"] for m in members)
+  stop = done()
   bar = tqdm(total=total_steps, initial=step, disable=not t.progress_bar, leave=False,
              desc=config.name, dynamic_ncols=True)
   window_start, window_tokens = time.perf_counter(), 0
@@ -206,65 +371,52 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     nonlocal pending
     if not pending:
       return {}
-    records = [(s, {k: float(v) for k, v in m.items()}) for s, m in jax.device_get(pending)]
+    fetched = jax.device_get(pending)
     pending = []
-    bad = first_non_finite(records)
-    if bad:
-      s, name, value = bad
-      raise NonFiniteError(
-          f"Training metric {name!r} is {value} at step {s}; stopped without saving it. "
-          f"Last good checkpoint: step {ckpt.latest_step()} in {ckpt.directory}.")
-    mean = {k: float(np.mean([r[k] for _, r in records])) for k in records[0][1]}
-    writer.write(records[-1][0], "train", mean)
-    return mean
+    means = []
+    for i, member in enumerate(members):
+      records = [(s, {k: float(v[i] if population else v) for k, v in m.items()})
+                 for s, m in fetched]
+      member.check_finite(records)
+      mean = {k: float(np.mean([r[k] for _, r in records])) for k in records[0][1]}
+      if not member.tracker["stopped"]:
+        member.writer.write(records[-1][0], "train", mean)
+      means.append(mean)
+    return means[0]
 
   try:
     while not stop:
       batch = next(data.train)
-      state, out = train_step(state, rest, batch, hparams)
+      state, out = train_step(state, rest, place(batch), hparams)
       step += 1
       pending.append((step, out))
       tokens = data.tokens_per_batch(batch)
       window_tokens += tokens
-      tracker["tokens"] += tokens
       bar.update(1)
       is_last = step >= total_steps
+      for member in members:
+        member.tracker["tokens"] += tokens if not member.tracker["stopped"] else 0
       if (step % t.log_every == 0 or step % eval_every == 0 or step % checkpoint_every == 0
           or is_last):
         mean = flush()   # before any evaluation or checkpoint: never save past a NaN
         now = time.perf_counter()
-        tracker["train_seconds"] += now - window_start
+        for member in members:
+          member.tracker["train_seconds"] += (now - window_start) / len(members)
         bar.set_postfix(loss=f"{mean['loss']:.4f}",
                         tok_s=f"{window_tokens / max(now - window_start, 1e-9):,.0f}")
         window_start, window_tokens = now, 0
       if step % eval_every == 0 or is_last:
-        results = evaluate(task, eval_step, state.params, rest, data.eval_sets)
-        writer.write(step, "eval", results)
-        # An empty early_stopping_metric selects the latest evaluation (a fixed budget).
-        value = results.get(t.early_stopping_metric) if t.early_stopping_metric else float(step)
-        if value is None:
-          raise ValueError(f"train.early_stopping_metric {t.early_stopping_metric!r} is not an "
-                           f"evaluation metric; available: {sorted(results)}")
-        if tracker["best_value"] is None or sign * value > sign * tracker["best_value"]:
-          tracker.update(best_value=value, best_step=step, best_metrics=results, bad_evals=0)
-          best_ckpt.save(step, {"params": state.params}, {"metrics": results})
-        else:
-          tracker["bad_evals"] += 1
-        stop = is_last or bool(t.patience and tracker["bad_evals"] >= t.patience)
+        results = evaluate(task, eval_step, state.params, rest, data.eval_sets, place, population)
+        for i, member in enumerate(members):
+          member.record_eval(step, results[i], member_of(state.params, i))
+        stop = is_last or done()
       if step % checkpoint_every == 0 or stop:
-        ckpt.save(step, state, {"data": data.train.state(), "tracker": tracker})
+        for i, member in enumerate(members):
+          member.ckpt.save(step, member_of(state, i),
+                           {"data": data.train.state(), "tracker": member.tracker})
       window_start = time.perf_counter() if step % eval_every == 0 else window_start
   finally:
     bar.close()
-    writer.close()
-    ckpt.close()
-    best_ckpt.close()
-
-  results = dict(tracker["best_metrics"])
-  results.update(best_step=tracker["best_step"], steps=step,
-                 train_seconds=tracker["train_seconds"],
-                 tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
-                 train_step_compilations=train_step._cache_size())   # one per batch shape
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
-  return results
+    for member in members:
+      member.close()
+  return [m.results(step, train_step._cache_size()) for m in members]

@@ -26,6 +26,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 
+def shuffle_seed(config) -> int:
+  """The seed of the training data order: ``data.shuffle_seed``, or ``seed`` when it is -1."""
+  return config.seed if config.data.shuffle_seed < 0 else config.data.shuffle_seed
+
+
 def bucket_length(length: int, buckets: Sequence[int]) -> int:
   """The smallest bucket that holds ``length`` (the largest bucket if none does)."""
   for b in buckets:

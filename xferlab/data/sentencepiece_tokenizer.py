@@ -77,6 +77,11 @@ class SentencePieceTokenizer:
     return self._sp.get_piece_size()
 
   @property
+  def itos(self) -> list[str]:
+    """The piece of every id (``itos[i]``), special pieces included."""
+    return [self._sp.id_to_piece(i) for i in range(self.vocab_size)]
+
+  @property
   def model_proto(self) -> bytes:
     return self._proto
 

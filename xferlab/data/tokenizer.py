@@ -98,6 +98,13 @@ class WordTokenizer:
     return cls(d["itos"][len(SPECIAL_TOKENS):], split=d["split"])
 
 
+def vocabulary(tokenizer: Tokenizer) -> list[str]:
+  """The token string of every id, ``[vocab_size]``: words, or sentencepiece pieces (``▁the``)."""
+  if not hasattr(tokenizer, "itos"):
+    raise TypeError(f"{type(tokenizer).__name__} does not list its vocabulary (no itos)")
+  return list(tokenizer.itos)
+
+
 _KINDS = {"word": WordTokenizer}
 
 

@@ -8,17 +8,49 @@ A cell is split into the two halves that an efficient scan needs:
   multiplies the previous hidden state by ``W_h`` (all gates fused into one
   matmul of width ``num_gates * hidden_size``).
 
+``step`` is itself two parts: the matmul ``hidden_t = W_h h_{t-1} (+ b_h)`` and
+the elementwise ``gates(carry, projected_t, hidden_t)``, a pure function with no
+parameters. ``xferlab.models.scan`` uses that split to differentiate a whole
+sequence with one weight-gradient matmul instead of one per step.
+
 Shapes: ``x: float[..., input_size]``, ``projected: float[..., num_gates * hidden]``,
 ``h: float[batch, hidden]``. LSTM carries ``(c, h)``, the others carry ``h``.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 _ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+
+
+# The elementwise halves of the cells' steps (see ``RecurrentCell.gates``).
+
+def simple_rnn_gates(h, projected_t, hidden_t, activation="tanh"):
+  h = _ACTIVATIONS[activation](projected_t + hidden_t)
+  return h, h
+
+
+def lstm_gates(carry, projected_t, hidden_t):
+  c, _ = carry
+  i, f, g, o = jnp.split(projected_t + hidden_t, 4, axis=-1)
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (c, h), h
+
+
+def gru_gates(h, projected_t, hidden_t):
+  x_r, x_z, x_n = jnp.split(projected_t, 3, axis=-1)
+  h_r, h_z, h_n = jnp.split(hidden_t, 3, axis=-1)
+  r = jax.nn.sigmoid(x_r + h_r)
+  z = jax.nn.sigmoid(x_z + h_z)
+  n = jnp.tanh(x_n + r * h_n)
+  h = (1.0 - z) * n + z * h
+  return h, h
 
 
 class RecurrentCell(nnx.Module):
@@ -55,9 +87,24 @@ class RecurrentCell(nnx.Module):
     """The hidden state ``h: float[batch, hidden]`` inside a carry."""
     return carry
 
+  def recurrent_weights(self) -> tuple[jax.Array, jax.Array]:
+    """``(W_h float[hidden, G*hidden], b_h float[G*hidden])``; ``b_h`` is 0 without a bias."""
+    kernel = self.hidden_proj.kernel[...]
+    if self.hidden_bias:
+      return kernel, self.hidden_proj.bias[...]
+    return kernel, jnp.zeros(kernel.shape[1], kernel.dtype)
+
+  def gates(self):
+    """The elementwise part of a step, a pure function without parameters:
+
+    ``(carry, projected_t float[batch, G*hidden], hidden_t float[batch, G*hidden])
+    -> (new carry, h float[batch, hidden])`` with ``hidden_t = W_h h_{t-1} + b_h``.
+    """
+    raise NotImplementedError
+
   def step(self, carry, projected_t: jax.Array):
     """One time step: ``(carry, float[batch, G*hidden]) -> (carry, h)``."""
-    raise NotImplementedError
+    return self.gates()(carry, projected_t, self.hidden_proj(self.output(carry)))
 
 
 class SimpleRNNCell(RecurrentCell):
@@ -72,9 +119,8 @@ class SimpleRNNCell(RecurrentCell):
       raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
     self.activation = activation
 
-  def step(self, carry, projected_t):
-    h = _ACTIVATIONS[self.activation](projected_t + self.hidden_proj(carry))
-    return h, h
+  def gates(self):
+    return functools.partial(simple_rnn_gates, activation=self.activation)
 
 
 class LSTMCell(RecurrentCell):
@@ -100,13 +146,8 @@ class LSTMCell(RecurrentCell):
   def output(carry):
     return carry[1]
 
-  def step(self, carry, projected_t):
-    c, h = carry
-    gates = projected_t + self.hidden_proj(h)
-    i, f, g, o = jnp.split(gates, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return (c, h), h
+  def gates(self):
+    return lstm_gates
 
 
 class GRUCell(RecurrentCell):
@@ -119,15 +160,8 @@ class GRUCell(RecurrentCell):
   num_gates = 3
   hidden_bias = True
 
-  def step(self, carry, projected_t):
-    h = carry
-    x_r, x_z, x_n = jnp.split(projected_t, 3, axis=-1)
-    h_r, h_z, h_n = jnp.split(self.hidden_proj(h), 3, axis=-1)
-    r = jax.nn.sigmoid(x_r + h_r)
-    z = jax.nn.sigmoid(x_z + h_z)
-    n = jnp.tanh(x_n + r * h_n)
-    h = (1.0 - z) * n + z * h
-    return h, h
+  def gates(self):
+    return gru_gates
 
 
 CELLS = {"rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}

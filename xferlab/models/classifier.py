@@ -21,18 +21,21 @@ POOLINGS = ("last", "mean", "max")
 class TextEncoder(nnx.Module):
   """``tokens int[batch, time], lengths int[batch] -> float[batch, time, output_size]``.
 
-  Dropout is applied to the embeddings (``embed_dropout``) and between RNN
-  layers (``dropout``) when ``rngs`` is given.
+  Dropout is applied to the embeddings (``embed_dropout``), between RNN
+  layers (``dropout``) and to the recurrent kernels (``weight_dropout``) when
+  ``rngs`` is given; ``variational`` shares each mask over time.
   """
 
   def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int = 1,
                *, cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.0,
-               embed_dropout: float = 0.0, unroll: int = 1, rngs: nnx.Rngs):
+               embed_dropout: float = 0.0, unroll: int = 1, implementation: str = "fused",
+               weight_dropout: float = 0.0, variational: bool = False, rngs: nnx.Rngs):
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs,
                            embedding_init=nnx.initializers.normal(stddev=0.1))
-    self.embed_dropout = nnx.Dropout(embed_dropout)
+    self.embed_dropout = nnx.Dropout(embed_dropout, broadcast_dims=(1,) if variational else ())
     self.rnn = StackedRNN(cell, embed_dim, hidden_size, num_layers, bidirectional=bidirectional,
-                          dropout=dropout, unroll=unroll, rngs=rngs)
+                          dropout=dropout, unroll=unroll, implementation=implementation,
+                          weight_dropout=weight_dropout, variational=variational, rngs=rngs)
     self.bidirectional = bidirectional
     self.output_size = self.rnn.output_size
 
@@ -42,6 +45,17 @@ class TextEncoder(nnx.Module):
     x = self.embed(tokens)
     x = self.embed_dropout(x, deterministic=rngs is None, rngs=rngs)
     return self.rnn(x, lengths, initial_carry, rngs=rngs)
+
+
+def encoder_from_config(model_config, vocab_size: int, rngs: nnx.Rngs) -> TextEncoder:
+  """The ``TextEncoder`` that ``config.model`` describes; every task builds its trunk here,
+  so the ``encoder`` subtree of one task's checkpoint fits another's model."""
+  m = model_config
+  return TextEncoder(vocab_size, m.embed_dim, m.hidden_size, m.num_layers, cell=m.cell,
+                     bidirectional=m.bidirectional, dropout=m.dropout,
+                     embed_dropout=m.embed_dropout, unroll=m.unroll,
+                     implementation=m.scan_implementation, weight_dropout=m.weight_dropout,
+                     variational=m.variational_dropout, rngs=rngs)
 
 
 def pool(outputs: jax.Array, lengths: jax.Array, kinds: Sequence[str] = POOLINGS,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from xferlab.models.cells import RecurrentCell, make_cell
+from xferlab.models.scan import recurrent_scan
 
 
 def length_mask(lengths: jax.Array, max_length: int) -> jax.Array:
@@ -40,33 +41,59 @@ def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:
   return jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-class RecurrentLayer(nnx.Module):
-  """Scans one cell over time with ``jax.lax.scan``, masking padded steps."""
+SCAN_IMPLEMENTATIONS = ("fused", "autodiff")
 
-  def __init__(self, cell: RecurrentCell, unroll: int = 1):
+
+class RecurrentLayer(nnx.Module):
+  """Scans one cell over time with ``jax.lax.scan``, masking padded steps.
+
+  ``implementation``: ``"fused"`` (default) differentiates the loop with
+  ``xferlab.models.scan.recurrent_scan``'s hand-written backward pass (one
+  weight-gradient matmul for the whole sequence); ``"autodiff"`` lets JAX
+  differentiate the plain scan. Both compute the same values and gradients.
+
+  ``weight_dropout``: DropConnect on the recurrent kernel ``W_h`` (one mask per
+  call, shared by all steps; AWD-LSTM's weight drop), applied when ``rngs`` is
+  given.
+  """
+
+  def __init__(self, cell: RecurrentCell, unroll: int = 1, implementation: str = "fused",
+               weight_dropout: float = 0.0):
+    if implementation not in SCAN_IMPLEMENTATIONS:
+      raise ValueError(f"Unknown scan implementation {implementation!r}; "
+                       f"choose one of {SCAN_IMPLEMENTATIONS}")
     self.cell = cell
     self.unroll = unroll
+    self.implementation = implementation
+    self.weight_dropout = nnx.Dropout(weight_dropout)
 
   @property
   def output_size(self) -> int:
     return self.cell.hidden_size
 
-  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None):
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None, *,
+               rngs: nnx.Rngs | None = None):
     """Returns ``(outputs float[batch, time, hidden], final carry)``."""
     batch, time = inputs.shape[:2]
     carry = self.cell.initial_carry(batch, inputs.dtype) if initial_carry is None else initial_carry
-    projected = self.cell.project_inputs(inputs)              # [B, T, G*H], one matmul
-    mask = length_mask(lengths, time)
-    xs = (jnp.swapaxes(projected, 0, 1), jnp.swapaxes(mask, 0, 1))   # time-major
+    projected = jnp.swapaxes(self.cell.project_inputs(inputs), 0, 1)   # [T, B, G*H], one matmul
+    mask = jnp.swapaxes(length_mask(lengths, time), 0, 1)
+    kernel, bias = self.cell.recurrent_weights()
+    kernel = self.weight_dropout(kernel, deterministic=rngs is None, rngs=rngs)
+    gates, output = self.cell.gates(), self.cell.output
+    if self.implementation == "fused":
+      outputs, carry = recurrent_scan(gates, output, self.unroll, kernel, bias, projected, mask,
+                                      carry)
+      return jnp.swapaxes(outputs, 0, 1), carry
 
     def body(carry, x):
       projected_t, valid_t = x
-      new_carry, h = self.cell.step(carry, projected_t)
+      new_carry, h = gates(carry, projected_t, output(carry) @ kernel + bias)
       keep = lambda new, old: jnp.where(valid_t[:, None], new, old)
       carry = jax.tree.map(keep, new_carry, carry)
       return carry, jnp.where(valid_t[:, None], h, 0.0)
 
-    carry, outputs = jax.lax.scan(body, carry, xs, unroll=self.unroll)
+    carry, outputs = jax.lax.scan(body, carry, (projected, mask), unroll=self.unroll)
     return jnp.swapaxes(outputs, 0, 1), carry
 
 
@@ -85,11 +112,13 @@ class Bidirectional(nnx.Module):
   def output_size(self) -> int:
     return self.forward.output_size + self.backward.output_size
 
-  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None):
+  def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None, *,
+               rngs: nnx.Rngs | None = None):
     """Returns ``(float[batch, time, 2*hidden], (forward carry, backward carry))``."""
     fwd_carry, bwd_carry = (None, None) if initial_carry is None else initial_carry
-    fwd_out, fwd_carry = self.forward(inputs, lengths, fwd_carry)
-    bwd_out, bwd_carry = self.backward(reverse_padded(inputs, lengths), lengths, bwd_carry)
+    fwd_out, fwd_carry = self.forward(inputs, lengths, fwd_carry, rngs=rngs)
+    bwd_out, bwd_carry = self.backward(reverse_padded(inputs, lengths), lengths, bwd_carry,
+                                       rngs=rngs)
     outputs = jnp.concatenate([fwd_out, reverse_padded(bwd_out, lengths)], axis=-1)
     return outputs, (fwd_carry, bwd_carry)
 
@@ -104,20 +133,27 @@ class StackedRNN(nnx.Module):
     bidirectional: wrap each layer in ``Bidirectional``.
     dropout: rate applied to the outputs of every layer but the last.
     unroll: ``lax.scan`` unroll factor.
+    implementation: ``"fused"`` or ``"autodiff"`` backward pass (``RecurrentLayer``).
+    weight_dropout: DropConnect rate on every layer's recurrent kernel.
+    variational: one dropout mask per sequence (shared over time) between
+      layers, as in Gal & Ghahramani 2016, instead of one per step.
   """
 
   def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
                bidirectional: bool = False, dropout: float = 0.0, unroll: int = 1,
-               rngs: nnx.Rngs):
+               implementation: str = "fused", weight_dropout: float = 0.0,
+               variational: bool = False, rngs: nnx.Rngs):
     layers = []
     size = input_size
     for _ in range(num_layers):
-      make = lambda: RecurrentLayer(make_cell(cell, size, hidden_size, rngs=rngs), unroll=unroll)
+      make = lambda: RecurrentLayer(make_cell(cell, size, hidden_size, rngs=rngs), unroll=unroll,
+                                    implementation=implementation,
+                                    weight_dropout=weight_dropout)
       layer = Bidirectional(make(), make()) if bidirectional else make()
       layers.append(layer)
       size = layer.output_size
     self.layers = nnx.List(layers)
-    self.dropout = nnx.Dropout(dropout)
+    self.dropout = nnx.Dropout(dropout, broadcast_dims=(1,) if variational else ())
     self.output_size = size
 
   def __call__(self, inputs: jax.Array, lengths: jax.Array, initial_carry: Any = None, *,
@@ -131,6 +167,6 @@ class StackedRNN(nnx.Module):
     for i, layer in enumerate(self.layers):
       if i > 0:
         x = self.dropout(x, deterministic=rngs is None, rngs=rngs)
-      x, carry = layer(x, lengths, None if initial_carry is None else initial_carry[i])
+      x, carry = layer(x, lengths, None if initial_carry is None else initial_carry[i], rngs=rngs)
       carries.append(carry)
     return x, carries

@@ -22,7 +22,7 @@ from xferlab import losses, metrics
 from xferlab.data import batching
 from xferlab.data.domains import load_domain_adaptation
 from xferlab.data.tokenizer import WordTokenizer
-from xferlab.models.classifier import SequenceClassifier, TextEncoder
+from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
 from xferlab.tasks.base import TaskData
 from xferlab.transfer import make_transfer_loss
 from xferlab.transfer.adversarial import weighted_mean
@@ -59,12 +59,13 @@ class ClassificationTask:
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     encode = lambda texts: [tokenizer.encode(t) for t in texts]
     buckets, bs = tuple(config.data.buckets), config.data.batch_size
-    source = batching.BatchStream(encode(src_texts), src_labels, bs, buckets, seed=config.seed)
+    seed = batching.shuffle_seed(config)
+    source = batching.BatchStream(encode(src_texts), src_labels, bs, buckets, seed=seed)
     if config.transfer.method == "none":
       train = source
       tokens = lambda b: int(b["lengths"].sum())
     else:
-      target = batching.BatchStream(encode(target_texts), None, bs, buckets, seed=config.seed + 1)
+      target = batching.BatchStream(encode(target_texts), None, bs, buckets, seed=seed + 1)
       train = batching.PairedStream(source, target)
       tokens = lambda b: int(b["source"]["lengths"].sum() + b["target"]["lengths"].sum())
     eval_sets = {}
@@ -77,9 +78,7 @@ class ClassificationTask:
   def build_model(self, config, vocab_size: int) -> ClassificationModel:
     m = config.model
     rngs = nnx.Rngs(params=config.seed)
-    encoder = TextEncoder(vocab_size, m.embed_dim, m.hidden_size, m.num_layers, cell=m.cell,
-                          bidirectional=m.bidirectional, dropout=m.dropout,
-                          embed_dropout=m.embed_dropout, unroll=m.unroll, rngs=rngs)
+    encoder = encoder_from_config(m, vocab_size, rngs)
     classifier = SequenceClassifier(encoder, m.num_classes, pooling=m.pooling,
                                     head_hidden=tuple(m.head_hidden), dropout=m.dropout, rngs=rngs)
     transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
