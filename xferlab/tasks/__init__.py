@@ -6,6 +6,9 @@ A task object provides:
   the training stream and the evaluation sets;
 * ``build_model(config, vocab_size) -> nnx.Module``;
 * ``loss(model, batch, lam, rngs) -> (loss, metrics)`` -- traced, inside jit;
+  a task with ``stateful = True`` takes the carried ``task_state`` as a fifth
+  argument and returns ``(loss, (metrics, new task_state))``, and provides
+  ``initial_task_state(config)`` (a language model's hidden state);
 * ``eval_sums(model, batch)`` -- traced; sums that ``eval_metrics`` turns into floats;
 * ``predict(model, tokenizer, config, texts)`` -- for restored models.
 """
@@ -14,8 +17,9 @@ from __future__ import annotations
 
 from xferlab.tasks.base import TaskData
 from xferlab.tasks.classification import ClassificationTask
+from xferlab.tasks.language_model import LanguageModelTask
 
-TASKS = {"classification": ClassificationTask()}
+TASKS = {"classification": ClassificationTask(), "language_model": LanguageModelTask()}
 
 
 def get_task(name: str):
