@@ -159,8 +159,8 @@ def test_input_projection_is_hoisted_out_of_the_scan(implementation):
   jaxpr = jax.make_jaxpr(lambda x, l: layer(x, l)[0])(x, lens).jaxpr
   scans = _find_scans(jaxpr)
   assert len(scans) == 1
-  # Outside the loop: one matmul over all steps at once, [2, 3, I] x [I, 4H].
-  assert ((2, 3, I), (I, 4 * H)) in _dot_shapes(jaxpr)
+  # Outside the loop: one matmul over all steps at once (time-major), [3, 2, I] x [I, 4H].
+  assert ((3, 2, I), (I, 4 * H)) in _dot_shapes(jaxpr)
   # Inside the loop: only the recurrent matmul [2, H] x [H, 4H].
   assert _dot_shapes(scans[0].params["jaxpr"].jaxpr) == [((2, H), (H, 4 * H))]
 
@@ -203,3 +203,34 @@ def test_fused_backward_has_one_weight_gradient_matmul_outside_the_loop():
   assert len(backward) == 1
   # The reverse loop only carries dh back: [2, 4H] x [4H, H]; no [H, 4H] accumulator.
   assert _dot_shapes(backward[0].params["jaxpr"].jaxpr) == [((2, 4 * H), (4 * H, H))]
+
+
+def test_cudnn_weight_layout_matches_the_scan():
+  """The packing for cuDNN's LSTM, checked on CPU with jax.experimental.rnn's reference."""
+  from jax.experimental import rnn as cudnn_rnn
+  from xferlab.models.rnn import cudnn_weights
+  layer = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="fused")
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, I)).astype(np.float32))
+  lengths = jnp.array([5, 5], jnp.int32)
+  ours, (c, h) = layer(x, lengths)
+  kernel, _ = layer.cell.recurrent_weights()
+  w_ih, w_hh, b_ih, b_hh = cudnn_rnn.unpack_lstm_weights(cudnn_weights(layer.cell, kernel), I, H,
+                                                         1, False)
+  zeros = jnp.zeros((1, 2, H))
+  ref, h_n, c_n = cudnn_rnn.lstm_ref(x, zeros, zeros, w_ih, w_hh, b_ih, b_hh, lengths, I, H, 1,
+                                     0.0, False)
+  np.testing.assert_allclose(np.asarray(ref), np.asarray(ours), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(h_n[0]), np.asarray(h), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(c_n[0]), np.asarray(c), rtol=1e-5, atol=1e-5)
+
+
+def test_cudnn_on_cpu_is_refused_and_auto_falls_back_to_the_scan():
+  layer = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="cudnn")
+  _, x, lens = _padded_pair([3, 2], 3, 3)
+  if jax.default_backend() != "gpu":
+    with pytest.raises(ValueError, match="needs a GPU"):
+      layer(x, lens)
+  auto = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
+  fused = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="fused")
+  np.testing.assert_allclose(np.asarray(auto(x, lens)[0]), np.asarray(fused(x, lens)[0]),
+                             rtol=1e-5, atol=1e-6)

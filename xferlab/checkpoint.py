@@ -221,15 +221,26 @@ def _fits(old_shape: tuple, new_shape: tuple, axis: int, new_vocab: int) -> bool
 def vocab_mapping(old_tokenizer, new_tokenizer) -> np.ndarray:
   """``int32[new_vocab]``: the checkpoint's id of each new token (by string), -1 where absent.
 
+  A token without an exact match takes the id of the first checkpoint token
+  with the same lowercased, ``▁``-stripped form (``_loose``).
+
   Either argument may be a tokenizer or a list of token strings in id order.
   The special tokens (``<pad>``, ``<unk>``, ``<s>``, ``</s>``) have the same
   strings in every xferlab tokenizer, so they always map to each other.
   """
   listed = lambda t: list(t) if isinstance(t, (list, tuple)) else vocabulary(t)
-  old_ids = {}
+  old_ids, loose_ids = {}, {}
   for i, token in enumerate(listed(old_tokenizer)):
     old_ids.setdefault(token, i)
-  return np.array([old_ids.get(t, -1) for t in listed(new_tokenizer)], dtype=np.int32)
+    loose_ids.setdefault(_loose(token), i)
+  return np.array([old_ids.get(t, loose_ids.get(_loose(t), -1)) for t in listed(new_tokenizer)],
+                  dtype=np.int32)
+
+
+def _loose(token: str) -> str:
+  """The fallback key of a token: lowercased, sentencepiece's word-start mark ``▁`` removed
+  (so the piece ``▁Great`` finds the word ``great`` of a word-level vocabulary)."""
+  return token.replace("\u2581", "").lower() or token
 
 
 def tokenizer_dir(path: str) -> str:

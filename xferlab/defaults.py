@@ -25,9 +25,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.manual_dir = ""         # corpora folder ('' -> $XFERLAB_DATA, then ../shared/data)
   c.data.tokenizer = "word"      # word | sentencepiece (unigram) | bpe
   c.data.vocab_size = 20000
+  c.data.tokenizer_path = ""     # a saved tokenizer to use instead of training one ('' = train)
   c.data.buckets = (32, 64, 128, 256)   # padded lengths; longer texts are truncated to the last
   c.data.batch_size = 32         # labeled source rows per step (and as many target rows)
   c.data.eval_batch_size = 128
+  c.data.num_labels = 0          # amazon: keep this many labeled training reviews (0 = all)
+  c.data.label_seed = -1         # which ones (class-balanced); -1 = the run's seed
   c.data.word_split = "words"    # word tokenizer: words (lowercase, split punctuation) | whitespace
   c.data.bptt = 35               # language model: steps of truncated backprop through time
   c.data.shuffle_seed = -1       # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
@@ -48,7 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.pooling = ("last", "mean", "max")
   c.model.head_hidden = ()
   c.model.unroll = 1             # lax.scan unroll factor
-  c.model.scan_implementation = "fused"  # fused (hand-written backward) | autodiff
+  c.model.scan_implementation = "auto"  # auto (cudnn for LSTM on GPU, else fused) | fused
+                                 # (hand-written backward) | autodiff | cudnn
   c.model.num_classes = 2
   c.model.pretrained_vectors = ""  # word vectors (GloVe / word2vec text, .gz allowed) for the
                                  # embedding; '' = none (xferlab.embeddings)
@@ -96,6 +100,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.early_stopping_mode = "max"
   c.train.patience = 0           # evaluations without improvement before stopping; 0 = never stop
   c.train.progress_bar = True
+  c.train.max_train_minutes = 0.0  # stop (evaluate, checkpoint) once this much training time is
+                                 # spent; 0 = no limit. The schedule still spans num_epochs.
   c.train.devices = 0            # data parallelism over this many local devices; 0 = all of them
   c.train.precision = "float32"  # float32 | bfloat16 (mixed: bf16 compute, f32 parameters)
 

@@ -360,11 +360,18 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
 
   pending: list[tuple[int, Any]] = []
   step = int(np.max(np.asarray(state.step)))
-  done = lambda: step >= total_steps or all(m.tracker["stopped"] for m in members)
+  done = lambda: (step >= total_steps or all(m.tracker["stopped"] for m in members)
+                  or bool(t.max_train_minutes and sum(m.tracker["train_seconds"] for m in members)
+                          >= 60 * t.max_train_minutes))
   stop = done()
   bar = tqdm(total=total_steps, initial=step, disable=not t.progress_bar, leave=False,
              desc=config.name, dynamic_ncols=True)
   window_start, window_tokens = time.perf_counter(), 0
+
+  def out_of_time() -> bool:
+    """``train.max_train_minutes`` of training (evaluation excluded) are spent."""
+    spent = sum(m.tracker["train_seconds"] for m in members) + time.perf_counter() - window_start
+    return bool(t.max_train_minutes) and spent >= 60 * t.max_train_minutes
 
   def flush():
     """Moves pending step metrics to the host, stops on NaN/inf, logs their mean."""
@@ -393,7 +400,7 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
       tokens = data.tokens_per_batch(batch)
       window_tokens += tokens
       bar.update(1)
-      is_last = step >= total_steps
+      is_last = step >= total_steps or out_of_time()
       for member in members:
         member.tracker["tokens"] += tokens if not member.tracker["stopped"] else 0
       if (step % t.log_every == 0 or step % eval_every == 0 or step % checkpoint_every == 0

@@ -43,17 +43,20 @@ def get_config(arg=None):
   c.model.num_layers = 2
   c.model.tie_embeddings = True
   c.model.variational_dropout = True
-  c.model.embed_dropout = 0.3
-  c.model.dropout = 0.3
+  c.model.embed_dropout = 0.2
+  c.model.dropout = 0.2
   c.model.output_dropout = 0.3
   c.model.weight_dropout = 0.2
 
   c.optimizer.name = "adam"
-  c.optimizer.learning_rate = 3e-3
-  c.optimizer.schedule = "cosine"
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.schedule = "cosine"     # annealed to 0 over the whole budget
   c.optimizer.grad_clip = 0.25
 
-  c.train.num_epochs = 12
+  # About 2.9k tokens/s here: 8 epochs (7.4M tokens) take about 43 minutes;
+  # the time limit guards the 45-minute budget on a slower (shared) machine.
+  c.train.num_epochs = 8
+  c.train.max_train_minutes = 45.0
   c.train.early_stopping_metric = "valid_perplexity"
   c.train.early_stopping_mode = "min"
   c.train.log_every = 100

@@ -205,3 +205,30 @@ def test_ptb_token_counts_match_source_md(counts, data_dir):
     assert sum(len(r["text"].split(" ")) for r in records) == tokens  # single spaces, stripped
   vocabulary = {w for r in load("ptb", "train", data_dir) for w in r["text"].split()}
   assert len(vocabulary) == 9999 and "<unk>" in vocabulary
+
+
+def test_amazon_protocol_a_splits(data_dir, monkeypatch):
+  """Protocol A as the sentiment experiments read it: 1,600 / 400 source, 2,000 target test,
+  unlabeled target text without any labeled benchmark review; few-label subsets balanced."""
+  import numpy as np
+  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.defaults import base_config
+  monkeypatch.setenv(catalog.DATA_DIR_ENV, str(data_dir))
+  config = base_config().data
+  config.name, config.source, config.target, config.manual_dir = "amazon", "books", "dvd", str(ROOT)
+  corpus = load_domain_adaptation(config)
+  assert len(corpus["source_train"][0]) == 1600 and len(corpus["source_val"][0]) == 400
+  assert len(corpus["target_test"][0]) == 2000
+  assert len(corpus["target_unlabeled"]) == EXPECTED["amazon_unlabeled"]["dvd"]["train"]
+  assert not set(corpus["target_unlabeled"]) & set(corpus["target_test"][0])
+  # Train and validation are disjoint rows; a text in both is one the corpus holds twice.
+  everything = collections.Counter(corpus["source_train"][0] + corpus["source_val"][0])
+  shared = set(corpus["source_train"][0]) & set(corpus["source_val"][0])
+  assert all(everything[text] >= 2 for text in shared) and len(shared) < 20
+  config.target, config.num_labels = "books", 100
+  small = load_domain_adaptation(config, seed=1)
+  other = load_domain_adaptation(config, seed=2)
+  assert len(small["source_train"][0]) == 100 and np.sum(small["source_train"][1]) == 50
+  assert set(small["source_train"][0]) <= set(corpus["source_train"][0])
+  assert set(small["source_train"][0]) != set(other["source_train"][0])     # per seed
+  assert small["target_test"][0] == corpus["source_val"][0]                 # in-domain test

@@ -28,7 +28,7 @@ class TextEncoder(nnx.Module):
 
   def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, num_layers: int = 1,
                *, cell: str = "lstm", bidirectional: bool = False, dropout: float = 0.0,
-               embed_dropout: float = 0.0, unroll: int = 1, implementation: str = "fused",
+               embed_dropout: float = 0.0, unroll: int = 1, implementation: str = "auto",
                weight_dropout: float = 0.0, variational: bool = False, rngs: nnx.Rngs):
     self.embed = nnx.Embed(vocab_size, embed_dim, rngs=rngs,
                            embedding_init=nnx.initializers.normal(stddev=0.1))

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xferlab.models.cells import RecurrentCell, make_cell
+from xferlab.models.cells import LSTMCell, RecurrentCell, make_cell
 from xferlab.models.scan import recurrent_scan
 
 
@@ -41,23 +41,40 @@ def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:
   return jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-SCAN_IMPLEMENTATIONS = ("fused", "autodiff")
+SCAN_IMPLEMENTATIONS = ("auto", "fused", "autodiff", "cudnn")
+
+
+def on_gpu() -> bool:
+  return jax.default_backend() == "gpu"
+
+
+def cudnn_weights(cell: RecurrentCell, kernel: jax.Array) -> jax.Array:
+  """The LSTM's weights in cuDNN's flat layout: ``W_ih [4H, I], W_hh [4H, H], b_ih, b_hh``.
+
+  Gate order ``i, f, g, o`` is the same in both; our single bias is ``b_ih``
+  and ``b_hh`` is zero.
+  """
+  w_ih = cell.input_proj.kernel[...].T
+  b_ih = cell.input_proj.bias[...]
+  return jnp.concatenate([w_ih.ravel(), kernel.T.ravel(), b_ih, jnp.zeros_like(b_ih)])
 
 
 class RecurrentLayer(nnx.Module):
   """Scans one cell over time with ``jax.lax.scan``, masking padded steps.
 
-  ``implementation``: ``"fused"`` (default) differentiates the loop with
+  ``implementation``: ``"fused"`` differentiates the loop with
   ``xferlab.models.scan.recurrent_scan``'s hand-written backward pass (one
   weight-gradient matmul for the whole sequence); ``"autodiff"`` lets JAX
-  differentiate the plain scan. Both compute the same values and gradients.
+  differentiate the plain scan; ``"cudnn"`` calls cuDNN's LSTM through
+  ``jax.experimental.rnn`` (GPU, LSTM only). ``"auto"`` (default) is cuDNN for
+  an LSTM when JAX runs on a GPU, else fused. All compute the same values.
 
   ``weight_dropout``: DropConnect on the recurrent kernel ``W_h`` (one mask per
   call, shared by all steps; AWD-LSTM's weight drop), applied when ``rngs`` is
   given.
   """
 
-  def __init__(self, cell: RecurrentCell, unroll: int = 1, implementation: str = "fused",
+  def __init__(self, cell: RecurrentCell, unroll: int = 1, implementation: str = "auto",
                weight_dropout: float = 0.0):
     if implementation not in SCAN_IMPLEMENTATIONS:
       raise ValueError(f"Unknown scan implementation {implementation!r}; "
@@ -76,14 +93,19 @@ class RecurrentLayer(nnx.Module):
     """Returns ``(outputs float[batch, time, hidden], final carry)``."""
     batch, time = inputs.shape[:2]
     carry = self.cell.initial_carry(batch, inputs.dtype) if initial_carry is None else initial_carry
-    projected = jnp.swapaxes(self.cell.project_inputs(inputs), 0, 1)   # [T, B, G*H], one matmul
-    mask = jnp.swapaxes(length_mask(lengths, time), 0, 1)
     kernel, bias = self.cell.recurrent_weights()
     kernel = self.weight_dropout(kernel, deterministic=rngs is None, rngs=rngs)
+    implementation = self.implementation
+    if implementation == "auto":
+      implementation = "cudnn" if on_gpu() and isinstance(self.cell, LSTMCell) else "fused"
+    if implementation == "cudnn":
+      return self._cudnn(inputs, lengths, carry, kernel)
+    projected = self.cell.project_inputs(jnp.swapaxes(inputs, 0, 1))   # [T, B, G*H], one matmul
+    mask = jnp.swapaxes(length_mask(lengths, time), 0, 1)
     gates, output = self.cell.gates(), self.cell.output
-    if self.implementation == "fused":
-      outputs, carry = recurrent_scan(gates, output, self.unroll, kernel, bias, projected, mask,
-                                      carry)
+    if implementation == "fused":
+      outputs, carry = recurrent_scan(gates, output, self.unroll, self.cell.additive_gates,
+                                      kernel, bias, projected, mask, carry)
       return jnp.swapaxes(outputs, 0, 1), carry
 
     def body(carry, x):
@@ -95,6 +117,23 @@ class RecurrentLayer(nnx.Module):
 
     carry, outputs = jax.lax.scan(body, carry, (projected, mask), unroll=self.unroll)
     return jnp.swapaxes(outputs, 0, 1), carry
+
+
+  def _cudnn(self, inputs, lengths, carry, kernel):
+    """cuDNN's fused LSTM (``jax.experimental.rnn``; GPU only), same values as the scan."""
+    from jax.experimental import rnn as cudnn_rnn
+    if not isinstance(self.cell, LSTMCell):
+      raise ValueError("scan_implementation 'cudnn' is for LSTM cells only")
+    if not on_gpu():
+      raise ValueError("scan_implementation 'cudnn' needs a GPU; JAX runs on "
+                       f"{jax.default_backend()!r} (use 'auto' or 'fused')")
+    c0, h0 = carry
+    size, hidden = self.cell.input_size, self.cell.hidden_size
+    outputs, h_n, c_n = cudnn_rnn.lstm(
+        inputs, h0[None], c0[None], cudnn_weights(self.cell, kernel),
+        lengths.astype(jnp.int32), size, hidden, 1, 0.0, False)
+    outputs = jnp.where(length_mask(lengths, inputs.shape[1])[..., None], outputs, 0.0)
+    return outputs, (c_n[0], h_n[0])
 
 
 class Bidirectional(nnx.Module):
@@ -141,7 +180,7 @@ class StackedRNN(nnx.Module):
 
   def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
                bidirectional: bool = False, dropout: float = 0.0, unroll: int = 1,
-               implementation: str = "fused", weight_dropout: float = 0.0,
+               implementation: str = "auto", weight_dropout: float = 0.0,
                variational: bool = False, rngs: nnx.Rngs):
     layers = []
     size = input_size

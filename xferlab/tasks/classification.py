@@ -21,6 +21,7 @@ from flax import nnx
 from xferlab import losses, metrics
 from xferlab.data import batching
 from xferlab.data.domains import load_domain_adaptation
+from xferlab.data import load_tokenizer
 from xferlab.data.tokenizer import WordTokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
 from xferlab.tasks.base import TaskData
@@ -52,10 +53,13 @@ class ClassificationTask:
   name = "classification"
 
   def prepare(self, config, workdir: str) -> TaskData:
-    corpus = load_domain_adaptation(config.data)
+    corpus = load_domain_adaptation(config.data, config.seed)
     src_texts, src_labels = corpus["source_train"]
     target_texts = corpus["target_unlabeled"]
-    tokenizer = train_tokenizer(config, list(src_texts) + list(target_texts))
+    if config.data.tokenizer_path:       # e.g. the pretrained language model's own
+      tokenizer = load_tokenizer(config.data.tokenizer_path)
+    else:
+      tokenizer = train_tokenizer(config, list(src_texts) + list(target_texts))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     encode = lambda texts: [tokenizer.encode(t) for t in texts]
     buckets, bs = tuple(config.data.buckets), config.data.batch_size

@@ -12,8 +12,10 @@ scanned ``EVAL_CHUNK`` steps at a time with the state carried through, in a
 single jitted call. Metrics: ``loss`` (mean NLL in nats per token) and ``perplexity``.
 
 ``data.name``: ``ptb`` (Penn Treebank, Mikolov's preprocessing), ``reviews``
-(unlabeled Amazon reviews of ``data.source``, ``amazon_hatn``; ``all`` = the
-four domains) or ``synthetic`` (the quick-start corpus, for tests).
+(``amazon_unlabeled`` reviews of ``data.source``: no review of the labeled
+Blitzer benchmark is among them; ``all`` = the four domains; 2.5% of each
+domain are validation, 2.5% test) or ``synthetic`` (the quick-start corpus,
+for tests).
 """
 
 from __future__ import annotations
@@ -52,15 +54,15 @@ def _split_texts(data_config, split: str) -> list[str]:
 
 
 def _review_texts(data_config, split: str) -> list[str]:
-  """Unlabeled reviews: the last 5% of each domain's unlabeled pool is validation, and test."""
+  """Unlabeled reviews of each domain: 95% train, then 2.5% validation and 2.5% test."""
   from xferlab.data import load
   domains = REVIEW_DOMAINS if data_config.source in ("", "all") else (data_config.source,)
   texts = []
   for domain in domains:
-    rows = [r["text"] for r in load(f"amazon_hatn/{domain}", "unlabeled",
+    rows = [r["text"] for r in load(f"amazon_unlabeled/{domain}", "train",
                                     manual_dir=data_config.manual_dir or None)]
-    cut = int(len(rows) * 0.95)
-    texts += rows[:cut] if split == "train" else rows[cut:]
+    a, b = int(len(rows) * 0.95), int(len(rows) * 0.975)
+    texts += {"train": rows[:a], "validation": rows[a:b], "test": rows[b:]}[split]
   return texts
 
 

@@ -1,0 +1,602 @@
+"""RNN training throughput on the CPU: xferlab against PyTorch, and against this CPU's peak.
+
+  python -m benchmarks.rnn_throughput [--quick] [--out rnn_throughput.json]
+      [--cells lstm,gru] [--repeats 5] [--unroll 1] [--sections layers,classifier,sweep]
+
+Everything is forward + backward in float32, measured in one process:
+
+* ``layers``: one ``xferlab.models.rnn.RecurrentLayer`` (LSTM, GRU) called on
+  ``inputs float[B, T, I]`` with every length = T; loss = sum of the outputs;
+  gradients w.r.t. the parameters and the inputs (one jitted
+  ``jax.value_and_grad``). PyTorch: ``nn.LSTM`` / ``nn.GRU`` (batch_first),
+  ``out.sum().backward()`` with ``x.requires_grad_()``.
+* ``classifier``: the whole train step of the project's classifier, built from
+  ``base_config()``: embedding 256, 2-layer LSTM of ``H`` units, mean+max pooling,
+  linear head, DANN discriminator (gradient reversal, MLP 100), Adam with
+  global-norm clipping (``xferlab.train.compiled_steps``). Each step reads ``B``
+  source and ``B`` target rows, so it counts ``2·B·T`` tokens. PyTorch: the
+  same network as an ``nn.Module`` and an Adam step.
+* ``sweep``: the quick start's λ sweep with K = 4 values, as four sequential
+  runs and as one vmapped program (``launch.sweep(..., vectorize=True)``),
+  whole sweeps timed end to end and alternated; prints the speed-up.
+
+Grid: batch {32, 64} × hidden {256, 512, 1024} × length {64, 128, 256}, input 256.
+``--quick``: the acceptance point (B 64, T 128, H 512) for each cell, and one
+reduced classifier point (B 32, T 64, H 256); it also estimates how long the
+full grid would take.
+
+Method: each callable is compiled and warmed up (its first call, timed apart as
+the compile time, then 2 more calls); then ``--repeats`` rounds alternate
+xferlab and PyTorch, each timing ``k`` iterations (``k`` such that a round lasts
+at least ~0.5 s); the median seconds per iteration is reported. Alternating in
+one process makes the ratio meaningful on a shared, noisy machine; absolute
+figures from different runs are not comparable.
+
+FLOPs are the matmul FLOPs, counted analytically: a layer with ``G`` gates
+(LSTM 4, GRU 3) does ``2·B·T·(I+H)·G·H`` forward, twice that backward (gradients
+of the inputs and of the weights), so 3× forward in all. The practical peak is
+the GFLOP/s of a jitted 2048×2048 float32 ``jnp.dot`` measured in the same
+invocation (and of ``torch.mm``); the theoretical peak is printed with its
+arithmetic.
+
+PyTorch is optional (``pip install -e ".[bench]"``); without it only the xferlab
+side runs. The results file holds every number; do not commit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from xferlab import train
+from xferlab.defaults import base_config
+from xferlab.models.cells import make_cell
+from xferlab.models.rnn import RecurrentLayer
+from xferlab.tasks.classification import ClassificationTask
+
+try:
+  import torch
+except ImportError:       # the optional [bench] extra
+  torch = None
+
+GATES = {"lstm": 4, "gru": 3}
+INPUT_SIZE = 256          # layer input size = classifier embedding size
+VOCAB_SIZE = 20000        # base_config().data.vocab_size
+GRID = {"batch": (32, 64), "hidden": (256, 512, 1024), "length": (64, 128, 256)}
+ACCEPTANCE = {"batch": 64, "length": 128, "hidden": 512}   # issue 6, LSTM
+QUICK_CLASSIFIER = {"batch": 32, "length": 64, "hidden": 256}
+MATMUL_SIZE = 2048
+PEAK_OF = {"xferlab": "jax_gflops", "torch": "torch_gflops"}   # each framework's matmul peak
+MIN_ROUND_SECONDS = 0.5
+WARMUP_CALLS = 2          # after the first (compiling) call
+
+
+# --- timing
+
+def seconds_per_iteration(fn: Callable[[], object], iterations: int) -> float:
+  """Wall seconds per call of ``fn`` (which must block until its work is done)."""
+  start = time.perf_counter()
+  for _ in range(iterations):
+    fn()
+  return (time.perf_counter() - start) / iterations
+
+
+def compare(candidates: dict[str, Callable[[], object]], rounds: int) -> dict[str, dict]:
+  """Warms every candidate up, then times them in alternation; medians per iteration.
+
+  Returns ``{name: {"seconds": median s/iteration, "rounds_s": [...],
+  "iterations_per_round": k, "first_call_s": compile + first run}}``.
+  """
+  out = {}
+  for name, fn in candidates.items():
+    first = seconds_per_iteration(fn, 1)
+    warm = seconds_per_iteration(fn, WARMUP_CALLS)
+    k = max(1, math.ceil(MIN_ROUND_SECONDS / max(warm, 1e-9)))
+    out[name] = {"first_call_s": first, "iterations_per_round": k, "rounds_s": []}
+  for _ in range(rounds):
+    for name, fn in candidates.items():
+      out[name]["rounds_s"].append(seconds_per_iteration(fn, out[name]["iterations_per_round"]))
+  for r in out.values():
+    r["seconds"] = statistics.median(r["rounds_s"])
+  return out
+
+
+# --- FLOPs and peaks
+
+def layer_flops(cell: str, rows: int, time_steps: int, inputs: int, hidden: int) -> int:
+  """Matmul FLOPs of one recurrent layer, forward + backward (3 × forward)."""
+  return 3 * 2 * rows * time_steps * (inputs + hidden) * GATES[cell] * hidden
+
+
+def linear_flops(rows: int, inputs: int, outputs: int) -> int:
+  """Matmul FLOPs of one dense layer, forward + backward."""
+  return 3 * 2 * rows * inputs * outputs
+
+
+def classifier_flops(batch: int, time_steps: int, hidden: int, num_classes: int = 2,
+                     discriminator_hidden: int = 100) -> int:
+  """FLOPs of one DANN train step: 2 LSTM layers over 2·B rows, head, discriminator."""
+  rows = 2 * batch                      # source + target rows
+  features = 2 * hidden                 # mean + max pooling
+  return (layer_flops("lstm", rows, time_steps, INPUT_SIZE, hidden)
+          + layer_flops("lstm", rows, time_steps, hidden, hidden)
+          + linear_flops(batch, features, num_classes)
+          + linear_flops(rows, features, discriminator_hidden)
+          + linear_flops(rows, discriminator_hidden, 1))
+
+
+def _cpu_info() -> tuple[str, float | None, set[str]]:
+  """(model name, clock MHz, flags) from /proc/cpuinfo, else lscpu."""
+  text = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      text = f.read()
+  except OSError:
+    pass
+  fields: dict[str, str] = {}
+  for line in text.splitlines():
+    key, _, value = line.partition(":")
+    fields.setdefault(key.strip(), value.strip())
+  if "cpu MHz" not in fields:
+    try:
+      lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+      for line in lscpu.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault({"CPU max MHz": "cpu MHz", "CPU MHz": "cpu MHz", "Flags": "flags",
+                           "Model name": "model name"}.get(key.strip(), key.strip()),
+                          value.strip())
+    except (OSError, subprocess.CalledProcessError):
+      pass
+  mhz = float(fields["cpu MHz"]) if "cpu MHz" in fields else None
+  return fields.get("model name", platform.processor()), mhz, set(fields.get("flags", "").split())
+
+
+def theoretical_peak() -> dict:
+  """cores × clock × float32 lanes × 2 (FMA) × FMA units per core, with the arithmetic."""
+  model, mhz, flags = _cpu_info()
+  cores = os.cpu_count() or 1
+  if "avx512f" in flags:
+    isa, lanes = "AVX-512", 16
+  elif "avx2" in flags:
+    isa, lanes = "AVX2", 8
+  else:
+    isa, lanes = "SSE", 4
+  fma = 2 if "fma" in flags or "avx512f" in flags else 1
+  fma_units = 2                         # assumption: 2 vector FMA pipes per server core
+  if mhz is None:
+    return {"cpu": model, "gflops": None, "arithmetic": "clock unknown: no theoretical peak"}
+  gflops = cores * (mhz / 1000) * lanes * fma * fma_units
+  arithmetic = (f"{cores} cores (os.cpu_count()) × {mhz / 1000:.3f} GHz (cpu MHz) × {lanes} "
+                f"float32 lanes ({isa}) × {fma} (FMA = multiply + add) × {fma_units} FMA "
+                f"units/core (assumed: 2 for AVX-512/AVX2 server cores) = {gflops:.1f} GFLOP/s")
+  return {"cpu": model, "cores": cores, "ghz": mhz / 1000, "isa": isa, "lanes": lanes,
+          "flops_per_fma": fma, "fma_units_assumed": fma_units, "gflops": gflops,
+          "arithmetic": arithmetic}
+
+
+def jax_matmul(n: int = MATMUL_SIZE) -> Callable[[], object]:
+  a, b = jax.random.normal(jax.random.PRNGKey(0), (2, n, n), jnp.float32)
+  dot = jax.jit(jnp.dot)
+  return lambda: dot(a, b).block_until_ready()
+
+
+def torch_matmul(n: int = MATMUL_SIZE) -> Callable[[], object]:
+  a, b = torch.randn(n, n), torch.randn(n, n)
+  return lambda: torch.mm(a, b)
+
+
+# --- one recurrent layer
+
+def xferlab_layer(cell: str, batch: int, time_steps: int, hidden: int,
+                  unroll: int) -> Callable[[], object]:
+  """One jitted ``value_and_grad`` of ``sum(RecurrentLayer(x))`` w.r.t. parameters and inputs."""
+  layer = RecurrentLayer(make_cell(cell, INPUT_SIZE, hidden, rngs=nnx.Rngs(0)), unroll=unroll)
+  graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+
+  def loss(params, x, lengths):
+    outputs, _ = nnx.merge(graphdef, params, rest)(x, lengths)
+    return jnp.sum(outputs)
+
+  grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+  x = jax.random.normal(jax.random.PRNGKey(1), (batch, time_steps, INPUT_SIZE), jnp.float32)
+  lengths = jnp.full((batch,), time_steps, jnp.int32)
+  return lambda: jax.block_until_ready(grad(params, x, lengths))
+
+
+def torch_layer(cell: str, batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
+  """``nn.LSTM`` / ``nn.GRU``: ``out.sum().backward()``, gradients of weights and inputs."""
+  rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](INPUT_SIZE, hidden, batch_first=True)
+  x = torch.randn(batch, time_steps, INPUT_SIZE).requires_grad_()
+
+  def step():
+    rnn.zero_grad(set_to_none=True)
+    x.grad = None
+    out, _ = rnn(x)
+    out.sum().backward()
+
+  return step
+
+
+# --- the classifier train step
+
+def classifier_config(hidden: int, unroll: int):
+  config = base_config()
+  config.model.cell = "lstm"
+  config.model.embed_dim = INPUT_SIZE
+  config.model.hidden_size = hidden
+  config.model.num_layers = 2
+  config.model.pooling = ("mean", "max")
+  config.model.unroll = unroll
+  config.transfer.method = "dann"
+  config.data.vocab_size = VOCAB_SIZE
+  return config
+
+
+def random_batch(batch: int, time_steps: int, seed: int = 0) -> dict:
+  """A full-length training batch in ``xferlab.data.batching``'s format (source + target)."""
+  rng = np.random.default_rng(seed)
+
+  def half(labels: bool):
+    rows = {"tokens": rng.integers(1, VOCAB_SIZE, (batch, time_steps), dtype=np.int32),
+            "lengths": np.full((batch,), time_steps, np.int32),
+            "weights": np.ones((batch,), np.float32)}
+    if labels:
+      rows["labels"] = rng.integers(0, 2, (batch,), dtype=np.int32)
+    return rows
+
+  return {"source": half(True), "target": half(False)}
+
+
+def xferlab_classifier(batch: int, time_steps: int, hidden: int,
+                       unroll: int) -> Callable[[], object]:
+  """The project's own jitted DANN train step (``train.compiled_steps``)."""
+  config = classifier_config(hidden, unroll)
+  task = ClassificationTask()
+  model = task.build_model(config, VOCAB_SIZE)
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  params = nnx.to_pure_dict(params)
+  total_steps = 1000
+  tx = train.make_optimizer(config.optimizer, total_steps)
+  train_step, _ = train.compiled_steps(task, config, graphdef, tx, total_steps)
+  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                           rng=jax.random.PRNGKey(0))
+  hparams = train.lambda_hparams(config)
+  data = jax.device_put(random_batch(batch, time_steps))
+
+  def step():
+    nonlocal state
+    state, out = train_step(state, rest, data, hparams)   # state is donated
+    jax.block_until_ready(out["loss"])
+
+  return step
+
+
+def torch_classifier(batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
+  """The same network and step in PyTorch: Adam, global-norm clipping, λ = base_config's."""
+  config = classifier_config(hidden, 1)
+  nn, F = torch.nn, torch.nn.functional
+
+  class GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+      return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+      return -grad
+
+  class DANNClassifier(nn.Module):
+    def __init__(self):
+      super().__init__()
+      features = 2 * hidden
+      self.embed = nn.Embedding(VOCAB_SIZE, INPUT_SIZE)
+      self.rnn = nn.LSTM(INPUT_SIZE, hidden, num_layers=2, batch_first=True)
+      self.head = nn.Linear(features, config.model.num_classes)
+      width = config.transfer.discriminator_hidden[0]
+      self.discriminator = nn.Sequential(nn.Linear(features, width), nn.ReLU(),
+                                         nn.Linear(width, 1))
+
+    def features(self, tokens):
+      """Mean + max pooling over time (every row is full length here)."""
+      outputs, _ = self.rnn(self.embed(tokens))
+      return torch.cat([outputs.mean(1), outputs.amax(1)], dim=-1)
+
+  model = DANNClassifier()
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
+  data = random_batch(batch, time_steps)
+  tokens = torch.from_numpy(np.concatenate([data["source"]["tokens"], data["target"]["tokens"]]))
+  labels = torch.from_numpy(data["source"]["labels"]).long()
+  domain = torch.cat([torch.zeros(batch), torch.ones(batch)])
+  lam = config.transfer.lam
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    feats = model.features(tokens)
+    source_loss = F.cross_entropy(model.head(feats[:batch]), labels)
+    domain_logits = model.discriminator(GradReverse.apply(feats))[:, 0]
+    loss = source_loss + lam * F.binary_cross_entropy_with_logits(domain_logits, domain)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
+    optimizer.step()
+
+  return step
+
+
+# --- sections
+
+def summarize(timings: dict[str, dict], tokens: int, flops: int, peaks: dict) -> dict:
+  """Adds tokens/s, GFLOP/s and the fraction of the matmul peak to each framework's timing."""
+  row = {"tokens_per_iteration": tokens, "flops_per_iteration": flops}
+  for name, t in timings.items():
+    gflops = flops / t["seconds"] / 1e9
+    row[name] = dict(t, tokens_per_s=tokens / t["seconds"], gflops=gflops,
+                     fraction_of_matmul_peak=gflops / peaks["matmul"][PEAK_OF[name]])
+  row["ratio"] = (row["xferlab"]["tokens_per_s"] / row["torch"]["tokens_per_s"]
+                  if "torch" in row else None)
+  return row
+
+
+TABLE_HEADER = ("| cell | B | T | H | xferlab tok/s | torch tok/s | ratio | xferlab GFLOP/s "
+                "| torch GFLOP/s | xferlab % of matmul peak |\n" + "|---" * 10 + "|")
+
+
+def table_row(row: dict) -> str:
+  x, t = row["xferlab"], row.get("torch")
+  fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+  return (f"| {row['cell']} | {row['batch']} | {row['length']} | {row['hidden']} "
+          f"| {x['tokens_per_s']:,.0f} | {fmt(t and t['tokens_per_s'], ',.0f')} "
+          f"| {fmt(row['ratio'], '.2f')} | {x['gflops']:.1f} | {fmt(t and t['gflops'], '.1f')} "
+          f"| {100 * x['fraction_of_matmul_peak']:.1f}% |")
+
+
+def measure_point(args, peaks: dict, labels: dict, candidates: dict, tokens: int,
+                  flops: int) -> dict:
+  """Times the candidates at one grid point, prints and returns its table row."""
+  row = dict(labels, **summarize(compare(candidates, args.repeats), tokens, flops, peaks))
+  print(table_row(row), flush=True)
+  return row
+
+
+def grid_points(quick: bool, quick_point: dict) -> list[dict]:
+  if quick:
+    return [dict(quick_point)]
+  return [{"batch": b, "hidden": h, "length": t}
+          for b, h, t in itertools.product(GRID["batch"], GRID["hidden"], GRID["length"])]
+
+
+def run_peaks(args) -> dict:
+  """The practical peak (a large matmul, both frameworks) and the theoretical one."""
+  candidates = {"jax": jax_matmul()}
+  if torch is not None:
+    candidates["torch"] = torch_matmul()
+  timings = compare(candidates, args.repeats)
+  flops = 2 * MATMUL_SIZE ** 3
+  matmul = {"size": MATMUL_SIZE, "timings": timings}
+  for name, t in timings.items():
+    matmul[f"{name}_gflops"] = flops / t["seconds"] / 1e9
+  peak = {"matmul": matmul, "theoretical": theoretical_peak()}
+  print(f"Theoretical peak: {peak['theoretical']['arithmetic']}")
+  torch_text = (f", PyTorch torch.mm {matmul['torch_gflops']:.1f} GFLOP/s"
+                if "torch_gflops" in matmul else "")
+  print(f"Practical peak ({MATMUL_SIZE}x{MATMUL_SIZE} float32 matmul, median): "
+        f"JAX jnp.dot {matmul['jax_gflops']:.1f} GFLOP/s{torch_text}\n", flush=True)
+  return peak
+
+
+def run_layers(args, peaks: dict) -> list[dict]:
+  """One LSTM / GRU layer, forward + backward, over the grid."""
+  print(f"## One recurrent layer, input {INPUT_SIZE}, forward + backward (unroll {args.unroll})")
+  print(TABLE_HEADER, flush=True)
+  rows = []
+  for cell in args.cells:
+    for p in grid_points(args.quick, ACCEPTANCE):
+      b, t, h = p["batch"], p["length"], p["hidden"]
+      candidates = {"xferlab": xferlab_layer(cell, b, t, h, args.unroll)}
+      if torch is not None:
+        candidates["torch"] = torch_layer(cell, b, t, h)
+      rows.append(measure_point(args, peaks, dict(cell=cell, input=INPUT_SIZE, **p), candidates,
+                                b * t, layer_flops(cell, b, t, INPUT_SIZE, h)))
+  print()
+  return rows
+
+
+def run_classifier(args, peaks: dict) -> list[dict]:
+  """The DANN classifier train step (B source + B target rows), over the grid."""
+  print(f"## Classifier train step: embedding {INPUT_SIZE}, 2-layer LSTM, mean+max pooling, "
+        f"head, DANN discriminator, Adam; B source + B target rows, 2·B·T tokens")
+  print(TABLE_HEADER, flush=True)
+  rows = []
+  for p in grid_points(args.quick, QUICK_CLASSIFIER):
+    b, t, h = p["batch"], p["length"], p["hidden"]
+    candidates = {"xferlab": xferlab_classifier(b, t, h, args.unroll)}
+    if torch is not None:
+      candidates["torch"] = torch_classifier(b, t, h)
+    rows.append(measure_point(args, peaks, dict(cell="lstm x2 + dann", input=INPUT_SIZE, **p),
+                              candidates, 2 * b * t, classifier_flops(b, t, h)))
+  print()
+  return rows
+
+
+SWEEP_LAMBDAS = (0.0, 0.03, 0.1, 0.3)
+
+
+def run_sweep(args, peaks: dict) -> dict:
+  """The quick start's λ sweep, K = 4: four sequential runs against one vmapped program.
+
+  Each measurement is a complete ``launch.sweep`` in a fresh directory (data,
+  compilation, training, evaluation, checkpoints), with the jit cache cleared
+  first; the two are alternated ``--sweep-rounds`` times and the medians compared.
+  """
+  import shutil
+  import tempfile
+  from xferlab import launch
+  experiment = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "experiments", "quickstart.py") + ":dann"
+  grid = {"transfer.lam": list(SWEEP_LAMBDAS)}
+  print(f"## Vectorized λ sweep: quick start, λ in {SWEEP_LAMBDAS}, one seed; "
+        "whole sweeps, alternated", flush=True)
+  times = {"sequential": [], "vectorized": []}
+  accuracies = {}
+  for _ in range(args.sweep_rounds):
+    for mode in times:
+      train._STEP_CACHE.clear()
+      workdir = tempfile.mkdtemp(prefix=f"sweep-{mode}-")
+      start = time.perf_counter()
+      rows = launch.sweep(experiment, grid, workdir, overrides={"train.progress_bar": False},
+                          vectorize=mode == "vectorized")
+      times[mode].append(time.perf_counter() - start)
+      accuracies[mode] = [r["results"]["target_accuracy"] for r in rows]
+      shutil.rmtree(workdir, ignore_errors=True)
+  seq, vec = (statistics.median(times[m]) for m in ("sequential", "vectorized"))
+  print(f"| mode | seconds (median of {args.sweep_rounds}) | target accuracy per λ |")
+  print("|---|---|---|")
+  for mode, seconds in (("sequential", seq), ("vectorized", vec)):
+    print(f"| {mode} | {seconds:.1f} | "
+          + ", ".join(f"{100 * a:.1f}" for a in accuracies[mode]) + " |")
+  print(f"Speed-up of the vmapped sweep: {seq / vec:.2f}x (need 2x)\n", flush=True)
+  return {"lambdas": list(SWEEP_LAMBDAS), "seconds": times, "median_sequential_s": seq,
+          "median_vectorized_s": vec, "speedup": seq / vec, "target_accuracy": accuracies}
+
+
+# Sections run in this order; each is ``run(args, peaks) -> JSON-able results``.
+SECTIONS: dict[str, Callable] = {
+    "layers": run_layers,
+    "classifier": run_classifier,
+    "sweep": run_sweep,
+}
+
+
+# --- report
+
+def acceptance(results: dict) -> dict | None:
+  """Issue 6's bar at the LSTM acceptance point: ≥ 1.3× PyTorch, ≥ 75% of the matmul peak."""
+  for row in results.get("layers", []):
+    if row["cell"] == "lstm" and all(row[k] == v for k, v in ACCEPTANCE.items()):
+      fraction = row["xferlab"]["fraction_of_matmul_peak"]
+      return {"ratio": row["ratio"], "fraction_of_matmul_peak": fraction,
+              "ratio_ok": None if row["ratio"] is None else row["ratio"] >= 1.3,
+              "peak_ok": fraction >= 0.75}
+  return None
+
+
+def estimate_full_grid_seconds(results: dict, args) -> float:
+  """Rough wall time of the full grid, from the GFLOP/s and compile times measured here.
+
+  Each point costs its compile plus (3 warm-up + repeats × k) iterations per
+  framework; throughput is assumed constant across the grid (small shapes run
+  slower, large ones faster).
+  """
+  def point_seconds(row: dict, flops: int) -> float:
+    total = 0.0
+    for name in ("xferlab", "torch"):
+      if name not in row:
+        continue
+      seconds = flops / (row[name]["gflops"] * 1e9)
+      rounds = args.repeats * max(seconds, MIN_ROUND_SECONDS)
+      total += row[name]["first_call_s"] + (1 + WARMUP_CALLS) * seconds + rounds
+    return total
+
+  points = grid_points(False, {})
+  total = 0.0
+  for row in results.get("layers", []):
+    total += sum(point_seconds(row, layer_flops(row["cell"], p["batch"], p["length"], INPUT_SIZE,
+                                                p["hidden"])) for p in points)
+  for row in results.get("classifier", []):
+    total += sum(point_seconds(row, classifier_flops(p["batch"], p["length"], p["hidden"]))
+                 for p in points)
+  return total
+
+
+def busy_cores(seconds: float = 1.0) -> float | None:
+  """How many cores other processes keep busy (from /proc/stat, while this one sleeps)."""
+  def sample():
+    with open("/proc/stat") as f:
+      values = [int(v) for v in f.readline().split()[1:]]
+    return values[3] + values[4], sum(values)           # idle + iowait, total
+  try:
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+  except (OSError, ValueError, IndexError):
+    return None
+  return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def versions() -> dict:
+  import flax
+  return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
+          "torch": torch.__version__ if torch is not None else None,
+          "jax_devices": [str(d) for d in jax.devices()],
+          "torch_threads": torch.get_num_threads() if torch is not None else None}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="only the acceptance point per cell and one reduced classifier point")
+  parser.add_argument("--out", default="rnn_throughput.json", help="JSON results file")
+  parser.add_argument("--cells", default="lstm,gru", help="comma-separated cells for 'layers'")
+  parser.add_argument("--repeats", type=int, default=5, help="alternating timing rounds")
+  parser.add_argument("--unroll", type=int, default=1, help="lax.scan unroll factor")
+  parser.add_argument("--sweep-rounds", type=int, default=2,
+                      help="alternations of the sequential and the vectorized λ sweep")
+  parser.add_argument("--sections", default=",".join(SECTIONS),
+                      help=f"comma-separated, of {', '.join(SECTIONS)}")
+  args = parser.parse_args()
+  args.cells = [c for c in args.cells.split(",") if c]
+  sections = [s for s in args.sections.split(",") if s]
+  unknown = [c for c in args.cells if c not in GATES] + [s for s in sections if s not in SECTIONS]
+  if unknown:
+    parser.error(f"unknown cell or section: {', '.join(unknown)}")
+
+  started = time.perf_counter()
+  if torch is None:
+    print("PyTorch is not installed: measuring the xferlab side only. "
+          "Install it with: pip install -e \".[bench]\"\n")
+  else:
+    torch.set_num_threads(os.cpu_count() or 1)
+  load = busy_cores()
+  if load is not None and load > 0.3:
+    print(f"{load:.1f} cores busy at start: other processes compete for the cores; figures "
+          "from this run are unreliable (PyTorch's OpenMP threads suffer most).\n")
+  results = {"meta": {"quick": args.quick, "repeats": args.repeats, "unroll": args.unroll,
+                      "cells": args.cells, "sections": sections, "busy_cores_start": load,
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **versions()}}
+  results["peaks"] = peaks = run_peaks(args)
+  for name in sections:
+    results[name] = SECTIONS[name](args, peaks)
+
+  results["acceptance"] = check = acceptance(results)
+  if check is not None:
+    ratio = "n/a" if check["ratio"] is None else f"{check['ratio']:.2f}x"
+    print(f"Acceptance (LSTM B={ACCEPTANCE['batch']} T={ACCEPTANCE['length']} "
+          f"H={ACCEPTANCE['hidden']}): xferlab/torch {ratio} (need 1.30x), "
+          f"{100 * check['fraction_of_matmul_peak']:.1f}% of matmul peak (need 75%)")
+  results["meta"]["wall_s"] = time.perf_counter() - started
+  results["meta"]["busy_cores_end"] = load = busy_cores()
+  if load is not None and load > 0.3:
+    print(f"{load:.1f} cores busy at the end: other processes competed for the cores; "
+          "figures from this run are unreliable.")
+  if args.quick:
+    results["estimated_full_grid_s"] = estimate = estimate_full_grid_seconds(results, args)
+    print(f"Estimated full grid ({', '.join(sections)}): about {estimate / 60:.0f} min")
+  with open(args.out, "w") as f:
+    json.dump(results, f, indent=2)
+  print(f"Wall time {results['meta']['wall_s']:.0f} s; results in {os.path.abspath(args.out)}")
+
+
+if __name__ == "__main__":
+  main()
