@@ -9,7 +9,10 @@ Everything is forward + backward in float32, measured in one process:
   ``inputs float[B, T, I]`` with every length = T; loss = sum of the outputs;
   gradients w.r.t. the parameters and the inputs (one jitted
   ``jax.value_and_grad``). PyTorch: ``nn.LSTM`` / ``nn.GRU`` (batch_first),
-  ``out.sum().backward()`` with ``x.requires_grad_()``.
+  ``out.sum().backward()`` with ``x.requires_grad_()``. Beside them, the
+  *matmul-only ceiling*: the layer's matmuls alone, same shapes, same order
+  and dependencies, no gate arithmetic (``matmul_ceiling``) -- what no XLA
+  implementation of the layer can beat on this machine.
 * ``classifier``: the whole train step of the project's classifier, built from
   ``base_config()``: embedding 256, 2-layer LSTM of ``H`` units, mean+max pooling,
   linear head, DANN discriminator (gradient reversal, MLP 100), Adam with
@@ -79,7 +82,7 @@ GRID = {"batch": (32, 64), "hidden": (256, 512, 1024), "length": (64, 128, 256)}
 ACCEPTANCE = {"batch": 64, "length": 128, "hidden": 512}   # issue 6, LSTM
 QUICK_CLASSIFIER = {"batch": 32, "length": 64, "hidden": 256}
 MATMUL_SIZE = 2048
-PEAK_OF = {"xferlab": "jax_gflops", "torch": "torch_gflops"}   # each framework's matmul peak
+PEAK_OF = {"xferlab": "jax_gflops", "ceiling": "jax_gflops", "torch": "torch_gflops"}  # matmul peaks
 MIN_ROUND_SECONDS = 0.5
 WARMUP_CALLS = 2          # after the first (compiling) call
 
@@ -216,6 +219,43 @@ def xferlab_layer(cell: str, batch: int, time_steps: int, hidden: int,
   return lambda: jax.block_until_ready(grad(params, x, lengths))
 
 
+def matmul_ceiling(cell: str, batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
+  """The layer's matmuls alone, in the same order and shapes, with no gate arithmetic.
+
+  Forward: the input projection ``[T·B, I] x [I, G·H]``, then ``T`` dependent
+  steps ``[B, H] x [H, G·H]``; backward: ``T`` dependent steps
+  ``[B, G·H] x [G·H, H]``, then ``dW_h``, ``dW_x`` and ``dx`` over all ``T·B``
+  rows. The same FLOPs as ``layer_flops``: how fast *any* XLA implementation of
+  the layer could be on this machine (the elementwise work costs extra).
+  """
+  width = GATES[cell] * hidden
+  key = jax.random.split(jax.random.PRNGKey(2), 3)
+  w_x = jax.random.normal(key[0], (INPUT_SIZE, width), jnp.float32) * 0.01
+  w_h = jax.random.normal(key[1], (hidden, width), jnp.float32) * 0.01
+  x = jax.random.normal(key[2], (time_steps * batch, INPUT_SIZE), jnp.float32)
+
+  @jax.jit
+  def program(w_x, w_h, x):
+    projected = (x @ w_x).reshape(time_steps, batch, width)
+
+    def forward(h, p_t):
+      h = (h @ w_h + p_t)[:, :hidden]
+      return h, h
+
+    _, hs = jax.lax.scan(forward, jnp.zeros((batch, hidden)), projected)
+    w_h_t = w_h.T
+
+    def backward(d, h_t):
+      d_gates = jnp.tile(d + h_t, (1, GATES[cell]))
+      return d_gates @ w_h_t, d_gates
+
+    _, d_gates = jax.lax.scan(backward, jnp.zeros((batch, hidden)), hs, reverse=True)
+    rows = d_gates.reshape(time_steps * batch, width)
+    return (hs.reshape(-1, hidden).T @ rows, x.T @ rows, rows @ w_x.T)
+
+  return lambda: jax.block_until_ready(program(w_x, w_h, x))
+
+
 def torch_layer(cell: str, batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
   """``nn.LSTM`` / ``nn.GRU``: ``out.sum().backward()``, gradients of weights and inputs."""
   rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](INPUT_SIZE, hidden, batch_first=True)
@@ -350,16 +390,19 @@ def summarize(timings: dict[str, dict], tokens: int, flops: int, peaks: dict) ->
 
 
 TABLE_HEADER = ("| cell | B | T | H | xferlab tok/s | torch tok/s | ratio | xferlab GFLOP/s "
-                "| torch GFLOP/s | xferlab % of matmul peak |\n" + "|---" * 10 + "|")
+                "| torch GFLOP/s | xferlab % of matmul peak | matmul-only ceiling tok/s "
+                "| ceiling / torch |\n" + "|---" * 12 + "|")
 
 
 def table_row(row: dict) -> str:
-  x, t = row["xferlab"], row.get("torch")
+  x, t, c = row["xferlab"], row.get("torch"), row.get("ceiling")
   fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+  ceiling = fmt(c and c["tokens_per_s"], ",.0f")
+  ceiling_ratio = fmt(c and t and c["tokens_per_s"] / t["tokens_per_s"], ".2f")
   return (f"| {row['cell']} | {row['batch']} | {row['length']} | {row['hidden']} "
           f"| {x['tokens_per_s']:,.0f} | {fmt(t and t['tokens_per_s'], ',.0f')} "
           f"| {fmt(row['ratio'], '.2f')} | {x['gflops']:.1f} | {fmt(t and t['gflops'], '.1f')} "
-          f"| {100 * x['fraction_of_matmul_peak']:.1f}% |")
+          f"| {100 * x['fraction_of_matmul_peak']:.1f}% | {ceiling} | {ceiling_ratio} |")
 
 
 def measure_point(args, peaks: dict, labels: dict, candidates: dict, tokens: int,
@@ -404,7 +447,8 @@ def run_layers(args, peaks: dict) -> list[dict]:
   for cell in args.cells:
     for p in grid_points(args.quick, ACCEPTANCE):
       b, t, h = p["batch"], p["length"], p["hidden"]
-      candidates = {"xferlab": xferlab_layer(cell, b, t, h, args.unroll)}
+      candidates = {"xferlab": xferlab_layer(cell, b, t, h, args.unroll),
+                    "ceiling": matmul_ceiling(cell, b, t, h)}
       if torch is not None:
         candidates["torch"] = torch_layer(cell, b, t, h)
       rows.append(measure_point(args, peaks, dict(cell=cell, input=INPUT_SIZE, **p), candidates,

@@ -1,5 +1,7 @@
 """Language modelling: the continuous stream, the carried state, exact evaluation, tying."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -84,6 +86,10 @@ def test_trains_with_carried_state_and_reports_perplexity(tmp_path):
   assert results["valid_perplexity"] == pytest.approx(np.exp(results["valid_loss"]), rel=1e-6)
   assert 1.0 < results["test_perplexity"] < 1e4
   assert results["train_step_compilations"] == 1
+  from xferlab.metrics import plot_curves
+  assert os.path.getsize(plot_curves(str(tmp_path), ["valid_perplexity", "test_perplexity"])) > 0
+  with pytest.raises(ValueError, match="No eval metric 'bleu'"):
+    plot_curves(str(tmp_path), ["bleu"])
 
 
 def test_language_model_encoder_restores_into_a_classifier(tmp_path):

@@ -83,3 +83,37 @@ class MetricWriter:
   def close(self) -> None:
     self._file.close()
     self._tb.close()
+
+
+def read_metrics(workdir: str, split: str = "eval") -> list[dict]:
+  """The ``split`` records of ``workdir/metrics.jsonl`` in order."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [r for r in map(json.loads, f) if r.get("split") == split]
+
+
+def plot_curves(workdir: str, names: list[str], out: str | None = None, split: str = "eval") -> str:
+  """A PNG of metrics against the step (``workdir/curves.png`` by default); returns its path."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  records = read_metrics(workdir, split)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name in names:
+    points = [(r["step"], r[name]) for r in records if name in r]
+    if not points:
+      raise ValueError(f"No {split} metric {name!r} in {workdir}; have "
+                       f"{sorted(set().union(*records)) if records else []}")
+    ax.plot(*zip(*points), marker="o", label=name)
+  ax.set_xlabel("step")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  out = out or os.path.join(workdir, "curves.png")
+  fig.tight_layout()
+  fig.savefig(out, dpi=120)
+  plt.close(fig)
+  return out
+
+
+if __name__ == "__main__":   # python -m xferlab.metrics WORKDIR METRIC [METRIC ...]
+  import sys
+  print(plot_curves(sys.argv[1], sys.argv[2:]))

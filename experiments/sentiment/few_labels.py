@@ -67,7 +67,7 @@ def get_config(arg=None):
   c.optimizer.grad_clip = 1.0
   c.train.num_epochs = 0
   c.train.num_steps = 150
-  c.train.eval_every = 50
+  c.train.eval_every = 150               # the final model only
   c.train.early_stopping_metric = ""     # fixed budget: report the final model
   c.train.log_every = 25
 
