@@ -121,3 +121,16 @@ def test_bfloat16_mixed_precision_trains_close_to_float32(tmp_path):
   l32, l16 = _logged(str(tmp_path / "f32"), "loss"), _logged(str(tmp_path / "bf16"), "loss")
   assert l16 == pytest.approx(l32, rel=0.05)
   assert bf16["target_accuracy"] == pytest.approx(f32["target_accuracy"], abs=0.1)
+
+
+def test_time_limit_stops_evaluates_and_checkpoints(tmp_path):
+  from xferlab.config import apply_overrides, load_experiment
+  from xferlab.train import train_and_evaluate
+  config, _ = load_experiment(QUICKSTART + ":dann")
+  config = apply_overrides(config, dict(TINY, **{"train.progress_bar": False,
+                                                 "train.num_steps": 1000,
+                                                 "train.max_train_minutes": 1e-4}))
+  results = train_and_evaluate(config, str(tmp_path))
+  assert 1 <= results["steps"] < 1000 and results["best_step"] == results["steps"]
+  assert "target_accuracy" in results
+  assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == results["steps"]
