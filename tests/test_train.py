@@ -176,3 +176,20 @@ def test_killed_and_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_p
   steps = [json.loads(l)["step"] for l in open(tmp_path / "resumed" / "metrics.jsonl")
            if json.loads(l)["split"] == "train"]
   assert steps == sorted(steps) and steps.count(1) == 1
+
+
+def test_resuming_with_another_configuration_is_refused_but_new_default_keys_are_not(
+    tiny_config, tmp_path):
+  import json as json_lib
+  from xferlab.config import apply_overrides, to_json
+  from xferlab.train import check_workdir_config
+  (tmp_path / "config.json").write_text(to_json(tiny_config))
+  check_workdir_config(tiny_config, str(tmp_path))                       # the same: fine
+  with pytest.raises(ValueError, match="differs in: transfer.lam"):
+    check_workdir_config(apply_overrides(tiny_config, {"transfer.lam": 0.5}), str(tmp_path))
+  old = json_lib.loads(to_json(tiny_config))
+  del old["data"]["num_labels"]                 # a run started before the key existed
+  (tmp_path / "config.json").write_text(json_lib.dumps(old))
+  check_workdir_config(tiny_config, str(tmp_path))                       # default: no difference
+  with pytest.raises(ValueError, match="data.num_labels"):
+    check_workdir_config(apply_overrides(tiny_config, {"data.num_labels": 5}), str(tmp_path))

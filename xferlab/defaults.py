@@ -31,6 +31,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 128
   c.data.num_labels = 0          # amazon: keep this many labeled training reviews (0 = all)
   c.data.label_seed = -1         # which ones (class-balanced); -1 = the run's seed
+  c.data.in_domain = False       # amazon, amazon_hatn, movie: train (and validate) on labeled
+                                 # reviews of the target domain that are not in its test set
+                                 # (the in-domain upper bound; xferlab.data.domains)
   c.data.word_split = "words"    # word tokenizer: words (lowercase, split punctuation) | whitespace
   c.data.bptt = 35               # language model: steps of truncated backprop through time
   c.data.shuffle_seed = -1       # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
@@ -113,4 +116,6 @@ def base_config() -> ml_collections.ConfigDict:
                                  # '' = the same vocabulary; 'auto' = the tokenizer/ folder of the
                                  # checkpoint's workdir; else a tokenizer directory. Embedding rows
                                  # move by token string; tokens it lacks get the mean row.
+  c.init_from.made_by = ""       # the command that trains init_from.path: named in the error
+                                 # when that path (or data.tokenizer_path) does not exist
   return c

@@ -165,7 +165,12 @@ def check_workdir_config(config, workdir: str) -> None:
     old = from_json(f.read())
   ignore = {"train.progress_bar"}
   a, b = flatten(old), flatten(from_json(to_json(config)))
-  diff = sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
+  # A key added to xferlab after the run started is no difference while it has its default.
+  from xferlab.defaults import base_config
+  defaults = flatten(from_json(to_json(base_config())))
+  added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
+  diff = sorted(k for k in set(a) | set(b)
+                if k not in ignore | added and a.get(k) != b.get(k))
   if diff:
     raise ValueError(f"{workdir} holds a run with a different configuration "
                      f"(differs in: {', '.join(diff)}); use another workdir to start a new run.")

@@ -232,3 +232,68 @@ def test_amazon_protocol_a_splits(data_dir, monkeypatch):
   assert set(small["source_train"][0]) <= set(corpus["source_train"][0])
   assert set(small["source_train"][0]) != set(other["source_train"][0])     # per seed
   assert small["target_test"][0] == corpus["source_val"][0]                 # in-domain test
+
+
+def _domain_config(name, source, target):
+  from xferlab.defaults import base_config
+  config = base_config().data
+  config.name, config.source, config.target, config.manual_dir = name, source, target, str(ROOT)
+  return config
+
+
+def test_amazon_hatn_protocol_b_splits(data_dir, monkeypatch):
+  """Protocol B: class-balanced distinct source rows for training (2,800 per class at most,
+  200 per class at least left for validation), all 6,000 target reviews for test."""
+  import numpy as np
+  from xferlab.data.domains import load_domain_adaptation
+  monkeypatch.setenv(catalog.DATA_DIR_ENV, str(data_dir))
+  corpus = load_domain_adaptation(_domain_config("amazon_hatn", "dvd", "books"))
+  train_texts, train_labels = corpus["source_train"]
+  val_texts, val_labels = corpus["source_val"]
+  assert len(train_texts) == 2 * 2565 and np.sum(train_labels) == 2565      # dvd negatives: 2,765
+  assert len(train_texts) + len(val_texts) == 6000 - 48 - 235               # distinct rows
+  assert np.sum(val_labels == 0) == 200 and not set(train_texts) & set(val_texts)
+  assert len(corpus["target_test"][0]) == 6000 and np.sum(corpus["target_test"][1]) == 3000
+  assert len(corpus["target_unlabeled"]) == EXPECTED["amazon_unlabeled"]["books"]["train"]
+  again = load_domain_adaptation(_domain_config("amazon_hatn", "dvd", "books"), seed=5)
+  assert again["source_train"][0] == train_texts                            # fixed, not per seed
+  config = _domain_config("amazon_hatn", "dvd", "books")
+  config.in_domain = True
+  inside = load_domain_adaptation(config)
+  hatn = {_norm(t) for t in corpus["target_test"][0]}
+  texts = inside["source_train"][0] + inside["source_val"][0]
+  assert 1700 < len(texts) < 1900 and not {_norm(t) for t in texts} & hatn
+
+
+def _norm(text):
+  import re
+  return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+@pytest.mark.parametrize("source, size", [("imdb_2k", 1999), ("rt_polarity", None)])
+def test_movie_to_product_splits(data_dir, monkeypatch, source, size):
+  """Movie source split 90/10 (repeats dropped); target test = the Amazon domain's 2,000."""
+  from xferlab.data.domains import load_domain_adaptation
+  monkeypatch.setenv(catalog.DATA_DIR_ENV, str(data_dir))
+  corpus = load_domain_adaptation(_domain_config("movie", source, "kitchen"))
+  train, val = corpus["source_train"][0], corpus["source_val"][0]
+  total = len(train) + len(val)
+  assert total == size if size else 10500 < total <= 10662
+  assert len(val) == round(0.1 * total) and not set(train) & set(val)
+  assert len(corpus["target_test"][0]) == 2000
+  assert len(corpus["target_unlabeled"]) == EXPECTED["amazon_unlabeled"]["kitchen"]["train"]
+
+
+def test_in_domain_upper_bound_never_sees_the_test_reviews(data_dir, monkeypatch):
+  """data.in_domain (protocol A): the target's HATN reviews that are not Blitzer-labeled."""
+  from xferlab.data.domains import load_domain_adaptation
+  monkeypatch.setenv(catalog.DATA_DIR_ENV, str(data_dir))
+  config = _domain_config("amazon", "books", "dvd")
+  config.in_domain = True
+  corpus = load_domain_adaptation(config)
+  texts = corpus["source_train"][0] + corpus["source_val"][0]
+  unlabeled = EXPECTED["amazon_unlabeled"]["dvd"]["train"]
+  assert unlabeled - 20 < len(texts) <= unlabeled        # minus a few the flag misses
+  assert len(corpus["source_val"][0]) == round(0.1 * len(texts))
+  test = {_norm(t) for t in corpus["target_test"][0]}
+  assert len(corpus["target_test"][0]) == 2000 and not {_norm(t) for t in texts} & test

@@ -6,15 +6,32 @@
    "target_unlabeled": texts, "target_test": (texts, labels)}
 
 Labels are ints (1 positive, 0 negative). The target test labels are only
-ever used for evaluation.
+ever used for evaluation. ``data.name`` picks the corpus and protocol:
+
+* ``synthetic``: the generated two-domain corpus (``xferlab.data.synthetic``);
+* ``amazon``: protocol A, the Blitzer et al. 2007 benchmark (``_amazon``);
+* ``amazon_hatn``: protocol B, the HATN benchmark (``_amazon_hatn``);
+* ``movie``: movie reviews (``imdb_2k`` or ``rt_polarity``) to an Amazon
+  domain (``_movie``).
+
+Every split that depends on a random choice uses a fixed seed (0), never the
+run's seed, so every arm and seed of an experiment sees the same data.
+``data.in_domain`` (the real corpora) replaces the source parts by labeled
+reviews of the *target* domain that are not in its test set: the in-domain
+upper bound, tested on the same target test set.
 """
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from xferlab.data import synthetic
 
 
-def _synthetic(data_config) -> dict:
+def _synthetic(data_config, seed: int = 0) -> dict:
+  del seed
   fields = {f for f in synthetic.SyntheticSpec.__dataclass_fields__}
   options = dict(data_config.synthetic)
   unknown = set(options) - fields
@@ -24,7 +41,105 @@ def _synthetic(data_config) -> dict:
   return synthetic.generate(spec)
 
 
+AMAZON_DOMAINS = ("books", "dvd", "electronics", "kitchen")
+MOVIE_SOURCES = ("imdb_2k", "rt_polarity")
 AMAZON_VALIDATION = 400   # of each domain's 2,000 labeled reviews, held out (protocol A)
+HATN_TRAIN_PER_CLASS = 2800   # protocol B: at most 2,800 + 2,800 source training reviews
+HATN_VALIDATION_PER_CLASS = 200   # protocol B: at least 200 + 200 held out for validation
+MOVIE_VALIDATION_FRACTION = 0.1   # movie sources: 90 % train, 10 % validation
+IN_DOMAIN_VALIDATION_FRACTION = 0.1   # data.in_domain: 90 % train, 10 % validation
+
+
+def _in_domain(data_config) -> bool:
+  return bool(data_config.get("in_domain", False))   # configs saved before the option lack it
+
+
+def _rows(name: str, data_config) -> list[dict]:
+  from xferlab.data import load
+  return list(load(name, "train", manual_dir=data_config.manual_dir or None))
+
+
+def _check_domain(domain: str, role: str) -> None:
+  if domain not in AMAZON_DOMAINS:
+    raise ValueError(f"data.{role} = {domain!r} is not an Amazon domain; choose one of "
+                     f"{AMAZON_DOMAINS}")
+
+
+def _texts_labels(rows) -> tuple[list[str], np.ndarray]:
+  return [r["text"] for r in rows], np.array([r["label"] for r in rows], np.int64)
+
+
+def _shuffled_split(texts, labels, num_val: int):
+  """``(train, val)`` of ``(texts, labels)``: a fixed (seed 0) permutation, the last
+  ``num_val`` examples held out."""
+  order = np.random.default_rng(0).permutation(len(texts))
+  texts = [texts[i] for i in order]
+  labels = np.asarray(labels)[order]
+  cut = len(texts) - num_val
+  return (texts[:cut], labels[:cut]), (texts[cut:], labels[cut:])
+
+
+def _distinct(rows, flag: str | None = None) -> list[dict]:
+  """``rows`` without repeats: those flagged ``flag`` dropped, else later copies of a text."""
+  if flag is not None:
+    return [r for r in rows if not r[flag]]
+  seen, out = set(), []
+  for r in rows:
+    if r["text"] not in seen:
+      seen.add(r["text"])
+      out.append(r)
+  return out
+
+
+def _normalized(text: str) -> str:
+  """Lowercase alphanumerics only: how ``amazon_hatn`` flags ``in_blitzer_labeled``."""
+  return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _fraction_split(rows, fraction: float):
+  texts, labels = _texts_labels(rows)
+  return _shuffled_split(texts, labels, int(round(fraction * len(texts))))
+
+
+def _blitzer_test(data_config) -> tuple[list[str], np.ndarray]:
+  """The target domain's 2,000 labeled ``amazon_multi_domain`` reviews."""
+  return _texts_labels(_rows(f"amazon_multi_domain/{data_config.target}", data_config))
+
+
+def _unlabeled(data_config) -> list[str]:
+  """``amazon_unlabeled`` of the target domain: HATN reviews minus duplicates and minus every
+  Blitzer-labeled one, so no protocol-A test review leaks in."""
+  return [r["text"] for r in _rows(f"amazon_unlabeled/{data_config.target}", data_config)]
+
+
+def _in_domain_for_blitzer_test(data_config):
+  """Labeled target reviews disjoint from the target's Blitzer test reviews: its
+  ``amazon_hatn`` rows that are neither duplicates nor ``in_blitzer_labeled`` nor equal to a
+  test review after normalization (the flag misses a few: 9 in dvd), split 90/10."""
+  test = {_normalized(t) for t in _blitzer_test(data_config)[0]}
+  rows = [r for r in _rows(f"amazon_hatn/{data_config.target}", data_config)
+          if not r["duplicate"] and not r["in_blitzer_labeled"]
+          and _normalized(r["text"]) not in test]
+  return _fraction_split(rows, IN_DOMAIN_VALIDATION_FRACTION)
+
+
+def _in_domain_for_hatn_test(data_config):
+  """Labeled target reviews disjoint from all 6,000 ``amazon_hatn`` target reviews: its
+  Blitzer (``amazon_multi_domain``) reviews whose normalized text is no HATN review's
+  (nor a repeat), split 90/10."""
+  hatn = {_normalized(r["text"]) for r in _rows(f"amazon_hatn/{data_config.target}", data_config)}
+  rows = [r for r in _rows(f"amazon_multi_domain/{data_config.target}", data_config)
+          if not r["duplicate"] and _normalized(r["text"]) not in hatn]
+  return _fraction_split(rows, IN_DOMAIN_VALIDATION_FRACTION)
+
+
+def _with_num_labels(train, data_config, seed: int):
+  """``data.num_labels`` (> 0): that many training reviews, class-balanced, chosen with
+  ``data.label_seed`` (-1 = the run's seed)."""
+  if not data_config.num_labels:
+    return train
+  return _balanced_subset(train[0], train[1], data_config.num_labels,
+                          seed if data_config.label_seed < 0 else data_config.label_seed)
 
 
 def _amazon(data_config, seed: int = 0) -> dict:
@@ -37,37 +152,92 @@ def _amazon(data_config, seed: int = 0) -> dict:
   target domain (HATN reviews minus every Blitzer-labeled one, so no test
   review leaks in). Target test: the target domain's 2,000 labeled reviews or,
   when source == target (in-domain), the source's 400 held-out reviews.
+
+  ``data.in_domain``: train and validate (90/10) on the target domain's
+  ``amazon_hatn`` reviews that are not in its test set (neither duplicates nor
+  ``in_blitzer_labeled``: 5,391 to 5,768 per domain); the test set stays the
+  target's 2,000 Blitzer reviews.
   """
-  import numpy as np
-  from xferlab.data import load
-  manual = data_config.manual_dir or None
-  rows = list(load(f"amazon_multi_domain/{data_config.source}", "train", manual_dir=manual))
-  order = np.random.default_rng(0).permutation(len(rows))
-  texts = [rows[i]["text"] for i in order]
-  labels = np.array([rows[i]["label"] for i in order])
-  cut = len(rows) - AMAZON_VALIDATION
-  train_texts, train_labels = texts[:cut], labels[:cut]
-  if data_config.num_labels:
-    train_texts, train_labels = _balanced_subset(train_texts, train_labels,
-                                                 data_config.num_labels,
-                                                 seed if data_config.label_seed < 0
-                                                 else data_config.label_seed)
-  source_val = (texts[cut:], labels[cut:])
-  if data_config.target == data_config.source:
-    target_test = source_val
-  else:
-    target_rows = list(load(f"amazon_multi_domain/{data_config.target}", "train",
-                            manual_dir=manual))
-    target_test = ([r["text"] for r in target_rows], np.array([r["label"] for r in target_rows]))
-  unlabeled = [r["text"] for r in load(f"amazon_unlabeled/{data_config.target}", "train",
-                                       manual_dir=manual)]
-  return {"source_train": (train_texts, train_labels), "source_val": source_val,
+  _check_domain(data_config.source, "source")
+  _check_domain(data_config.target, "target")
+  unlabeled = _unlabeled(data_config)
+  if _in_domain(data_config):
+    train, source_val = _in_domain_for_blitzer_test(data_config)
+    return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+            "target_unlabeled": unlabeled, "target_test": _blitzer_test(data_config)}
+  texts, labels = _texts_labels(_rows(f"amazon_multi_domain/{data_config.source}", data_config))
+  train, source_val = _shuffled_split(texts, labels, AMAZON_VALIDATION)
+  target_test = source_val if data_config.target == data_config.source else _blitzer_test(
+      data_config)
+  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
           "target_unlabeled": unlabeled, "target_test": target_test}
+
+
+def _amazon_hatn(data_config, seed: int = 0) -> dict:
+  """Protocol B on ``amazon_hatn`` (the HATN benchmark, Li et al. 2018).
+
+  Source: the source domain's ``amazon_hatn`` reviews without the rows flagged
+  ``duplicate``; of each class, ``n`` are chosen for training with a fixed seed
+  (0), class balanced, ``n = min(2,800, size of the smaller class - 200)`` --
+  HATN trains on 2,800 + 2,800 of 3,000 + 3,000 rows, but once duplicates are
+  dropped the dvd and electronics negatives number fewer than 2,800, so at least
+  200 + 200 are kept for validation: n is 2,661 (books), 2,565 (dvd), 2,583
+  (electronics), 2,668 (kitchen). Every other distinct source row is
+  ``source_val``. Target unlabeled text: ``amazon_unlabeled`` of the target
+  domain (the HATN release's own unlabeled files are not available, so it is the
+  test reviews' text, labels dropped: the transductive setting). Target test:
+  all 6,000 ``amazon_hatn`` reviews of the target domain, as HATN reports.
+
+  ``data.in_domain``: train and validate (90/10) on the target's Blitzer reviews
+  that are not among its HATN reviews (see ``_in_domain_for_hatn_test``).
+  """
+  _check_domain(data_config.source, "source")
+  _check_domain(data_config.target, "target")
+  target_test = _texts_labels(_rows(f"amazon_hatn/{data_config.target}", data_config))
+  unlabeled = _unlabeled(data_config)
+  if _in_domain(data_config):
+    train, source_val = _in_domain_for_hatn_test(data_config)
+  else:
+    texts, labels = _texts_labels(_distinct(
+        _rows(f"amazon_hatn/{data_config.source}", data_config), "duplicate"))
+    per_class = {c: int(np.sum(labels == c)) for c in (0, 1)}
+    n = min(HATN_TRAIN_PER_CLASS, min(per_class.values()) - HATN_VALIDATION_PER_CLASS)
+    rng = np.random.default_rng(0)
+    picked = np.zeros(len(texts), bool)
+    for c in (0, 1):
+      picked[rng.choice(np.flatnonzero(labels == c), size=n, replace=False)] = True
+    train = ([t for t, p in zip(texts, picked) if p], labels[picked])
+    source_val = ([t for t, p in zip(texts, picked) if not p], labels[~picked])
+  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+          "target_unlabeled": unlabeled, "target_test": target_test}
+
+
+def _movie(data_config, seed: int = 0) -> dict:
+  """Movie reviews to an Amazon product domain.
+
+  Source (``data.source``): ``imdb_2k`` (2,000 document-level IMDB reviews) or
+  ``rt_polarity`` (10,662 Rotten Tomatoes snippets), repeated texts dropped,
+  split once (fixed seed 0) into 90 % training and 10 % validation. Target
+  (``data.target``, an Amazon domain): unlabeled text from ``amazon_unlabeled``,
+  test on its 2,000 ``amazon_multi_domain`` reviews, as in protocol A.
+  ``data.in_domain`` trains on the target's reviews as ``_amazon`` does.
+  """
+  if data_config.source not in MOVIE_SOURCES and not _in_domain(data_config):
+    raise ValueError(f"data.source = {data_config.source!r}: the movie protocol reads "
+                     f"one of {MOVIE_SOURCES}")
+  _check_domain(data_config.target, "target")
+  if _in_domain(data_config):
+    train, source_val = _in_domain_for_blitzer_test(data_config)
+  else:
+    flag = "duplicate" if data_config.source == "imdb_2k" else None
+    train, source_val = _fraction_split(_distinct(_rows(data_config.source, data_config), flag),
+                                        MOVIE_VALIDATION_FRACTION)
+  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+          "target_unlabeled": _unlabeled(data_config), "target_test": _blitzer_test(data_config)}
 
 
 def _balanced_subset(texts, labels, n: int, seed: int):
   """``n`` examples, half of each class (as near as possible), chosen with ``seed``."""
-  import numpy as np
   if n > len(texts):
     raise ValueError(f"data.num_labels = {n}, but the training split has {len(texts)} reviews")
   rng = np.random.default_rng(seed)
@@ -81,7 +251,8 @@ def _balanced_subset(texts, labels, n: int, seed: int):
   return [texts[i] for i in picked], labels[picked]
 
 
-LOADERS = {"synthetic": _synthetic, "amazon": _amazon}
+LOADERS = {"synthetic": _synthetic, "amazon": _amazon, "amazon_hatn": _amazon_hatn,
+           "movie": _movie}
 
 
 def load_domain_adaptation(data_config, seed: int = 0) -> dict:
@@ -92,6 +263,6 @@ def load_domain_adaptation(data_config, seed: int = 0) -> dict:
   """
   if data_config.name not in LOADERS:
     raise ValueError(f"Unknown data.name {data_config.name!r}; choose one of {sorted(LOADERS)}")
-  if data_config.name == "amazon":
-    return _amazon(data_config, seed)
-  return LOADERS[data_config.name](data_config)
+  if _in_domain(data_config) and data_config.name == "synthetic":
+    raise ValueError("data.in_domain needs a real corpus (amazon, amazon_hatn, movie)")
+  return LOADERS[data_config.name](data_config, seed)

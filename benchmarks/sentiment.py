@@ -1,0 +1,376 @@
+r"""Sentiment transfer benchmark: every arm x pair x seed, the TF-IDF peer, domain distances.
+
+  python -m benchmarks.sentiment [--protocol A|B|movie] [--pairs all|books:dvd,...]
+      [--seeds N] [--arms source_only,dann,...] [--out DIR] [--lm DIR] [--set KEY=VALUE ...]
+      [--vectorize] [--distance-texts N]
+
+Protocols (the experiment files say what each one trains and tests on):
+  A      ``experiments/sentiment/amazon.py``: the 12 pairs of the 4 Amazon domains;
+  B      ``experiments/sentiment/amazon_hatn.py``: the same 12 pairs, HATN's splits;
+  movie  ``experiments/sentiment/movie_to_product.py``: imdb_2k and rt_polarity to each
+         Amazon domain (8 pairs).
+
+Each run trains through ``xferlab.launch.run_config`` in
+``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
+experiment's arm exactly as ``launch.py`` would run it, plus ``--set``
+overrides). A run whose ``results.json`` exists is not trained again, so the
+benchmark resumes where it stopped: run it again with the same ``--out`` (and
+the same ``--set``) until it is complete. ``--vectorize`` trains a pair's runs
+that differ only in λ (source_only and dann) as one vmapped program.
+
+Shared work, trained once and reused:
+  * the review language model of the ``lm`` / ``lm_dann`` arms: one for every
+    pair and protocol (``runs/lm_reviews_all``, a prerequisite; the benchmark
+    stops before training anything if it is missing, naming the command);
+  * ``in_domain``: it never reads the source domain, so it trains once per
+    target domain and seed, in ``OUT/<protocol>/to_<target>/in_domain/seed_<s>``,
+    and serves the 3 pairs with that target (A, B) -- movie pairs use protocol
+    A's, which trains and tests on the same data;
+  * the corpora (prepared once, cached by ``xferlab.data``).
+Not shared: ``source_only`` and ``lm`` train per pair. They are the λ = 0 twins
+of ``dann`` and ``lm_dann`` (same network, same source and target batches,
+their vocabulary built with the target's text), so that λ is the only
+difference between an arm and its DANN version.
+
+Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
+per pair; the proxy A-distance of the source and target encoder features
+(``xferlab.analysis``) for source_only, dann (and lm, lm_dann) runs, with a PCA
+picture of source-only beside DANN for each pair's first seed
+(``OUT/<protocol>/<pair>/features.png``); the discriminator's accuracy over
+the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
+the discriminator's gradient is scaled by λ too, so at λ = 0 it never trains).
+
+Writes ``OUT/results.md`` (target accuracy mean ± std over seeds per pair and
+arm, the pair average, the published anchors of REFERENCES.md beside; macro F1;
+domain distances) and ``OUT/results.json`` with every number, for every
+protocol run into ``OUT`` so far; prints the CPU minutes each pair used
+(``resource.getrusage``, this process and its children, including runs
+skipped as finished: those cost ~0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+
+from xferlab import launch
+from xferlab.config import ConfigError, apply_overrides, flatten, load_experiment, parse_override
+from xferlab.metrics import mean_std
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
+               "B": "experiments/sentiment/amazon_hatn.py",
+               "movie": "experiments/sentiment/movie_to_product.py"}
+DOMAINS = ("books", "dvd", "electronics", "kitchen")
+MOVIES = ("imdb_2k", "rt_polarity")
+ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann")
+PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
+DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann")
+METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
+           "source_val_accuracy")
+LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's default
+LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K", "imdb_2k": "IMDB",
+          "rt_polarity": "RT"}
+
+# Published anchors (../shared/REFERENCES.md, shared/data/amazon_hatn/SOURCE.md), accuracy %.
+ANCHORS = {
+    "A": {
+        "columns": ("DANN bow", "DANN mSDA", "CORAL bow", "TF-IDF (REFERENCES)"),
+        "B→D": (78.4, 82.9, 80.7, 81.1), "B→E": (73.3, 80.4, 76.3, 75.1),
+        "B→K": (77.9, 84.3, 82.5, 78.5), "D→B": (72.3, 82.5, 78.3, 78.0),
+        "D→E": (75.4, 80.9, 77.0, 76.6), "D→K": (78.3, 84.9, 82.5, 79.3),
+        "E→B": (71.3, 77.4, 73.2, 72.2), "E→D": (73.8, 78.1, 72.9, 75.1),
+        "E→K": (85.4, 88.1, 83.6, 87.8), "K→B": (70.9, 71.8, 72.5, 72.5),
+        "K→D": (74.0, 78.9, 73.9, 74.2), "K→E": (84.3, 85.6, 84.6, 84.7),
+        "average": (76.3, 81.3, 78.2, 77.9),
+    },
+    "B": {
+        "columns": ("P-net", "HATN_h"),
+        "B→D": (87.22, 87.70), "B→E": (83.88, 86.20), "B→K": (85.18, 87.08),
+        "D→B": (87.83, 88.02), "D→E": (83.93, 86.78), "D→K": (84.67, 87.00),
+        "E→B": (83.28, 83.62), "E→D": (83.40, 83.87), "E→K": (90.10, 90.12),
+        "K→B": (83.98, 84.83), "K→D": (83.57, 84.73), "K→E": (88.07, 89.08),
+        "average": (85.4, 86.6),
+    },
+    "movie": {"columns": ()},
+}
+
+
+def all_pairs(protocol: str) -> list[tuple[str, str]]:
+  if protocol == "movie":
+    return [(s, t) for s in MOVIES for t in DOMAINS]
+  return list(itertools.permutations(DOMAINS, 2))
+
+
+def parse_pairs(text: str, protocol: str) -> list[tuple[str, str]]:
+  """``"all"`` or ``"books:dvd,dvd:books"`` -> ``[("books", "dvd"), ...]`` (checked)."""
+  valid = all_pairs(protocol)
+  if text == "all":
+    return valid
+  pairs = []
+  for item in text.split(","):
+    source, sep, target = item.strip().partition(":")
+    if not sep or (source, target) not in valid:
+      raise ConfigError(f"--pairs: {item!r} is not a {protocol} pair; valid: "
+                        + ", ".join(f"{s}:{t}" for s, t in valid))
+    pairs.append((source, target))
+  return pairs
+
+
+def pair_name(source: str, target: str) -> str:
+  return f"{LETTER[source]}→{LETTER[target]}"
+
+
+def cpu_seconds() -> float:
+  """User + system CPU time of this process and its finished children."""
+  own = resource.getrusage(resource.RUSAGE_SELF)
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def arm_config(protocol: str, source: str, target: str, arm: str, seed: int,
+               overrides: Sequence[str], lm: str = LM_DIR):
+  """One run's resolved configuration: the experiment's arm, this seed, ``--set`` overrides.
+
+  Same as ``launch.py`` resolves an arm (``xferlab.launch``): the arm's
+  overrides on the experiment's config, then ``seed``; ``--set`` last; ``lm``
+  is the review language model of the lm arms (the experiment's ``lm=``). A
+  per-target arm (``in_domain``) is built source-free: the source set to the
+  target, and the movie protocol's in_domain is protocol A's (the same data).
+  """
+  if arm in PER_TARGET_ARMS:
+    protocol, source = shared_protocol(protocol), target
+  config, _ = load_experiment(os.path.join(ROOT, EXPERIMENTS[protocol])
+                              + f":source={source},target={target},lm={lm}")
+  config = apply_overrides(config, flatten(config.arms[arm]))
+  config.seed, config.seeds = seed, ()
+  config.arms = type(config.arms)()
+  return apply_overrides(config, list(overrides))
+
+
+def shared_protocol(protocol: str) -> str:
+  """The protocol whose per-target runs serve ``protocol``'s: movie and A test alike."""
+  return "B" if protocol == "B" else "A"
+
+
+def run_dir(out: str, protocol: str, source: str, target: str, arm: str, seed: int) -> str:
+  if arm in PER_TARGET_ARMS:
+    return os.path.join(out, shared_protocol(protocol), f"to_{target}", arm, f"seed_{seed}")
+  return os.path.join(out, protocol, f"{source}_{target}", arm, f"seed_{seed}")
+
+
+def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
+                        lm: str = LM_DIR) -> None:
+  """Stops before any training when an arm's pretrained model is missing, naming its command."""
+  for arm in arms:
+    config = arm_config(protocol, *pair, arm, 0, overrides, lm)
+    for path in (config.init_from.path, config.data.tokenizer_path):
+      if path and not os.path.exists(path):
+        raise ConfigError(
+            f"arm {arm} starts from {path!r}, which does not exist (relative to {os.getcwd()}). "
+            f"Make it first:\n  {config.init_from.made_by or '(the command that trains it)'}\n"
+            "or leave the arm out "
+            f"(--arms {','.join(a for a in arms if a not in ('lm', 'lm_dann'))}).")
+
+
+def discriminator_accuracy(workdir: str) -> float | None:
+  """Mean ``domain_accuracy`` over the last quarter of the logged training steps."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    values = [r["domain_accuracy"] for r in map(json.loads, f)
+              if r.get("split") == "train" and "domain_accuracy" in r]
+  return float(np.mean(values[-max(1, len(values) // 4):])) if values else None
+
+
+def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]) -> dict:
+  """Trains (or reads) every arm and seed of one pair; returns its numbers."""
+  from xferlab import analysis, peers
+  pair_dir = os.path.join(args.out, protocol, f"{source}_{target}")
+  os.makedirs(pair_dir, exist_ok=True)
+  if args.vectorize:
+    jobs = [(arm_config(protocol, source, target, arm, seed, args.overrides, args.lm),
+             run_dir(args.out, protocol, source, target, arm, seed))
+            for arm in args.arms for seed in seeds]
+    launch.train_vectorized(jobs)
+  runs: dict[str, list[dict]] = {}
+  for arm in args.arms:
+    for seed in seeds:
+      config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm)
+      workdir = run_dir(args.out, protocol, source, target, arm, seed)
+      print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
+            flush=True)
+      results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+      if config.transfer.method == "dann" and config.transfer.lam > 0:   # λ = 0: never trained
+        results["discriminator_accuracy"] = discriminator_accuracy(workdir)
+      if arm in DISTANCE_ARMS and args.distance_texts:
+        results["proxy_a_distance"] = analysis.run_domain_distance(
+            workdir, args.distance_texts)["pad"]
+      runs.setdefault(arm, []).append(results)
+  if args.distance_texts and {"source_only", "dann"} <= set(runs):
+    picture = os.path.join(pair_dir, "features.png")
+    if not os.path.exists(picture):
+      analysis.compare_runs({arm: runs[arm][0]["workdir"] for arm in ("source_only", "dann")},
+                            picture, num_texts=args.distance_texts)
+  peer_path = os.path.join(pair_dir, "tfidf_peer.json")
+  if os.path.exists(peer_path):
+    with open(peer_path) as f:
+      peer = json.load(f)
+  else:
+    peer = peers.tfidf_logreg(arm_config(protocol, source, target, "source_only", 0,
+                                         args.overrides).data)
+    with open(peer_path, "w") as f:
+      json.dump(peer, f, indent=2)
+  summary = {}
+  for arm, seed_results in runs.items():
+    keys = [k for k in (*METRICS, "discriminator_accuracy", "proxy_a_distance")
+            if all(r.get(k) is not None for r in seed_results)]
+    summary[arm] = {k: mean_std([r[k] for r in seed_results]) for k in keys}
+  return {"arms": summary, "runs": runs, "tfidf_peer": peer}
+
+
+def _cell(stat: dict | None, scale: float = 100.0, digits: int = 1) -> str:
+  if not stat:
+    return "-"
+  if stat.get("std") is None or len(stat.get("values", ())) < 2:
+    return f"{scale * stat['mean']:.{digits}f}"
+  return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
+
+
+def protocol_tables(protocol: str, block: dict) -> str:
+  """The markdown of one protocol: accuracy (with anchors), macro F1, domain distances."""
+  pairs = block["pairs"]
+  arms = [a for a in ARMS if any(a in p["arms"] for p in pairs.values())]
+  anchors = ANCHORS[protocol]
+  lines = [f"## Protocol {protocol}", "",
+           f"Seeds {block['seeds']}; target accuracy in %, mean ± std over seeds; TF-IDF = "
+           "TF-IDF uni+bigrams + logistic regression, source only (measured here). Published "
+           "anchors on the right (not measured here).", ""]
+  header = ["pair", *arms, "TF-IDF", *anchors["columns"]]
+  lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+  per_arm: dict[str, list[float]] = {a: [] for a in arms + ["TF-IDF"]}
+  for name, p in pairs.items():
+    cells = []
+    for arm in arms:
+      stat = p["arms"].get(arm, {}).get("target_accuracy")
+      cells.append(_cell(stat))
+      if stat:
+        per_arm[arm].append(stat["mean"])
+    peer = p["tfidf_peer"]["target_accuracy"]
+    per_arm["TF-IDF"].append(peer)
+    anchor = anchors.get(name, ("-",) * len(anchors["columns"]))
+    lines.append(f"| {name} | " + " | ".join(cells + [f"{100 * peer:.1f}"]
+                                               + [str(a) for a in anchor]) + " |")
+  n = len(pairs)
+  complete = n == len(all_pairs(protocol))
+  averages = [f"{100 * np.mean(v):.1f}" if len(v) == n else "-" for v in per_arm.values()]
+  anchor_avg = [str(a) for a in anchors.get("average", ())] if complete else [
+      "-"] * len(anchors["columns"])
+  lines.append(f"| **average ({n} pairs)** | " + " | ".join(averages + anchor_avg) + " |")
+  if "dann" in arms and "source_only" in arms:
+    wins = [p["arms"]["dann"]["target_accuracy"]["mean"] > p["arms"]["source_only"][
+        "target_accuracy"]["mean"] for p in pairs.values()
+        if "dann" in p["arms"] and "source_only" in p["arms"]]
+    lines += ["", f"DANN beats source-only on {sum(wins)} of {len(wins)} pairs."]
+  lines += ["", "Target macro F1 (%):", "", "| pair | " + " | ".join(arms) + " |",
+            "|---" * (len(arms) + 1) + "|"]
+  for name, p in pairs.items():
+    lines.append(f"| {name} | " + " | ".join(
+        _cell(p["arms"].get(a, {}).get("target_macro_f1")) for a in arms) + " |")
+  distance_arms = [a for a in arms if a in DISTANCE_ARMS]
+  if distance_arms:
+    lines += ["", "Proxy A-distance of source vs target encoder features (0 = same "
+              "distribution, 2 = separable) and the discriminator's training accuracy over the "
+              "last quarter of training (%):", "",
+              "| pair | " + " | ".join(f"PAD {a}" for a in distance_arms) + " | "
+              + " | ".join(f"disc. acc. {a}" for a in distance_arms) + " |",
+              "|---" * (2 * len(distance_arms) + 1) + "|"]
+    for name, p in pairs.items():
+      pads = [_cell(p["arms"].get(a, {}).get("proxy_a_distance"), 1.0, 2) for a in distance_arms]
+      accs = [_cell(p["arms"].get(a, {}).get("discriminator_accuracy")) for a in distance_arms]
+      lines.append(f"| {name} | " + " | ".join(pads + accs) + " |")
+  lines += ["", "CPU minutes per pair (this process and its children; runs already finished "
+            "cost ~0): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in block["cpu_seconds"].items())
+            + f"; total {sum(block['cpu_seconds'].values()) / 60:.1f}.", ""]
+  return "\n".join(lines)
+
+
+def write_reports(out: str, all_results: dict) -> None:
+  with open(os.path.join(out, "results.json"), "w") as f:
+    json.dump(all_results, f, indent=2, default=str)
+  parts = ["# Sentiment transfer benchmark", "",
+           "Written by `python -m benchmarks.sentiment`; every number below is in "
+           "`results.json` beside this file, each run's own files under its workdir.", ""]
+  parts += [protocol_tables(p, block) for p, block in all_results.items()]
+  with open(os.path.join(out, "results.md"), "w") as f:
+    f.write("\n".join(parts))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m benchmarks.sentiment",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("--protocol", choices=sorted(EXPERIMENTS), default="A")
+  parser.add_argument("--pairs", default="all", help="all, or source:target,... (books:dvd)")
+  parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
+  parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of " + ", ".join(
+      ARMS))
+  parser.add_argument("--out", default="runs/benchmark_sentiment")
+  parser.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="override every run's config (repeatable); "
+                      "changes the runs, so use a fresh --out")
+  parser.add_argument("--lm", default=LM_DIR,
+                      help="the review language model of the lm arms (made by: "
+                      "python launch.py experiments/lm/reviews.py:all --workdir DIR)")
+  parser.add_argument("--distance-texts", type=int, default=1000,
+                      help="texts per domain for the proxy A-distance (0 = skip it)")
+  parser.add_argument("--vectorize", action="store_true",
+                      help="train a pair's runs that differ only in λ as one vmapped program")
+  args = parser.parse_args(argv)
+  try:
+    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in args.arms if a not in ARMS]
+    if unknown:
+      raise ConfigError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
+    for item in args.overrides:
+      parse_override(item)
+    pairs = parse_pairs(args.pairs, args.protocol)
+    check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  os.makedirs(args.out, exist_ok=True)
+  results_path = os.path.join(args.out, "results.json")
+  all_results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  block = all_results.setdefault(args.protocol, {"pairs": {}, "cpu_seconds": {}})
+  block["seeds"] = list(range(args.seeds))
+  block["overrides"] = list(args.overrides)
+  start_wall = time.time()
+  for source, target in pairs:
+    name = pair_name(source, target)
+    before = cpu_seconds()
+    fresh = run_pair(args, args.protocol, source, target, range(args.seeds))
+    pair = block["pairs"].setdefault(name, {"arms": {}, "runs": {}})
+    pair["arms"].update(fresh["arms"])         # arms run by earlier invocations stay
+    pair["runs"].update(fresh["runs"])
+    pair.update(tfidf_peer=fresh["tfidf_peer"], source=source, target=target)
+    spent = cpu_seconds() - before
+    block["cpu_seconds"][name] = block["cpu_seconds"].get(name, 0.0) + spent
+    print(f"[benchmark] {args.protocol} {name}: {spent / 60:.1f} CPU minutes "
+          f"(this invocation; {block['cpu_seconds'][name] / 60:.1f} in all)", flush=True)
+    write_reports(args.out, all_results)      # after every pair: a partial table survives
+  print(f"[benchmark] done in {(time.time() - start_wall) / 60:.1f} wall minutes; "
+        f"{os.path.join(args.out, 'results.md')}", flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

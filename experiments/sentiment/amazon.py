@@ -1,0 +1,187 @@
+r"""Cross-domain sentiment, protocol A: the 12 Amazon domain pairs of Blitzer et al. (2007).
+
+  python launch.py experiments/sentiment/amazon.py:source=books,target=dvd \
+      --workdir runs/amazon_books_dvd
+  python launch.py experiments/sentiment/amazon.py --sweep transfer.lam=0,0.01,0.03,0.1,0.3,1 \
+      --workdir runs/amazon_lam                       # the λ sweep: sweep.md and sweep.png
+  python -m benchmarks.sentiment --protocol A         # every pair, arm and seed
+
+The sweep runs every arm at every λ (a column and a line each in sweep.md and
+sweep.png; the arms that fix λ = 0 repeat the same run), so the DANN curves lie
+beside source-only and in-domain; ``amazon.py:arms=dann+dann_scheduled`` sweeps
+the DANN arms alone, without the language model.
+
+The language-model arms read the review language model (ULMFiT stage 2, on the
+unlabeled text of all four domains); make it first:
+
+  python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all
+
+Protocol (``xferlab.data.domains._amazon``): the source domain's 2,000 labeled
+reviews, split once (fixed seed) into 1,600 for training and 400 for
+validation; the target domain's unlabeled text (``amazon_unlabeled``: HATN
+reviews minus every Blitzer-labeled one, labels dropped); the target domain's
+2,000 labeled reviews as the test set, read for evaluation only.
+
+Hyperparameters and the reported model are chosen on the source validation
+split only (``train.early_stopping_metric = "source_val_accuracy"``: the
+evaluation with the best source validation accuracy is kept); no target label
+chooses anything. λ = 0.1 is the official DANN Amazon setting; the λ sweep
+shows the whole curve, but picking a λ from it would use target labels.
+
+Arms (``arms``; all run by default):
+  source_only     the DANN network with λ = 0: the same data stream, model and
+                  discriminator as ``dann``, so λ is the only difference;
+  dann            domain-adversarial training, constant λ (0.1);
+  dann_scheduled  λ ramped from 0 to its plateau with DANN's schedule
+                  (2/(1+exp(-10p)) - 1, p the training progress);
+  in_domain       the upper bound: trained (and validated, 90/10) on the target
+                  domain's own labeled ``amazon_hatn`` reviews that are not in
+                  its test set (``data.in_domain``), tested on the same 2,000;
+  lm              the encoder of the review LM (``init_from``, embedding 300,
+                  2 x LSTM 300, its sentencepiece tokenizer) fine-tuned with
+                  ULMFiT's controls (discriminative rates ÷2.6, slanted
+                  triangular schedule), λ = 0;
+  lm_dann         the same with DANN, λ = 0.1.
+The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
+pooling: the calibration in REFERENCES.md).
+
+Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
+``key=value`` items, all optional:
+  source=books, target=dvd   the pair (books, dvd, electronics, kitchen);
+  arms=dann+lm_dann          a subset of the arms, joined by '+' (one arm: no
+                             arm sub-directory, e.g. for a λ sweep of DANN alone);
+  lm=runs/lm_reviews_all     where the review LM is;
+  smoke                      a tiny model, a few steps (tests).
+"""
+
+import os
+
+from xferlab.defaults import base_config
+
+ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann")
+LM_DIR = "runs/lm_reviews_all"
+LM_COMMAND = "python launch.py experiments/lm/reviews.py:all --workdir {lm}"
+LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def parse_arg(arg, defaults):
+  """``"source=books,target=dvd,smoke"`` -> ``{"source": "books", "target": "dvd", "smoke": True}``
+  over ``defaults``; an unknown key fails naming the valid ones."""
+  options = dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if key not in options:
+      raise ValueError(f"Unknown argument {key!r} in {arg!r}; valid: {', '.join(options)}")
+    options[key] = value.strip() if sep else True
+  return options
+
+
+def lm_arms(lm: str) -> dict:
+  """The arms that start from the review LM at ``lm`` (its encoder and tokenizer)."""
+  lm_model = {
+      "data": {"tokenizer": "sentencepiece", "tokenizer_path": os.path.join(lm, "tokenizer")},
+      "model": {"embed_dim": 300, "hidden_size": 300, "num_layers": 2,
+                "pooling": ("last", "mean", "max"), "head_hidden": (50,), "dropout": 0.3,
+                "embed_dropout": 0.2, "variational_dropout": True, "weight_dropout": 0.2},
+      "init_from": {"path": lm, "subtrees": ("classifier.encoder=encoder",),
+                    "made_by": LM_COMMAND.format(lm=lm)},
+      "optimizer": {"learning_rate": 2e-3, "schedule": "slanted_triangular"},
+      "finetune": {"discriminative_factor": 2.6},
+      "train": {"num_epochs": 3},   # fine-tuning converges fast; each step costs ~10x a scratch one
+  }
+  return {"lm": dict(lm_model, transfer={"lam": 0.0}), "lm_dann": lm_model}
+
+
+def all_arms(lm: str = LM_DIR) -> dict:
+  """Every arm's overrides (nested)."""
+  return {"source_only": {"transfer": {"lam": 0.0}},
+          "dann": {},
+          "dann_scheduled": {"transfer": {"schedule": "dann"}},
+          "in_domain": {"data": {"in_domain": True}, "transfer": {"lam": 0.0}},
+          **lm_arms(lm)}
+
+
+def select_arms(config, names, lm: str):
+  """``config`` with the arms ``names`` (a '+'-joined string or a sequence); a single arm is
+  applied to the configuration itself (no arm sub-directory)."""
+  from xferlab.config import apply_overrides, flatten
+  names = names.split("+") if isinstance(names, str) else list(names)
+  arms = all_arms(lm)
+  unknown = [n for n in names if n not in arms]
+  if unknown:
+    raise ValueError(f"Unknown arms {unknown}; choose from {', '.join(arms)}")
+  if len(names) == 1:
+    config = apply_overrides(config, flatten(arms[names[0]]))
+    config.name = f"{config.name}_{names[0]}"
+    return config
+  for name in names:
+    config.arms[name] = arms[name]
+  return config
+
+
+def base(options, name: str):
+  """The configuration every protocol shares: model, training, transfer (no arms yet)."""
+  c = base_config()
+  c.name = name
+  c.seed = 0
+  c.seeds = (0, 1, 2)
+  c.report_metric = "target_accuracy"
+
+  c.data.source, c.data.target = options["source"], options["target"]
+  c.data.tokenizer = "word"
+  c.data.vocab_size = 20000
+  c.data.buckets = (64, 128, 256)
+  c.data.batch_size = 32
+  c.data.eval_batch_size = 100
+
+  c.model.cell = "lstm"
+  c.model.embed_dim = 128
+  c.model.hidden_size = 256
+  c.model.num_layers = 1
+  c.model.pooling = ("mean", "max")
+  c.model.dropout = 0.2
+
+  c.transfer.method = "dann"
+  c.transfer.lam = 0.1
+  c.transfer.schedule = "constant"
+  c.transfer.discriminator_hidden = (100,)
+
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.grad_clip = 1.0
+  c.train.num_epochs = 6
+  c.train.eval_every = 0                       # once per source epoch
+  c.train.early_stopping_metric = "source_val_accuracy"   # source labels only
+  c.train.early_stopping_mode = "max"
+  c.train.log_every = 25
+  c.train.progress_bar = False
+  return c
+
+
+def finish(c, options):
+  """``c`` with its arms, and the smoke settings; shared by every protocol's experiment file."""
+  if options["smoke"]:
+    c.seeds = (0,)
+    c.train.num_steps, c.train.eval_every, c.train.log_every = 3, 3, 1
+    c.data.buckets, c.data.batch_size, c.data.eval_batch_size = (32,), 8, 64
+    c.data.vocab_size = 2000
+    c.model.embed_dim, c.model.hidden_size = 16, 16
+    c.transfer.discriminator_hidden = (8,)
+  return select_arms(c, options["arms"], options["lm"])
+
+
+DEFAULTS = {"source": "books", "target": "dvd", "arms": "+".join(ARMS), "lm": LM_DIR,
+            "smoke": False}
+
+
+def get_config(arg=None):
+  options = parse_arg(arg, DEFAULTS)
+  c = base(options, f"amazon_{options['source']}_{options['target']}")
+  c.data.name = "amazon"
+  return finish(c, options)
+
+
+def sweep(add):
+  for lam in LAMBDAS:
+    add(**{"transfer.lam": lam})

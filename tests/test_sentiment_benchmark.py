@@ -1,0 +1,134 @@
+"""The sentiment experiment files (protocols A, B, movie) and benchmarks/sentiment.py.
+
+The fast tests need no corpus; the end-to-end smoke run (``-m slow``) needs the
+real corpora and skips without them.
+"""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import sentiment as bench
+from xferlab.config import ConfigError, flatten, load_experiment
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["train.num_steps=2", "train.eval_every=2", "model.hidden_size=8", "model.embed_dim=8",
+        "data.buckets=32", "data.batch_size=8", "transfer.discriminator_hidden=8",
+        "data.vocab_size=2000"]
+
+
+def experiment(name, arg=""):
+  return load_experiment(os.path.join(ROOT, "experiments", "sentiment", name) + arg)
+
+
+@pytest.mark.parametrize("name, data_name", [("amazon.py", "amazon"),
+                                             ("amazon_hatn.py", "amazon_hatn"),
+                                             ("movie_to_product.py", "movie")])
+def test_experiment_files_have_every_arm_and_the_lambda_sweep(name, data_name):
+  config, module = experiment(name)
+  assert config.data.name == data_name and set(config.arms) == set(bench.ARMS)
+  assert config.train.early_stopping_metric == "source_val_accuracy"
+  assert module.__doc__.lstrip().startswith("Cross") or "Movie" in module.__doc__
+  points = []
+  module.sweep(lambda **p: points.append(p))
+  assert [p["transfer.lam"] for p in points] == [0.0, 0.01, 0.03, 0.1, 0.3, 1.0]
+
+
+def test_argument_picks_the_pair_and_the_arms():
+  config, _ = experiment("amazon.py", ":source=kitchen,target=electronics,arms=dann+lm_dann")
+  assert (config.data.source, config.data.target) == ("kitchen", "electronics")
+  assert set(config.arms) == {"dann", "lm_dann"}
+  single, _ = experiment("amazon.py", ":arms=lm_dann,lm=/somewhere/lm")
+  assert not single.arms and single.init_from.path == "/somewhere/lm"
+  assert single.init_from.subtrees == ("classifier.encoder=encoder",)
+  assert single.data.tokenizer_path == "/somewhere/lm/tokenizer"
+  assert single.finetune.discriminative_factor == 2.6
+  assert single.optimizer.schedule == "slanted_triangular"
+  assert (single.model.num_layers, single.model.hidden_size, single.model.embed_dim) == (2, 300,
+                                                                                       300)
+  with pytest.raises(ValueError, match="valid: source, target"):
+    experiment("amazon.py", ":sorce=books")
+  with pytest.raises(ValueError, match="Unknown arms"):
+    experiment("amazon.py", ":arms=dan")
+
+
+def test_source_only_and_dann_differ_in_lambda_alone():
+  only = flatten(bench.arm_config("A", "books", "dvd", "source_only", 1, []))
+  dann = flatten(bench.arm_config("A", "books", "dvd", "dann", 1, []))
+  assert {k for k in only if only[k] != dann[k]} == {"transfer.lam"}
+  scheduled = bench.arm_config("A", "books", "dvd", "dann_scheduled", 1, ["transfer.lam=0.3"])
+  assert scheduled.transfer.schedule == "dann" and scheduled.transfer.lam == 0.3
+
+
+def test_in_domain_is_one_run_per_target_shared_by_its_pairs():
+  configs = [bench.arm_config(p, s, "dvd", "in_domain", 0, []) for p, s in
+             (("A", "books"), ("A", "kitchen"), ("movie", "imdb_2k"))]
+  assert all(c.data.in_domain and c.data.name == "amazon" for c in configs)
+  assert flatten(configs[0]) == flatten(configs[1]) == flatten(configs[2])
+  dirs = {bench.run_dir("out", p, s, "dvd", "in_domain", 0) for p, s in
+          (("A", "books"), ("A", "kitchen"), ("movie", "imdb_2k"))}
+  assert dirs == {os.path.join("out", "A", "to_dvd", "in_domain", "seed_0")}
+  assert bench.arm_config("B", "books", "dvd", "in_domain", 0, []).data.name == "amazon_hatn"
+  assert bench.run_dir("out", "A", "books", "dvd", "dann", 2) == os.path.join(
+      "out", "A", "books_dvd", "dann", "seed_2")
+
+
+def test_pairs_and_a_missing_language_model_fail_clearly(tmp_path):
+  assert len(bench.parse_pairs("all", "A")) == 12 and len(bench.parse_pairs("all", "movie")) == 8
+  assert bench.parse_pairs("books:dvd,dvd:books", "B") == [("books", "dvd"), ("dvd", "books")]
+  with pytest.raises(ConfigError, match="not a A pair"):
+    bench.parse_pairs("books:books", "A")
+  missing = str(tmp_path / "no_lm")
+  with pytest.raises(ConfigError, match="experiments/lm/reviews.py:all --workdir"):
+    bench.check_prerequisites("A", ["dann", "lm_dann"], ("books", "dvd"), [], missing)
+  bench.check_prerequisites("A", ["source_only", "dann"], ("books", "dvd"), [])   # nothing needed
+  assert bench.main(["--arms", "lm", "--pairs", "books:dvd", "--out", str(tmp_path),
+                     "--lm", missing]) == 2
+
+
+def test_a_run_whose_language_model_is_missing_names_the_command(tmp_path):
+  """Through launch (not the benchmark): the lm arm stops before training."""
+  from xferlab.launch import run_config
+  from xferlab.tasks.classification import check_prerequisites
+  config = bench.arm_config("A", "books", "dvd", "lm", 0, [], lm=str(tmp_path / "lm"))
+  with pytest.raises(FileNotFoundError, match="Make it first: python launch.py experiments/lm"):
+    check_prerequisites(config)
+  with pytest.raises(FileNotFoundError, match="init_from.path"):
+    run_config(config, str(tmp_path / "run"))
+
+
+def test_report_has_the_average_and_the_anchors(tmp_path):
+  stat = lambda v: {"mean": v, "std": 0.01, "values": [v, v]}
+  pairs = {}
+  for source, target in bench.all_pairs("A"):
+    pairs[bench.pair_name(source, target)] = {
+        "arms": {"source_only": {"target_accuracy": stat(0.70), "proxy_a_distance": stat(1.5)},
+                 "dann": {"target_accuracy": stat(0.72), "discriminator_accuracy": stat(0.6)}},
+        "tfidf_peer": {"target_accuracy": 0.78}}
+  bench.write_reports(str(tmp_path), {"A": {"pairs": pairs, "seeds": [0, 1],
+                                            "cpu_seconds": {"B→D": 120.0}}})
+  text = (tmp_path / "results.md").read_text()
+  assert "| **average (12 pairs)** | 70.0 | 72.0 | 78.0 | 76.3 | 81.3 | 78.2 | 77.9 |" in text
+  assert "DANN beats source-only on 12 of 12 pairs." in text
+  assert "| B→D | 70.0 ± 1.0 | 72.0 ± 1.0 | 78.0 | 78.4 | 82.9 | 80.7 | 81.1 |" in text
+  assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
+
+
+@pytest.mark.slow
+def test_smoke_run_of_one_pair_resumes(tmp_path):
+  """``--pairs books:dvd --seeds 1`` with a tiny model; the second call trains nothing."""
+  from xferlab.data import catalog
+  if not catalog.data_root().is_dir():
+    pytest.skip("real corpora not found")
+  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms", "source_only,dann,in_domain",
+          "--out", str(tmp_path), "--distance-texts", "60"] + [
+              a for item in TINY for a in ("--set", item)]
+  assert bench.main(args) == 0
+  results = json.loads((tmp_path / "results.json").read_text())["A"]["pairs"]["B→D"]
+  assert set(results["arms"]) == {"source_only", "dann", "in_domain"}
+  assert 0 <= results["arms"]["dann"]["proxy_a_distance"]["mean"] <= 2
+  assert (tmp_path / "A" / "books_dvd" / "features.png").exists()
+  stamp = os.path.getmtime(tmp_path / "A" / "books_dvd" / "dann" / "seed_0" / "results.json")
+  assert bench.main(args) == 0
+  assert os.path.getmtime(tmp_path / "A" / "books_dvd" / "dann" / "seed_0" / "results.json") == stamp
