@@ -239,3 +239,21 @@ def test_without_finetune_controls_it_is_the_plain_optimizer():
       (ua, a), (ub, b) = ours.update(grads, a, params), theirs.update(grads, b, params)
     for x, y in zip(jax.tree.leaves(ua), jax.tree.leaves(ub)):
       np.testing.assert_array_equal(x, y)
+
+
+def test_tied_language_model_embedding_trains_with_the_top_group():
+  """The tied embedding is the softmax layer too: the top rate, not the lowest."""
+  import optax as optax_lib
+  config = apply_overrides(base_config(), {"task": "language_model", "optimizer.name": "sgd",
+                                           "optimizer.momentum": 0.0, "optimizer.grad_clip": 0.0,
+                                           "finetune.discriminative_factor": 2.0})
+  params = {"encoder": {"embed": {"embedding": np.ones((3, 2), np.float32)},
+                        "rnn": {"layers": {0: {"w": np.ones((2,), np.float32)}}}},
+            "softmax_bias": np.ones((3,), np.float32)}
+  tx = finetune.build_optimizer(config, params, 10)
+  grads = jax.tree.map(np.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  lr = config.optimizer.learning_rate
+  np.testing.assert_allclose(updates["encoder"]["embed"]["embedding"], -lr)
+  np.testing.assert_allclose(updates["softmax_bias"], -lr)
+  np.testing.assert_allclose(updates["encoder"]["rnn"]["layers"][0]["w"], -lr / 2.0)

@@ -296,7 +296,12 @@ def build_optimizer(config, params: Any, total_steps: int) -> optax.GradientTran
   if not frozen and not factor and not f.unfreeze_every:
     return make_optimizer(o, total_steps)
   direction(o)  # fail early on an unknown optimizer name
+  groups = ulmfit_groups(params)
+  if config.task == "language_model" and config.model.tie_embeddings:
+    # The tied embedding is also the softmax layer: it trains with the top group, as in
+    # ULMFiT's language-model fine-tuning (fastai's awd_lstm_lm_split), not at the lowest rate.
+    groups = [(name, prefix) for name, prefix in groups if name != "embed"]
   return make_finetune_optimizer(
       lambda: direction(o), params, learning_rate=make_schedule(o, total_steps),
-      groups=ulmfit_groups(params), frozen=frozen, discriminative_factor=factor,
+      groups=groups, frozen=frozen, discriminative_factor=factor,
       unfreeze_every=f.unfreeze_every, grad_clip=o.grad_clip)
