@@ -237,16 +237,21 @@ def _movie(data_config, seed: int = 0) -> dict:
 
 
 def _balanced_subset(texts, labels, n: int, seed: int):
-  """``n`` examples, half of each class (as near as possible), chosen with ``seed``."""
+  """``n`` examples chosen with ``seed``, half of each class as near as the data allow.
+
+  A class with fewer examples than its half gives all of them and the other
+  class fills the rest; ``n`` equal to the split's size keeps every example.
+  """
   if n > len(texts):
     raise ValueError(f"data.num_labels = {n}, but the training split has {len(texts)} reviews")
   rng = np.random.default_rng(seed)
-  picked = []
   classes = sorted(set(labels.tolist()))
-  for k, c in enumerate(classes):
-    pool = np.flatnonzero(labels == c)
-    take = n // len(classes) + (k < n % len(classes))
-    picked.extend(rng.choice(pool, size=take, replace=False).tolist())
+  pools = {c: rng.permutation(np.flatnonzero(labels == c)) for c in classes}
+  share = {c: min(len(pools[c]), n // len(classes) + (k < n % len(classes)))
+           for k, c in enumerate(classes)}
+  rest = np.concatenate([pools[c][share[c]:] for c in classes])
+  picked = [i for c in classes for i in pools[c][:share[c]].tolist()]
+  picked += rng.permutation(rest)[:n - len(picked)].tolist()
   picked = sorted(picked)
   return [texts[i] for i in picked], labels[picked]
 
