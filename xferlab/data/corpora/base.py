@@ -151,3 +151,19 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def resolve_split(cls, split: str) -> str:
     """Maps a common alias (``val``, ``dev``, ``valid``, ...) to the split's name."""
     return cls.SPLIT_ALIASES.get(split, split)
+
+
+class FilePerSplitBuilder(CorpusBuilder, skip_registration=True):
+  """A corpus with one input file per split, each read by ``_generate_examples(path)``.
+
+  ``FILES``: ``{file key: SourceFile}``; ``SPLITS``: ``{split name: file key}``.
+  """
+
+  FILES: dict[str, files.SourceFile] = {}
+  SPLITS: dict[str, str] = {}
+
+  def _source_files(self) -> dict[str, files.SourceFile]:
+    return self.FILES
+
+  def _splits(self, paths: dict[str, Path]) -> dict[str, Iterator[tuple[str, dict]]]:
+    return {split: self._generate_examples(paths[key]) for split, key in self.SPLITS.items()}

@@ -25,7 +25,7 @@ _ORIGIN = ("Kaggle 'BBC News Summary' (Pariza Sharif 2018; articles from Greene 
            "(see its SOURCE.md). No public copy of that split exists: manual folder only.")
 
 
-class BbcNewsSummary(base.CorpusBuilder):
+class BbcNewsSummary(base.FilePerSplitBuilder):
   """BBC News Summary: 2,092 de-duplicated articles with an extractive summary and a title.
 
   Features:
@@ -49,6 +49,7 @@ class BbcNewsSummary(base.CorpusBuilder):
   ORIGIN = _ORIGIN
   HOMEPAGE = "https://www.kaggle.com/datasets/pariza/bbc-news-summary"
   CITATION = "Sharif 2018, BBC News Summary (Kaggle); Greene & Cunningham, ICML 2006."
+  FILES, SPLITS = _FILES, _SPLITS
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("bbc_news_summary", _FILES.values(), _ORIGIN)
 
   def _features(self):
@@ -61,12 +62,6 @@ class BbcNewsSummary(base.CorpusBuilder):
         "summary_sentences": base.text_list(),
         "references": base.text_list(),
     })
-
-  def _source_files(self):
-    return _FILES
-
-  def _splits(self, paths):
-    return {split: self._generate_examples(paths[name]) for split, name in _SPLITS.items()}
 
   def _generate_examples(self, path):
     respaced = 0

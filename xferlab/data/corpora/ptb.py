@@ -22,7 +22,7 @@ _ORIGIN = ("Mikolov's simple-examples ptb.{train,valid,test}.txt, copied from "
            f"github.com/{_REPO} @ {_COMMIT} (data/ptb/*.txt.gz)")
 
 
-class Ptb(base.CorpusBuilder):
+class Ptb(base.FilePerSplitBuilder):
   """Penn Treebank language-modelling text: one sentence per example.
 
   Features:
@@ -40,16 +40,11 @@ class Ptb(base.CorpusBuilder):
   ORIGIN = _ORIGIN
   HOMEPAGE = "https://www.fit.vutbr.cz/~imikolov/rnnlm/"
   CITATION = "Marcus et al. 1993 (Penn Treebank); Mikolov et al. 2010 (preprocessing)."
+  FILES, SPLITS = _FILES, _SPLITS
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("ptb", _FILES.values(), _ORIGIN)
 
   def _features(self):
     return tfds.features.FeaturesDict({"text": tfds.features.Text()})
-
-  def _source_files(self):
-    return _FILES
-
-  def _splits(self, paths):
-    return {split: self._generate_examples(paths[name]) for split, name in _SPLITS.items()}
 
   def _generate_examples(self, path):
     for i, line in enumerate(files.read_lines(path, "ascii")):

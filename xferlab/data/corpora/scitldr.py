@@ -25,7 +25,7 @@ _ORIGIN = (f"SciTLDR-A (Cachola et al., Findings of EMNLP 2020), github.com/{_RE
            "SciTLDR-Data/SciTLDR-A/{train,dev,test}.jsonl")
 
 
-class Scitldr(base.CorpusBuilder):
+class Scitldr(base.FilePerSplitBuilder):
   """SciTLDR-A: abstract -> TLDR, with every reference of dev and test.
 
   Features:
@@ -49,6 +49,7 @@ class Scitldr(base.CorpusBuilder):
   HOMEPAGE = "https://github.com/allenai/scitldr"
   CITATION = ("Cachola, Lo, Cohan, Weld. TLDR: Extreme Summarization of Scientific Documents. "
               "Findings of EMNLP 2020.")
+  FILES, SPLITS = _FILES, _SPLITS
   MANUAL_DOWNLOAD_INSTRUCTIONS = files.instructions("scitldr", _FILES.values(), _ORIGIN)
 
   def _features(self):
@@ -61,12 +62,6 @@ class Scitldr(base.CorpusBuilder):
         "summary": tfds.features.Text(),
         "references": base.text_list(),
     })
-
-  def _source_files(self):
-    return _FILES
-
-  def _splits(self, paths):
-    return {split: self._generate_examples(paths[name]) for split, name in _SPLITS.items()}
 
   def _generate_examples(self, path):
     for i, record in enumerate(files.read_jsonl(path, required=_KEYS)):
