@@ -43,19 +43,22 @@ def get_config(arg=None):
   c.model.num_layers = 2
   c.model.tie_embeddings = True
   c.model.variational_dropout = True
-  c.model.embed_dropout = 0.2
-  c.model.dropout = 0.2
-  c.model.output_dropout = 0.3
-  c.model.weight_dropout = 0.2
+  c.model.embed_dropout = 0.1
+  c.model.dropout = 0.1
+  c.model.output_dropout = 0.2
+  c.model.weight_dropout = 0.1
 
   c.optimizer.name = "adam"
-  c.optimizer.learning_rate = 2e-3
+  c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"     # annealed to 0 over the whole budget
   c.optimizer.grad_clip = 0.25
 
-  # About 2.9k tokens/s here: 8 epochs (7.4M tokens) take about 43 minutes;
-  # the time limit guards the 45-minute budget on a slower (shared) machine.
-  c.train.num_epochs = 8
+  # About 2.7k tokens/s here: 7 epochs (6.5M tokens) take about 41 minutes,
+  # so the cosine schedule ends inside the 45-minute budget; the time limit
+  # guards it on a slower (shared) machine. The first run (dropout .2/.2/.3,
+  # weight drop .2, lr 2e-3, 8 epochs cut at 45 min) under-fitted: training
+  # perplexity under dropout 114 against validation 124, test 118.3.
+  c.train.num_epochs = 7
   c.train.max_train_minutes = 45.0
   c.train.early_stopping_metric = "valid_perplexity"
   c.train.early_stopping_mode = "min"
