@@ -37,6 +37,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.word_split = "words"    # word tokenizer: words (lowercase, split punctuation) | whitespace
   c.data.bptt = 35               # language model: steps of truncated backprop through time
   c.data.shuffle_seed = -1       # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
+  c.data.pair = "en-de"           # translation (multi30k): en-de | en-fr | en-cs, or reversed
+  c.data.fraction = 1.0          # translation: share of the training pairs kept
+  c.data.subset_seed = 0         # translation: which pairs (the same for every seed and arm)
+  c.data.vocab_languages = ("en", "fr", "de")   # translation: the joint vocabulary's languages
+  c.data.adversarial_pair = ""   # translation with a transfer term: the pair whose source
+                                 # sentences are the other domain (e.g. fr-en for a de-en child)
   c.data.synthetic = ml_collections.ConfigDict()   # SyntheticSpec fields, for data.name == "synthetic"
 
   c.model = ml_collections.ConfigDict()
@@ -57,6 +63,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.scan_implementation = "auto"  # auto (cudnn for LSTM on GPU, else fused) | fused
                                  # (hand-written backward) | autodiff | cudnn
   c.model.num_classes = 2
+  c.model.decoder_hidden = 0     # encoder-decoder: decoder width (0 = encoder output width)
+  c.model.attention = "luong"    # encoder-decoder: luong (multiplicative) | bahdanau (additive)
+  c.model.input_feeding = True   # encoder-decoder: feed the last attentional state to the decoder
+  c.model.share_embeddings = True  # encoder-decoder: one embedding for source and target
+  c.model.label_smoothing = 0.0  # encoder-decoder: of the training cross-entropy
   c.model.pretrained_vectors = ""  # word vectors (GloVe / word2vec text, .gz allowed) for the
                                  # embedding; '' = none (xferlab.embeddings)
   c.model.freeze_embeddings = False  # never update the embedding (adds it to finetune.frozen)
@@ -107,6 +118,11 @@ def base_config() -> ml_collections.ConfigDict:
                                  # spent; 0 = no limit. The schedule still spans num_epochs.
   c.train.devices = 0            # data parallelism over this many local devices; 0 = all of them
   c.train.precision = "float32"  # float32 | bfloat16 (mixed: bf16 compute, f32 parameters)
+
+  c.decode = ml_collections.ConfigDict()   # encoder-decoder generation (xferlab.decode)
+  c.decode.beam_size = 5         # 1 = greedy
+  c.decode.alpha = 0.6           # length penalty ((5 + |y|) / 6) ** alpha; 0 = none
+  c.decode.max_length = 80       # output tokens at most
 
   c.init_from = ml_collections.ConfigDict()
   c.init_from.path = ""          # a checkpoint directory (a run's workdir, or its checkpoints/<step>)

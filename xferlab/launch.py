@@ -272,6 +272,12 @@ class Restored:
     """``int[len(texts)]`` predicted classes (1 = positive for sentiment)."""
     return np.argmax(self.predict_proba(texts), axis=-1)
 
+  def translate(self, texts: Sequence[str]) -> list[str]:
+    """Beam-search translations (``config.decode``) of ``texts``, in order (translation runs)."""
+    if not hasattr(self._task, "translate"):
+      raise TypeError(f"Task {self.config.task!r} does not translate")
+    return self._task.translate(self.model, self.tokenizer, self.config, list(texts))
+
 
 def _run_dirs(workdir: str) -> list[str]:
   found = []

@@ -47,6 +47,24 @@ def classification_metrics(confusion: np.ndarray) -> dict[str, float]:
   }
 
 
+def perplexity_metrics(sums: Mapping[str, float]) -> dict[str, float]:
+  """``{"nll", "count"}`` sums -> ``{"loss": nats per token, "perplexity"}``."""
+  loss = float(sums["nll"]) / max(float(sums["count"]), 1.0)
+  return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+  """Corpus scores of detokenized text with sacreBLEU's defaults (13a tokenization):
+
+  ``bleu`` (cased), ``bleu_lc`` (lowercased) and ``chrf`` (chrF2), on 0-100.
+  """
+  import sacrebleu   # the metrics library; imported here so other tasks do not need it
+  refs = [list(references)]
+  return {"bleu": sacrebleu.corpus_bleu(hypotheses, refs).score,
+          "bleu_lc": sacrebleu.corpus_bleu(hypotheses, refs, lowercase=True).score,
+          "chrf": sacrebleu.corpus_chrf(hypotheses, refs).score}
+
+
 def mean_std(values) -> dict[str, float]:
   """``{"mean", "std", "values"}`` over seeds (population std; 0 for one value)."""
   values = [float(v) for v in values]

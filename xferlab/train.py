@@ -251,9 +251,9 @@ class _Member:
       tracker["bad_evals"] += 1
     tracker["stopped"] = bool(t.patience and tracker["bad_evals"] >= t.patience)
 
-  def results(self, steps: int, compilations: int) -> dict:
+  def results(self, steps: int, compilations: int, extra: dict | None = None) -> dict:
     tracker = self.tracker
-    results = dict(tracker["best_metrics"])
+    results = dict(tracker["best_metrics"], **(extra or {}))
     results.update(best_step=tracker["best_step"], steps=steps,
                    train_seconds=tracker["train_seconds"],
                    tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
@@ -293,7 +293,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   Writes ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``tokenizer/``,
   ``checkpoints/`` (latest, for resuming), ``best/`` (selected on
   ``train.early_stopping_metric``) and ``results.json``: the evaluation metrics
-  of the selected model plus ``best_step``, ``steps``, ``train_seconds`` and
+  of the selected model (and the task's ``final_metrics`` of it) plus ``best_step``, ``steps``, ``train_seconds`` and
   ``tokens_per_second``.
   """
   return train_population([config], [workdir])[0]
@@ -427,8 +427,21 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
           member.ckpt.save(step, member_of(state, i),
                            {"data": data.train.state(), "tracker": member.tracker})
       window_start = time.perf_counter() if step % eval_every == 0 else window_start
+    final = [final_metrics(task, data.tokenizer, m, graphdef, member_of(state.params, i), rest)
+             for i, m in enumerate(members)]
   finally:
     bar.close()
     for member in members:
       member.close()
-  return [m.results(step, train_step._cache_size()) for m in members]
+  return [m.results(step, train_step._cache_size(), extra)
+          for m, extra in zip(members, final)]
+
+
+def final_metrics(task, tokenizer, member: _Member, graphdef, params_like, rest) -> dict:
+  """The task's after-training metrics of a member's selected (best) model, e.g. the BLEU
+  of beam-search translations; ``{}`` for tasks without ``final_metrics``."""
+  if not hasattr(task, "final_metrics"):
+    return {}
+  best, _ = member.best_ckpt.restore({"params": params_like})
+  model = nnx.merge(graphdef, best["params"], rest)
+  return task.final_metrics(model, tokenizer, member.config, member.workdir)

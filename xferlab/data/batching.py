@@ -7,7 +7,11 @@ A batch is a dict of numpy arrays:
 * ``lengths: int32[batch]`` -- valid steps per row (0 for batch-padding rows);
 * ``weights: float32[batch]`` -- 1 for real rows, 0 for rows that only fill
   the last batch of an evaluation set (or a training epoch) to the fixed size;
-* ``labels: int32[batch]`` when the examples carry labels.
+* ``labels: int32[batch]`` when the examples carry labels;
+* ``target_in, target_out: int32[batch, time]`` and ``target_lengths:
+  int32[batch]`` when they carry target sequences (translation, summarization):
+  ``target_in = BOS y_1 ... y_n`` and ``target_out = y_1 ... y_n EOS``, both
+  of length ``n + 1``; a pair's bucket holds the longer of source and target.
 
 Sequences longer than the largest bucket are truncated to it (their first
 ``max(buckets)`` tokens are kept).
@@ -25,6 +29,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from xferlab.data.tokenizer import BOS_ID, EOS_ID
+
 
 def shuffle_seed(config) -> int:
   """The seed of the training data order: ``data.shuffle_seed``, or ``seed`` when it is -1."""
@@ -39,9 +45,19 @@ def bucket_length(length: int, buckets: Sequence[int]) -> int:
   return buckets[-1]
 
 
+def example_lengths(sequences: Sequence[Sequence[int]],
+                    targets: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+  """The length each example needs: its own, or with targets ``max(len(x), len(y) + 1)``."""
+  lengths = np.asarray([len(s) for s in sequences])
+  if targets is not None:
+    lengths = np.maximum(lengths, np.asarray([len(t) + 1 for t in targets]))
+  return lengths
+
+
 def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch_size: int,
-               time: int, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-  """Pads ``sequences[i] for i in indices`` into one batch of ``batch_size`` rows."""
+               time: int, labels: np.ndarray | None = None,
+               targets: Sequence[Sequence[int]] | None = None) -> dict[str, np.ndarray]:
+  """Pads ``sequences[i] for i in indices`` (and ``targets[i]``) into one batch of ``batch_size`` rows."""
   tokens = np.zeros((batch_size, time), np.int32)
   lengths = np.zeros((batch_size,), np.int32)
   weights = np.zeros((batch_size,), np.float32)
@@ -54,6 +70,16 @@ def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch
   if labels is not None:
     batch["labels"] = np.zeros((batch_size,), np.int32)
     batch["labels"][:len(indices)] = labels[np.asarray(indices, np.int64)]
+  if targets is not None:
+    target_in = np.zeros((batch_size, time), np.int32)
+    target_out = np.zeros((batch_size, time), np.int32)
+    target_lengths = np.zeros((batch_size,), np.int32)
+    for row, i in enumerate(indices):
+      seq = list(targets[i][:time - 1])
+      target_in[row, :len(seq) + 1] = [BOS_ID] + seq
+      target_out[row, :len(seq) + 1] = seq + [EOS_ID]
+      target_lengths[row] = len(seq) + 1
+    batch.update(target_in=target_in, target_out=target_out, target_lengths=target_lengths)
   return batch
 
 
@@ -72,12 +98,13 @@ def _bucketed_index_batches(order: np.ndarray, lengths: np.ndarray, batch_size: 
 
 
 def eval_batches(sequences: Sequence[Sequence[int]], batch_size: int, buckets: Sequence[int],
-                 labels: Sequence[int] | None = None) -> list[dict[str, np.ndarray]]:
+                 labels: Sequence[int] | None = None,
+                 targets: Sequence[Sequence[int]] | None = None) -> list[dict[str, np.ndarray]]:
   """All examples once, in bucketed batches of a fixed size (padding rows weigh 0)."""
-  lengths = np.asarray([len(s) for s in sequences])
+  lengths = example_lengths(sequences, targets)
   labels = None if labels is None else np.asarray(labels, np.int32)
   plan = _bucketed_index_batches(np.arange(len(sequences)), lengths, batch_size, buckets)
-  return [make_batch(sequences, idx, batch_size, b, labels) for b, idx in plan]
+  return [make_batch(sequences, idx, batch_size, b, labels, targets) for b, idx in plan]
 
 
 class BatchStream:
@@ -90,15 +117,18 @@ class BatchStream:
       weight-0 rows rather than dropped, so no example is skipped.
     buckets: increasing sequence lengths.
     seed: the shuffling seed; epoch ``e`` uses ``np.random.default_rng([seed, e])``.
+    targets: one target sequence per example (encoder-decoder tasks), or None.
   """
 
   def __init__(self, sequences: Sequence[Sequence[int]], labels: Sequence[int] | None,
-               batch_size: int, buckets: Sequence[int], seed: int):
+               batch_size: int, buckets: Sequence[int], seed: int,
+               targets: Sequence[Sequence[int]] | None = None):
     if len(sequences) == 0:
       raise ValueError("BatchStream needs at least one example")
     self.sequences = sequences
     self.labels = None if labels is None else np.asarray(labels, np.int32)
-    self.lengths = np.asarray([len(s) for s in sequences])
+    self.targets = targets
+    self.lengths = example_lengths(sequences, targets)
     self.batch_size = batch_size
     self.buckets = tuple(sorted(buckets))
     self.seed = seed
@@ -128,7 +158,7 @@ class BatchStream:
     self.index += 1
     if self.index == len(plan):
       self.epoch, self.index = self.epoch + 1, 0
-    return make_batch(self.sequences, idx, self.batch_size, time, self.labels)
+    return make_batch(self.sequences, idx, self.batch_size, time, self.labels, self.targets)
 
   def state(self) -> dict[str, int]:
     return {"epoch": self.epoch, "index": self.index}

@@ -10,7 +10,11 @@ A task object provides:
   argument and returns ``(loss, (metrics, new task_state))``, and provides
   ``initial_task_state(config)`` (a language model's hidden state);
 * ``eval_sums(model, batch)`` -- traced; sums that ``eval_metrics`` turns into floats;
-* ``predict(model, tokenizer, config, texts)`` -- for restored models.
+* ``predict(model, tokenizer, config, texts)`` -- for restored models
+  (``translate`` for encoder-decoder tasks);
+* optionally ``final_metrics(model, tokenizer, config, workdir) -> dict`` --
+  metrics of the selected model computed once after training (BLEU of decoded
+  translations), merged into ``results.json``.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 from xferlab.tasks.base import TaskData
 from xferlab.tasks.classification import ClassificationTask
 from xferlab.tasks.language_model import LanguageModelTask
+from xferlab.tasks.translation import TranslationTask
 
-TASKS = {"classification": ClassificationTask(), "language_model": LanguageModelTask()}
+TASKS = {"classification": ClassificationTask(), "language_model": LanguageModelTask(),
+         "translation": TranslationTask()}
 
 
 def get_task(name: str):

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from xferlab import metrics
 from xferlab.data.tokenizer import EOS_ID, WordTokenizer
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.language_model import LanguageModel
@@ -191,5 +192,4 @@ class LanguageModelTask:
     return {"nll": nll.sum(), "count": count.sum()}
 
   def eval_metrics(self, sums) -> dict[str, float]:
-    loss = float(sums["nll"]) / max(float(sums["count"]), 1.0)
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+    return metrics.perplexity_metrics(sums)
