@@ -43,6 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.vocab_languages = ("en", "fr", "de")   # translation: the joint vocabulary's languages
   c.data.adversarial_pair = ""   # translation with a transfer term: the pair whose source
                                  # sentences are the other domain (e.g. fr-en for a de-en child)
+  c.data.target_field = "summary"  # summarization (bbc): summary | title
+  c.data.max_target_length = 0   # summarization: cut training targets to this many words (0 = all)
+  c.data.vocab_corpora = ()      # summarization: corpora whose training text makes the vocabulary
+                                 # (() = data.name only); ("bbc", "scitldr") lets news fit science
+  c.data.adversarial_corpus = "" # summarization with a transfer term: the other domain's corpus
   c.data.synthetic = ml_collections.ConfigDict()   # SyntheticSpec fields, for data.name == "synthetic"
 
   c.model = ml_collections.ConfigDict()
@@ -68,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.input_feeding = True   # encoder-decoder: feed the last attentional state to the decoder
   c.model.share_embeddings = True  # encoder-decoder: one embedding for source and target
   c.model.label_smoothing = 0.0  # encoder-decoder: of the training cross-entropy
+  c.model.copy = False           # encoder-decoder: pointer-generator copy distribution
+  c.model.coverage = False       # encoder-decoder: coverage in the attention + coverage loss
+  c.model.coverage_loss_weight = 1.0   # its weight in the loss (See et al. 2017: 1)
   c.model.pretrained_vectors = ""  # word vectors (GloVe / word2vec text, .gz allowed) for the
                                  # embedding; '' = none (xferlab.embeddings)
   c.model.freeze_embeddings = False  # never update the embedding (adds it to finetune.frozen)

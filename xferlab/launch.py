@@ -278,6 +278,12 @@ class Restored:
       raise TypeError(f"Task {self.config.task!r} does not translate")
     return self._task.translate(self.model, self.tokenizer, self.config, list(texts))
 
+  def summarize(self, texts: Sequence[str]) -> list[str]:
+    """Beam-search summaries (``config.decode``) of ``texts``, in order (summarization runs)."""
+    if not hasattr(self._task, "summarize"):
+      raise TypeError(f"Task {self.config.task!r} does not summarize")
+    return self._task.summarize(self.model, self.tokenizer, self.config, list(texts))
+
 
 def _run_dirs(workdir: str) -> list[str]:
   found = []

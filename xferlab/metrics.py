@@ -65,6 +65,27 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str
           "chrf": sacrebleu.corpus_chrf(hypotheses, refs).score}
 
 
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge_scores(predictions: list[str], references: list[list[str]]) -> dict[str, float]:
+  """ROUGE-1/2/L F1 (``rouge-score``, Porter stemming) on 0-100, averaged over examples.
+
+  Each prediction is scored against every one of its references; ``<type>_max``
+  takes the best reference, ``<type>_mean`` their mean (SciTLDR's two protocols).
+  """
+  from rouge_score import rouge_scorer   # the metrics library, imported where it is needed
+  scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+  sums = {f"{kind}_{how}": 0.0 for kind in ROUGE_TYPES for how in ("max", "mean")}
+  for prediction, refs in zip(predictions, references, strict=True):
+    scores = [scorer.score(ref, prediction) for ref in refs]
+    for kind in ROUGE_TYPES:
+      f = [s[kind].fmeasure for s in scores]
+      sums[f"{kind}_max"] += max(f)
+      sums[f"{kind}_mean"] += sum(f) / len(f)
+  return {k: 100.0 * v / max(len(predictions), 1) for k, v in sums.items()}
+
+
 def mean_std(values) -> dict[str, float]:
   """``{"mean", "std", "values"}`` over seeds (population std; 0 for one value)."""
   values = [float(v) for v in values]

@@ -11,7 +11,8 @@ A batch is a dict of numpy arrays:
 * ``target_in, target_out: int32[batch, time]`` and ``target_lengths:
   int32[batch]`` when they carry target sequences (translation, summarization):
   ``target_in = BOS y_1 ... y_n`` and ``target_out = y_1 ... y_n EOS``, both
-  of length ``n + 1``; a pair's bucket holds the longer of source and target.
+  of length ``n + 1``; examples are bucketed by the longer of source and
+  target, and the targets of a batch padded to their own (smallest) bucket.
 
 Sequences longer than the largest bucket are truncated to it (their first
 ``max(buckets)`` tokens are kept).
@@ -56,8 +57,13 @@ def example_lengths(sequences: Sequence[Sequence[int]],
 
 def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch_size: int,
                time: int, labels: np.ndarray | None = None,
-               targets: Sequence[Sequence[int]] | None = None) -> dict[str, np.ndarray]:
-  """Pads ``sequences[i] for i in indices`` (and ``targets[i]``) into one batch of ``batch_size`` rows."""
+               targets: Sequence[Sequence[int]] | None = None,
+               buckets: Sequence[int] = ()) -> dict[str, np.ndarray]:
+  """Pads ``sequences[i] for i in indices`` into one batch of ``batch_size`` rows.
+
+  ``targets[i]`` are padded to the smallest of ``buckets`` that holds the
+  batch's longest target plus one (``time`` without buckets), and truncated to it.
+  """
   tokens = np.zeros((batch_size, time), np.int32)
   lengths = np.zeros((batch_size,), np.int32)
   weights = np.zeros((batch_size,), np.float32)
@@ -71,11 +77,14 @@ def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch
     batch["labels"] = np.zeros((batch_size,), np.int32)
     batch["labels"][:len(indices)] = labels[np.asarray(indices, np.int64)]
   if targets is not None:
-    target_in = np.zeros((batch_size, time), np.int32)
-    target_out = np.zeros((batch_size, time), np.int32)
+    # Targets get their own bucket (a summary is much shorter than its article).
+    longest = max((len(targets[i]) + 1 for i in indices), default=1)
+    target_time = bucket_length(longest, buckets) if buckets else time
+    target_in = np.zeros((batch_size, target_time), np.int32)
+    target_out = np.zeros((batch_size, target_time), np.int32)
     target_lengths = np.zeros((batch_size,), np.int32)
     for row, i in enumerate(indices):
-      seq = list(targets[i][:time - 1])
+      seq = list(targets[i][:target_time - 1])
       target_in[row, :len(seq) + 1] = [BOS_ID] + seq
       target_out[row, :len(seq) + 1] = seq + [EOS_ID]
       target_lengths[row] = len(seq) + 1
@@ -104,7 +113,7 @@ def eval_batches(sequences: Sequence[Sequence[int]], batch_size: int, buckets: S
   lengths = example_lengths(sequences, targets)
   labels = None if labels is None else np.asarray(labels, np.int32)
   plan = _bucketed_index_batches(np.arange(len(sequences)), lengths, batch_size, buckets)
-  return [make_batch(sequences, idx, batch_size, b, labels, targets) for b, idx in plan]
+  return [make_batch(sequences, idx, batch_size, b, labels, targets, buckets) for b, idx in plan]
 
 
 class BatchStream:
@@ -158,7 +167,8 @@ class BatchStream:
     self.index += 1
     if self.index == len(plan):
       self.epoch, self.index = self.epoch + 1, 0
-    return make_batch(self.sequences, idx, self.batch_size, time, self.labels, self.targets)
+    return make_batch(self.sequences, idx, self.batch_size, time, self.labels, self.targets,
+                      self.buckets)
 
   def state(self) -> dict[str, int]:
     return {"epoch": self.epoch, "index": self.index}

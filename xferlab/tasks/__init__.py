@@ -11,7 +11,7 @@ A task object provides:
   ``initial_task_state(config)`` (a language model's hidden state);
 * ``eval_sums(model, batch)`` -- traced; sums that ``eval_metrics`` turns into floats;
 * ``predict(model, tokenizer, config, texts)`` -- for restored models
-  (``translate`` for encoder-decoder tasks);
+  (``translate`` / ``summarize`` for encoder-decoder tasks);
 * optionally ``final_metrics(model, tokenizer, config, workdir) -> dict`` --
   metrics of the selected model computed once after training (BLEU of decoded
   translations), merged into ``results.json``.
@@ -22,10 +22,11 @@ from __future__ import annotations
 from xferlab.tasks.base import TaskData
 from xferlab.tasks.classification import ClassificationTask
 from xferlab.tasks.language_model import LanguageModelTask
+from xferlab.tasks.summarization import SummarizationTask
 from xferlab.tasks.translation import TranslationTask
 
 TASKS = {"classification": ClassificationTask(), "language_model": LanguageModelTask(),
-         "translation": TranslationTask()}
+         "translation": TranslationTask(), "summarization": SummarizationTask()}
 
 
 def get_task(name: str):

@@ -1,0 +1,121 @@
+r"""News => science summarization: a pointer-generator pretrained on BBC news, fine-tuned on SciTLDR.
+
+  python launch.py experiments/summarization/news_to_science.py:bbc --workdir runs/summarization/bbc
+  python launch.py experiments/summarization/news_to_science.py:news --workdir runs/summarization/news
+  python launch.py experiments/summarization/news_to_science.py:scratch --workdir runs/summarization/scratch
+  python -m benchmarks.summarization --seeds 2          # every arm, Lead-1 and oracle beside
+
+Arguments -- pretraining on news (BBC News Summary, 1,693 training articles):
+  bbc              article -> its extractive summary (cut to 100 words);
+  bbc_title        article -> its headline;
+  bbc_adversarial  article -> summary, plus ``L_source + λ·L_transfer`` on the mean encoder
+                   states: a domain discriminator behind gradient reversal between news
+                   articles and (unlabeled) SciTLDR training abstracts;
+and on science (SciTLDR-A, 1,992 training abstracts; test references: 2-4 per paper):
+  scratch          random initialization;
+  news             the whole ``bbc`` model (``init_from``: runs/summarization/bbc), fine-tuned;
+  news_title       the same from ``bbc_title``;
+  news_adversarial the same from ``bbc_adversarial``;
+plus ``copy`` (a synthetic task for tests: copy the first three words, one of them out of
+vocabulary) and ``smoke``.
+
+Every run shares one word vocabulary (20,000 words of the BBC and SciTLDR training text),
+so the whole network transfers. Model: embedding 128, bidirectional LSTM encoder 2x128,
+LSTM decoder 256 with additive (Bahdanau) attention, the copy mechanism and coverage
+(See et al. 2017; coverage loss weight 1), dropout 0.3; Adam; the model with the best
+validation perplexity is kept and decodes with beam search (beam 4). ``results.json``
+has ``test_rouge1_max`` (ROUGE F1, best reference), ``*_mean`` (mean over references)
+for ROUGE-1/2/L. Not tried: the language-model-initialized encoder (our LMs use other
+vocabularies).
+"""
+
+from xferlab.defaults import base_config
+
+PRETRAIN = {"bbc": "summary", "bbc_title": "title", "bbc_adversarial": "summary"}
+FINETUNE = {"scratch": None, "news": "bbc", "news_title": "bbc_title",
+            "news_adversarial": "bbc_adversarial"}
+
+
+def get_config(arg=None):
+  arm = arg or "scratch"
+  if arm not in (*PRETRAIN, *FINETUNE, "copy", "smoke"):
+    raise ValueError(f"Unknown argument {arm!r}; choose one of "
+                     f"{sorted((*PRETRAIN, *FINETUNE, 'copy', 'smoke'))}")
+  c = base_config()
+  c.name = f"summarization_{arm}"
+  c.task = "summarization"
+  c.seed = 0
+  c.report_metric = "test_rouge1_max"
+
+  c.data.name = "bbc" if arm in PRETRAIN else "scitldr"
+  c.data.target_field = PRETRAIN.get(arm, "summary")
+  c.data.max_target_length = 100 if arm in PRETRAIN else 0
+  c.data.tokenizer = "word"
+  c.data.vocab_size = 20000
+  c.data.vocab_corpora = ("bbc", "scitldr")
+  c.data.buckets = (32, 64, 128, 256, 400)
+  c.data.batch_size = 16
+  c.data.eval_batch_size = 32
+
+  c.model.cell = "lstm"
+  c.model.embed_dim = 128
+  c.model.hidden_size = 128
+  c.model.bidirectional = True
+  c.model.decoder_hidden = 256
+  c.model.attention = "bahdanau"
+  c.model.input_feeding = False
+  c.model.copy = True
+  c.model.coverage = True
+  c.model.coverage_loss_weight = 1.0
+  c.model.embed_dropout = 0.3
+  c.model.output_dropout = 0.3
+
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.grad_clip = 2.0
+
+  c.decode.beam_size = 4
+  c.decode.alpha = 0.6
+  c.decode.max_length = {"summary": 100, "title": 20}[c.data.target_field] if arm in PRETRAIN \
+      else 40
+
+  c.train.num_epochs = 10 if arm in PRETRAIN else 15
+  c.train.early_stopping_metric = "valid_perplexity"
+  c.train.early_stopping_mode = "min"
+  c.train.patience = 4
+  c.train.log_every = 25
+
+  if arm == "bbc_adversarial":
+    c.transfer.method = "dann"
+    c.transfer.lam = 0.1
+    c.transfer.schedule = "dann"
+    c.data.adversarial_corpus = "scitldr"
+  parent = FINETUNE.get(arm)
+  if parent:
+    c.init_from.path = f"runs/summarization/{parent}"
+    c.init_from.subtrees = ("seq2seq",)
+    c.init_from.made_by = (f"python launch.py experiments/summarization/news_to_science.py:{parent}"
+                           f" --workdir runs/summarization/{parent}")
+
+  if arm == "copy":
+    c.data.name = "copy"
+    c.data.vocab_corpora = ("copy",)
+    c.data.vocab_size = 34                 # the 30 common words: every r<i> is out of vocabulary
+    c.data.buckets = (16,)
+    c.data.batch_size = 32
+    c.data.eval_batch_size = 100
+    c.model.embed_dim = c.model.hidden_size = 32
+    c.model.decoder_hidden = 64
+    c.model.embed_dropout = c.model.output_dropout = 0.0
+    c.optimizer.learning_rate = 1e-2
+    c.decode.max_length = 6
+    c.train.num_epochs = 0
+    c.train.num_steps = 300
+    c.train.eval_every = 300
+    c.train.patience = 0
+  elif arm == "smoke":
+    c.train.num_epochs = 0
+    c.train.num_steps = 6
+    c.train.eval_every = 6
+    c.decode.beam_size = 2
+  return c
