@@ -23,25 +23,24 @@ tokens per second, the published anchor of REFERENCES.md) and ``OUT/results.json
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 from typing import Sequence
 
-from xferlab import launch
-from xferlab.config import ConfigError, apply_overrides, load_experiment
+from benchmarks.arms import argument_parser, cell, selected_arms, train
+from xferlab.config import ConfigError
 from xferlab.metrics import mean_std
 
 EXPERIMENT = "experiments/translation/multi30k.py"
-# arm -> (pair, fraction, experiment arm, parent arm or None)
+# arm -> (the experiment's argument PAIR,FRACTION,ARM, parent arm or None)
 ARMS = {
-    "fr_full": ("en-fr", 1.0, "scratch", None),
-    "fren_full": ("fr-en", 1.0, "scratch", None),
-    "de_full": ("en-de", 1.0, "scratch", None),
-    "de_10_scratch": ("en-de", 0.1, "scratch", None),
-    "de_10_transfer": ("en-de", 0.1, "transfer", "fr_full"),
-    "de_10_adversarial": ("de-en", 0.1, "adversarial", "fren_full"),
+    "fr_full": ("en-fr,1,scratch", None),
+    "fren_full": ("fr-en,1,scratch", None),
+    "de_full": ("en-de,1,scratch", None),
+    "de_10_scratch": ("en-de,0.1,scratch", None),
+    "de_10_transfer": ("en-de,0.1,transfer", "fr_full"),
+    "de_10_adversarial": ("de-en,0.1,adversarial", "fren_full"),
 }
 DEFAULT_ARMS = ("de_10_transfer", "de_10_scratch", "de_full")
 METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_perplexity",
@@ -50,34 +49,8 @@ ANCHOR = ("REFERENCES.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased,
           "text; not directly comparable to detokenized cased sacreBLEU")
 
 
-def arm_config(arm: str, seed: int, out: str, overrides: Sequence[str]):
-  pair, fraction, kind, parent = ARMS[arm]
-  config, _ = load_experiment(f"{EXPERIMENT}:{pair},{fraction:g},{kind}")
-  config = apply_overrides(config, list(overrides))
-  config.seed = seed
-  if parent:
-    config.init_from.path = os.path.abspath(run_dir(out, parent, 0))
-  return config
-
-
-def run_dir(out: str, arm: str, seed: int) -> str:
-  return os.path.join(out, arm, f"seed_{seed}")
-
-
-def train(arm: str, seed: int, out: str, overrides: Sequence[str]) -> dict:
-  parent = ARMS[arm][3]
-  if parent:
-    train(parent, 0, out, overrides)
-  print(f"[benchmark] {arm} seed {seed} -> {run_dir(out, arm, seed)}", flush=True)
-  return launch.run_config(arm_config(arm, seed, out, overrides), run_dir(out, arm, seed))
-
-
-def _cell(stat, digits=1) -> str:
-  if stat is None:
-    return "-"
-  if len(stat.get("values", ())) < 2:
-    return f"{stat['mean']:.{digits}f}"
-  return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+def full_data(arm: str) -> bool:
+  return ",1," in ARMS[arm][0]
 
 
 def report(results: dict, out: str) -> str:
@@ -91,10 +64,10 @@ def report(results: dict, out: str) -> str:
     minutes = stats.get("train_seconds")
     minutes = None if minutes is None else {k: (v / 60 if isinstance(v, float) else v)
                                              for k, v in minutes.items() if k != "values"}
-    lines.append(f"| {arm} | {n} | {_cell(stats.get('test_bleu'))} | "
-                 f"{_cell(stats.get('test_bleu_lc'))} | {_cell(stats.get('test_chrf'))} | "
-                 f"{_cell(stats.get('valid_bleu'))} | {_cell(stats.get('valid_perplexity'), 2)} | "
-                 f"{_cell(stats.get('tokens_per_second'), 0)} | {_cell(minutes)} |")
+    lines.append(f"| {arm} | {n} | {cell(stats.get('test_bleu'))} | "
+                 f"{cell(stats.get('test_bleu_lc'))} | {cell(stats.get('test_chrf'))} | "
+                 f"{cell(stats.get('valid_bleu'))} | {cell(stats.get('valid_perplexity'), 2)} | "
+                 f"{cell(stats.get('tokens_per_second'), 0)} | {cell(minutes)} |")
   bleu = {arm: s["test_bleu"]["mean"] for arm, s in results.items() if "test_bleu" in s}
   lines += ["", "tokens per second count source and target tokens of the training batches "
             "(padding excluded), evaluation excluded.", ""]
@@ -116,31 +89,20 @@ def report(results: dict, out: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m benchmarks.translation",
-                                   description=__doc__.split("\n\n")[0])
-  parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
-                      help=f"comma-separated, from {sorted(ARMS)}")
-  parser.add_argument("--seeds", type=int, default=2, help="seeds of the 10%% arms")
+  parser = argument_parser("python -m benchmarks.translation", __doc__.split("\n\n")[0], ARMS,
+                           DEFAULT_ARMS, "runs/bench_translation", "seeds of the 10%% arms")
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the full-data arms")
-  parser.add_argument("--out", default="runs/bench_translation")
-  parser.add_argument("--set", dest="overrides", action="append", default=[],
-                      metavar="KEY=VALUE", help="override every run's config")
   args = parser.parse_args(argv)
-  arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-  unknown = [a for a in arms if a not in ARMS]
-  if unknown:
-    print(f"error: unknown arms {unknown}; choose from {sorted(ARMS)}", file=sys.stderr)
-    return 2
   os.makedirs(args.out, exist_ok=True)
   results = {}
   try:
-    for arm in arms:
-      seeds = range(args.full_seeds if ARMS[arm][1] >= 1.0 else args.seeds)
-      parent = ARMS[arm][3]
+    for arm in selected_arms(args.arms, ARMS):
+      seeds = range(args.full_seeds if full_data(arm) else args.seeds)
+      parent = ARMS[arm][1]
       if parent and parent not in results:
-        parent_run = train(parent, 0, args.out, args.overrides)
+        parent_run = train(EXPERIMENT, ARMS, parent, 0, args.out, args.overrides)
         results[parent] = {k: mean_std([parent_run[k]]) for k in METRICS if k in parent_run}
-      runs = [train(arm, seed, args.out, args.overrides) for seed in seeds]
+      runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides) for seed in seeds]
       numeric = [k for k in METRICS if k in runs[0]]
       results[arm] = {k: mean_std([r[k] for r in runs]) for k in numeric}
       print(report(results, args.out), flush=True)
