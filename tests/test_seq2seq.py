@@ -142,6 +142,10 @@ def test_target_batches_shift_by_one():
   # A pair's bucket fits the longer side (target + EOS).
   stream = batching.BatchStream([[5]], None, 1, (2, 4), seed=0, targets=[[1, 2, 3]])
   assert next(stream)["target_in"].shape == (1, 4)
+  # Targets with buckets of their own: the smallest that fits the batch's longest target.
+  batch = batching.make_batch([[5] * 9, [6] * 9], [0, 1], 2, 16, targets=[[1], [2, 3, 4]],
+                              target_buckets=(2, 4, 8))
+  assert batch["tokens"].shape == (2, 16) and batch["target_in"].shape == (2, 4)
 
 
 def test_label_smoothing():

@@ -43,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.vocab_languages = ("en", "fr", "de")   # translation: the joint vocabulary's languages
   c.data.adversarial_pair = ""   # translation with a transfer term: the pair whose source
                                  # sentences are the other domain (e.g. fr-en for a de-en child)
+  c.data.target_buckets = ()     # encoder-decoder: padded target lengths of their own
+                                 # (() = a pair's source bucket); for targets much shorter than sources
   c.data.target_field = "summary"  # summarization (bbc): summary | title
   c.data.max_target_length = 0   # summarization: cut training targets to this many words (0 = all)
   c.data.vocab_corpora = ()      # summarization: corpora whose training text makes the vocabulary

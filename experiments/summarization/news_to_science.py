@@ -54,6 +54,7 @@ def get_config(arg=None):
   c.data.vocab_size = 20000
   c.data.vocab_corpora = ("bbc", "scitldr")
   c.data.buckets = (32, 64, 128, 256, 400)
+  c.data.target_buckets = (16, 32, 64, 128)   # summaries are short: no decoding over padding
   c.data.batch_size = 16
   c.data.eval_batch_size = 32
 
@@ -102,6 +103,7 @@ def get_config(arg=None):
     c.data.vocab_corpora = ("copy",)
     c.data.vocab_size = 34                 # the 30 common words: every r<i> is out of vocabulary
     c.data.buckets = (16,)
+    c.data.target_buckets = (8,)
     c.data.batch_size = 32
     c.data.eval_batch_size = 100
     c.model.embed_dim = c.model.hidden_size = 32

@@ -12,7 +12,8 @@ A batch is a dict of numpy arrays:
   int32[batch]`` when they carry target sequences (translation, summarization):
   ``target_in = BOS y_1 ... y_n`` and ``target_out = y_1 ... y_n EOS``, both
   of length ``n + 1``; examples are bucketed by the longer of source and
-  target, and the targets of a batch padded to their own (smallest) bucket.
+  target, and the targets padded to the same length (or, with
+  ``target_buckets``, to their own: a summary is much shorter than its article).
 
 Sequences longer than the largest bucket are truncated to it (their first
 ``max(buckets)`` tokens are kept).
@@ -58,11 +59,12 @@ def example_lengths(sequences: Sequence[Sequence[int]],
 def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch_size: int,
                time: int, labels: np.ndarray | None = None,
                targets: Sequence[Sequence[int]] | None = None,
-               buckets: Sequence[int] = ()) -> dict[str, np.ndarray]:
+               target_buckets: Sequence[int] = ()) -> dict[str, np.ndarray]:
   """Pads ``sequences[i] for i in indices`` into one batch of ``batch_size`` rows.
 
-  ``targets[i]`` are padded to the smallest of ``buckets`` that holds the
-  batch's longest target plus one (``time`` without buckets), and truncated to it.
+  ``targets[i]`` are padded to ``time`` too, or with ``target_buckets`` to the
+  smallest of them that holds the batch's longest target plus one (and
+  truncated to it).
   """
   tokens = np.zeros((batch_size, time), np.int32)
   lengths = np.zeros((batch_size,), np.int32)
@@ -77,9 +79,9 @@ def make_batch(sequences: Sequence[Sequence[int]], indices: Sequence[int], batch
     batch["labels"] = np.zeros((batch_size,), np.int32)
     batch["labels"][:len(indices)] = labels[np.asarray(indices, np.int64)]
   if targets is not None:
-    # Targets get their own bucket (a summary is much shorter than its article).
+    # With target_buckets, targets get their own (a summary is much shorter than its article).
     longest = max((len(targets[i]) + 1 for i in indices), default=1)
-    target_time = bucket_length(longest, buckets) if buckets else time
+    target_time = bucket_length(longest, target_buckets) if target_buckets else time
     target_in = np.zeros((batch_size, target_time), np.int32)
     target_out = np.zeros((batch_size, target_time), np.int32)
     target_lengths = np.zeros((batch_size,), np.int32)
@@ -108,12 +110,14 @@ def _bucketed_index_batches(order: np.ndarray, lengths: np.ndarray, batch_size: 
 
 def eval_batches(sequences: Sequence[Sequence[int]], batch_size: int, buckets: Sequence[int],
                  labels: Sequence[int] | None = None,
-                 targets: Sequence[Sequence[int]] | None = None) -> list[dict[str, np.ndarray]]:
+                 targets: Sequence[Sequence[int]] | None = None,
+                 target_buckets: Sequence[int] = ()) -> list[dict[str, np.ndarray]]:
   """All examples once, in bucketed batches of a fixed size (padding rows weigh 0)."""
   lengths = example_lengths(sequences, targets)
   labels = None if labels is None else np.asarray(labels, np.int32)
   plan = _bucketed_index_batches(np.arange(len(sequences)), lengths, batch_size, buckets)
-  return [make_batch(sequences, idx, batch_size, b, labels, targets, buckets) for b, idx in plan]
+  return [make_batch(sequences, idx, batch_size, b, labels, targets, target_buckets)
+          for b, idx in plan]
 
 
 class BatchStream:
@@ -127,16 +131,19 @@ class BatchStream:
     buckets: increasing sequence lengths.
     seed: the shuffling seed; epoch ``e`` uses ``np.random.default_rng([seed, e])``.
     targets: one target sequence per example (encoder-decoder tasks), or None.
+    target_buckets: lengths the targets are padded to on their own (``make_batch``).
   """
 
   def __init__(self, sequences: Sequence[Sequence[int]], labels: Sequence[int] | None,
                batch_size: int, buckets: Sequence[int], seed: int,
-               targets: Sequence[Sequence[int]] | None = None):
+               targets: Sequence[Sequence[int]] | None = None,
+               target_buckets: Sequence[int] = ()):
     if len(sequences) == 0:
       raise ValueError("BatchStream needs at least one example")
     self.sequences = sequences
     self.labels = None if labels is None else np.asarray(labels, np.int32)
     self.targets = targets
+    self.target_buckets = tuple(target_buckets)
     self.lengths = example_lengths(sequences, targets)
     self.batch_size = batch_size
     self.buckets = tuple(sorted(buckets))
@@ -168,7 +175,7 @@ class BatchStream:
     if self.index == len(plan):
       self.epoch, self.index = self.epoch + 1, 0
     return make_batch(self.sequences, idx, self.batch_size, time, self.labels, self.targets,
-                      self.buckets)
+                      self.target_buckets)
 
   def state(self) -> dict[str, int]:
     return {"epoch": self.epoch, "index": self.index}

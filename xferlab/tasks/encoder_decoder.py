@@ -92,7 +92,9 @@ class EncoderDecoderTask:
     buckets = tuple(d.buckets)
     sources, targets = self.encode_pairs(tokenizer, *self.load_pairs(d, "train"), config)
     seed = batching.shuffle_seed(config)
-    train = batching.BatchStream(sources, None, d.batch_size, buckets, seed=seed, targets=targets)
+    target_buckets = tuple(d.target_buckets)
+    train = batching.BatchStream(sources, None, d.batch_size, buckets, seed=seed, targets=targets,
+                                 target_buckets=target_buckets)
     tokens = lambda b: int(b["lengths"].sum() + b["target_lengths"].sum())
     if config.transfer.method != "none":
       other = [tokenizer.encode(t) for t in self.adversarial_sources(config)]
@@ -103,7 +105,8 @@ class EncoderDecoderTask:
     for name, split in self.eval_sets.items():
       src, tgt = self.load_pairs(d, split)
       src, tgt = self.encode_pairs(tokenizer, src, [self.reference(t) for t in tgt], config)
-      eval_sets[name] = batching.eval_batches(src, d.eval_batch_size, buckets, targets=tgt)
+      eval_sets[name] = batching.eval_batches(src, d.eval_batch_size, buckets, targets=tgt,
+                                              target_buckets=target_buckets)
     return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens)
 
   @staticmethod
