@@ -22,9 +22,8 @@ from xferlab import losses, metrics
 from xferlab.data import batching
 from xferlab.data.domains import load_domain_adaptation
 from xferlab.data import load_tokenizer
-from xferlab.data.tokenizer import WordTokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
-from xferlab.tasks.base import TaskData
+from xferlab.tasks.base import TaskData, train_tokenizer
 from xferlab.transfer import make_transfer_loss
 from xferlab.transfer.adversarial import weighted_mean
 
@@ -39,14 +38,6 @@ class ClassificationModel(nnx.Module):
   @property
   def encoder(self) -> TextEncoder:
     return self.classifier.encoder
-
-
-def train_tokenizer(config, texts):
-  if config.data.tokenizer == "word":
-    return WordTokenizer.train(texts, max_size=config.data.vocab_size)
-  from xferlab.data.sentencepiece_tokenizer import train_tokenizer as train_sp  # optional path
-  model_type = {"sentencepiece": "unigram"}.get(config.data.tokenizer, config.data.tokenizer)
-  return train_sp(texts, model_type=model_type, vocab_size=config.data.vocab_size)
 
 
 def check_prerequisites(config) -> None:
@@ -76,7 +67,7 @@ class ClassificationTask:
     if config.data.tokenizer_path:       # e.g. the pretrained language model's own
       tokenizer = load_tokenizer(config.data.tokenizer_path)
     else:
-      tokenizer = train_tokenizer(config, list(src_texts) + list(target_texts))
+      tokenizer = train_tokenizer(config.data, list(src_texts) + list(target_texts))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     encode = lambda texts: [tokenizer.encode(t) for t in texts]
     buckets, bs = tuple(config.data.buckets), config.data.batch_size

@@ -30,10 +30,10 @@ import optax
 from flax import nnx
 
 from xferlab import metrics
-from xferlab.data.tokenizer import EOS_ID, WordTokenizer
+from xferlab.data.tokenizer import EOS_ID
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.language_model import LanguageModel
-from xferlab.tasks.base import TaskData
+from xferlab.tasks.base import TaskData, train_tokenizer
 
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
@@ -65,15 +65,6 @@ def _review_texts(data_config, split: str) -> list[str]:
     a, b = int(len(rows) * 0.95), int(len(rows) * 0.975)
     texts += {"train": rows[:a], "validation": rows[a:b], "test": rows[b:]}[split]
   return texts
-
-
-def train_lm_tokenizer(config, texts):
-  d = config.data
-  if d.tokenizer == "word":
-    return WordTokenizer.train(texts, max_size=d.vocab_size or None, split=d.word_split)
-  from xferlab.data.sentencepiece_tokenizer import train_tokenizer
-  model_type = {"sentencepiece": "unigram"}.get(d.tokenizer, d.tokenizer)
-  return train_tokenizer(texts, model_type=model_type, vocab_size=d.vocab_size)
 
 
 def token_stream(tokenizer, texts) -> np.ndarray:
@@ -149,7 +140,7 @@ class LanguageModelTask:
 
   def prepare(self, config, workdir: str) -> TaskData:
     train_texts = _split_texts(config.data, "train")
-    tokenizer = train_lm_tokenizer(config, train_texts)
+    tokenizer = train_tokenizer(config.data, train_texts)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     d = config.data
     train = StreamBatches(token_stream(tokenizer, train_texts), d.batch_size, d.bptt)

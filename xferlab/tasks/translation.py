@@ -37,6 +37,7 @@ import numpy as np
 
 from xferlab import metrics
 from xferlab.data.tokenizer import load_tokenizer
+from xferlab.tasks.base import train_tokenizer
 from xferlab.tasks.encoder_decoder import EncoderDecoderModel, EncoderDecoderTask, generate
 
 MULTI30K_LANGUAGES = ("de", "fr", "cs")
@@ -97,25 +98,14 @@ def tokenizer_texts(data_config) -> list[str]:
   return [text for lang in d.vocab_languages for text in multi30k_side(lang, "train", d.manual_dir)]
 
 
-def train_tokenizer(config):
-  d = config.data
-  if d.tokenizer_path:
-    return load_tokenizer(d.tokenizer_path)
-  texts = tokenizer_texts(d)
-  if d.tokenizer == "word":
-    from xferlab.data.tokenizer import WordTokenizer
-    return WordTokenizer.train(texts, max_size=d.vocab_size or None, split=d.word_split)
-  from xferlab.data.sentencepiece_tokenizer import train_tokenizer as train_sp
-  model_type = {"sentencepiece": "unigram"}.get(d.tokenizer, d.tokenizer)
-  return train_sp(texts, model_type=model_type, vocab_size=d.vocab_size)
-
-
 class TranslationTask(EncoderDecoderTask):
   name = "translation"
   eval_sets = {"valid": "validation", "test": "test_2016_flickr"}
 
   def train_tokenizer(self, config):
-    return train_tokenizer(config)
+    if config.data.tokenizer_path:
+      return load_tokenizer(config.data.tokenizer_path)
+    return train_tokenizer(config.data, tokenizer_texts(config.data))
 
   def load_pairs(self, data_config, split: str):
     return load_pairs(data_config, split)
