@@ -1,0 +1,52 @@
+"""The translation and summarization benchmarks' arm handling and reports (no training)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import arms, summarization, translation
+from xferlab.config import ConfigError
+from xferlab.metrics import mean_std
+
+
+def test_arms_are_checked_and_parents_named():
+  assert arms.selected_arms("de_full, de_10_transfer", translation.ARMS) == ["de_full",
+                                                                          "de_10_transfer"]
+  with pytest.raises(ConfigError, match="de_10_scratch"):
+    arms.selected_arms("de_5", translation.ARMS)
+  for table in (translation.ARMS, summarization.ARMS):
+    for arm, (_, parent) in table.items():
+      assert parent is None or table[parent][1] is None, arm   # one level of parents
+  config = arms.arm_config(translation.EXPERIMENT, translation.ARMS, "de_10_transfer", 1,
+                           "/tmp/out", ["train.num_steps=3"])
+  assert (config.seed, config.data.fraction, config.data.pair) == (1, 0.1, "en-de")
+  assert config.init_from.path == "/tmp/out/fr_full/seed_0" and config.train.num_steps == 3
+
+
+def test_translation_report_states_the_acceptance_figures(tmp_path):
+  stats = lambda *v: mean_std(v)
+  results = {"de_full": {"test_bleu": stats(36.0)},
+             "de_10_scratch": {"test_bleu": stats(12.0, 14.0)},
+             "de_10_transfer": {"test_bleu": stats(30.0, 32.0), "train_seconds": stats(60.0, 120.0)}}
+  text = translation.report(results, str(tmp_path))
+  assert "| de_10_transfer | 2 | 31.0 ± 1.0 |" in text
+  assert "+18.0 BLEU" in text and "86%" in text and "36.0 (acceptance: ≥ 35)" in text
+  assert (tmp_path / "results.json").exists()
+
+
+def test_summarization_report_has_baselines_comparisons_and_gallery(tmp_path):
+  keys = [f"test_{k}" for k in summarization.ROUGE]
+  results = {"scratch": {k: mean_std([20.0, 22.0]) for k in keys},
+             "news": {k: mean_std([25.0, 25.0]) for k in keys}}
+  baselines = {"lead1": {k: 31.3 for k in summarization.ROUGE},
+               "oracle": {k: 44.4 for k in summarization.ROUGE}}
+  rows = [{"title": f"T{i}", "document": f"First {i}. Second.", "references": [f"ref {i}"]}
+          for i in range(6)]
+  summaries = tmp_path / "news" / "seed_0" / "summaries"
+  summaries.mkdir(parents=True)
+  (summaries / "test.jsonl").write_text("".join(f'{{"prediction": "pred {i}"}}\n'
+                                                for i in range(6)))
+  text = summarization.report(results, baselines, rows, str(tmp_path), ["scratch", "news"])
+  assert "| lead1 | - | 31.3 |" in text and "| scratch | 2 | 21.0 ± 1.0 |" in text
+  assert "news − scratch: +4.0" in text and "against Lead-1 31.3" in text
+  assert text.count("- **news:** pred") == 5 and "**Lead-1:** First 4." in text
