@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Mapping, Sequence
 
 from xferlab import launch
@@ -72,3 +73,13 @@ def selected_arms(text: str, table: Mapping) -> list[str]:
   if unknown:
     raise ConfigError(f"unknown arms {unknown}; choose from {sorted(table)}")
   return arms
+
+
+def run_reporting_errors(body) -> int:
+  """Runs ``body()``; a ``ConfigError`` is printed as ``error: ...`` and gives exit status 2."""
+  try:
+    body()
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0

@@ -26,8 +26,8 @@ import os
 import sys
 from typing import Sequence
 
-from benchmarks.arms import argument_parser, cell, run_dir, selected_arms, train
-from xferlab.config import ConfigError, load_experiment
+from benchmarks.arms import argument_parser, run_reporting_errors, cell, run_dir, selected_arms, train
+from xferlab.config import load_experiment
 from xferlab.metrics import mean_std, read_metrics
 from xferlab.tasks import summarization
 
@@ -112,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            ARMS, DEFAULT_ARMS, "runs/bench_summarization")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
-  try:
+
+  def run():
     arms = selected_arms(args.arms, ARMS)
     config, _ = load_experiment(f"{EXPERIMENT}:scratch")
     rows = summarization.load_rows(config.data, "scitldr", "test")
@@ -124,10 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       results[arm] = {f"test_{k}": mean_std([r[f"test_{k}"] for r in runs]) for k in ROUGE}
       plot_curves(args.out, arms)
       print(report(results, baselines, rows, args.out, arms), flush=True)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0
+
+  return run_reporting_errors(run)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,7 @@ import os
 import sys
 from typing import Sequence
 
-from benchmarks.arms import argument_parser, cell, selected_arms, train
-from xferlab.config import ConfigError
+from benchmarks.arms import argument_parser, run_reporting_errors, cell, selected_arms, train
 from xferlab.metrics import mean_std
 
 EXPERIMENT = "experiments/translation/multi30k.py"
@@ -95,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   results = {}
-  try:
+
+  def run():
     for arm in selected_arms(args.arms, ARMS):
       seeds = range(args.full_seeds if full_data(arm) else args.seeds)
       parent = ARMS[arm][1]
@@ -106,10 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       numeric = [k for k in METRICS if k in runs[0]]
       results[arm] = {k: mean_std([r[k] for r in runs]) for k in numeric}
       print(report(results, args.out), flush=True)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  return 0
+
+  return run_reporting_errors(run)
 
 
 if __name__ == "__main__":
