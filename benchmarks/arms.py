@@ -34,11 +34,15 @@ def arm_config(experiment: str, table: Mapping, arm: str, seed: int, out: str,
 
 
 def train(experiment: str, table: Mapping, arm: str, seed: int, out: str,
-          overrides: Sequence[str]) -> dict:
-  """Trains (or reads) one arm and seed, its parent first; returns its results."""
+          overrides: Sequence[str], parent_overrides: Sequence[str] | None = None) -> dict:
+  """Trains (or reads) one arm and seed, its parent first; returns its results.
+
+  The parent gets ``parent_overrides`` (default: the arm's ``overrides``).
+  """
   parent = table[arm][1]
   if parent:
-    train(experiment, table, parent, 0, out, overrides)
+    train(experiment, table, parent, 0, out,
+          overrides if parent_overrides is None else parent_overrides)
   print(f"[benchmark] {arm} seed {seed} -> {run_dir(out, arm, seed)}", flush=True)
   config = arm_config(experiment, table, arm, seed, out, overrides)
   return launch.run_config(config, run_dir(out, arm, seed))

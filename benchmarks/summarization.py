@@ -1,7 +1,7 @@
 r"""News => science summarization benchmark on SciTLDR, with Lead-1 and the oracle beside.
 
   python -m benchmarks.summarization [--arms scratch,news,news_title,news_adversarial]
-      [--seeds 2] [--out runs/bench_summarization] [--set KEY=VALUE ...]
+      [--seeds 2] [--fractions 0.25,0.5 [--curve-seeds 1]] [--out runs/bench_summarization] [--set KEY=VALUE ...]
 
 Arms (``experiments/summarization/news_to_science.py`` runs them; its docstring has the model):
   scratch            SciTLDR from scratch;
@@ -17,6 +17,12 @@ the best reference (max) and the mean over references, mean ± std over seeds, w
 and the extractive oracle sentence beside; a gallery of five test abstracts (reference,
 Lead-1 and every arm's summary); ``OUT/curves.png`` (validation perplexity of every arm's
 first seed against the step) and ``OUT/results.json``.
+
+``--fractions`` adds a learning curve: every SciTLDR arm again on that share of the training
+abstracts (``data.fraction``; the same abstracts for every arm and seed) with its number of
+epochs scaled up so that it takes as many steps as on all of them, in ``OUT/<arm>_frac<f>``
+(parents are shared). ``OUT/learning_curve.md`` and ``.png`` give test ROUGE-1 (max)
+against the number of training abstracts, Lead-1 beside.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import sys
 from typing import Sequence
 
 from benchmarks.arms import argument_parser, run_reporting_errors, cell, run_dir, selected_arms, train
-from xferlab.config import load_experiment
+from xferlab.config import ConfigError, load_experiment
 from xferlab.metrics import mean_std, read_metrics
 from xferlab.tasks import summarization
 
@@ -38,7 +44,8 @@ ARMS = {
     "scratch": ("scratch", None), "news": ("news", "bbc"), "news_title": ("news_title", "bbc_title"),
     "news_adversarial": ("news_adversarial", "bbc_adversarial"),
 }
-DEFAULT_ARMS = ("scratch", "news", "news_title", "news_adversarial")
+SCITLDR_ARMS = ("scratch", "news", "news_title", "news_adversarial")
+DEFAULT_ARMS = SCITLDR_ARMS
 ROUGE = ("rouge1_max", "rouge2_max", "rougeL_max", "rouge1_mean", "rouge2_mean", "rougeL_mean")
 GALLERY = 5
 
@@ -84,6 +91,51 @@ def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Seq
   return text
 
 
+def fraction_arm(arm: str, fraction: float) -> str:
+  """The run name of ``arm`` trained on ``fraction`` of the training abstracts."""
+  return arm if fraction == 1.0 else f"{arm}_frac{fraction:g}"
+
+
+def fraction_overrides(arm: str, fraction: float) -> list[str]:
+  """``data.fraction`` and the epochs that keep the number of steps of the full-data run."""
+  config, _ = load_experiment(f"{EXPERIMENT}:{ARMS[arm][0]}")
+  return [f"data.fraction={fraction}",
+          f"train.num_epochs={max(1, round(config.train.num_epochs / fraction))}"]
+
+
+def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
+  """``curve[arm][fraction]``: ``mean_std`` of test ROUGE-1 (max); writes the table and PNG."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fractions = sorted({f for points in curve.values() for f in points})
+  lines = ["# SciTLDR learning curve: test ROUGE-1 (max over references)", "",
+           "Each fraction trains for as many steps as the full-data run (more epochs).", "",
+           "| training abstracts | " + " | ".join(curve) + " | Lead-1 |",
+           "|---" * (len(curve) + 2) + "|"]
+  for f in fractions:
+    lines.append(f"| {sizes[f]} ({f:g}) | " + " | ".join(cell(curve[arm].get(f)) for arm in curve)
+                 + f" | {lead1:.1f} |")
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for arm, points in curve.items():
+    fs = sorted(points)
+    ax.errorbar([sizes[f] for f in fs], [points[f]["mean"] for f in fs],
+                yerr=[points[f]["std"] for f in fs], marker="o", capsize=3, label=arm)
+  ax.axhline(lead1, color="gray", linestyle="--", label="Lead-1")
+  ax.set_xscale("log")
+  ax.set_xlabel("SciTLDR training abstracts")
+  ax.set_ylabel("test ROUGE-1 (max over references)")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "learning_curve.png"), dpi=120)
+  plt.close(fig)
+  text = "\n".join(lines) + "\n"
+  with open(os.path.join(out, "learning_curve.md"), "w") as f:
+    f.write(text)
+  return text
+
+
 def plot_curves(out: str, arms: Sequence[str]) -> None:
   """Validation perplexity against the step for every arm's first seed (``OUT/curves.png``)."""
   import matplotlib
@@ -110,6 +162,11 @@ def plot_curves(out: str, arms: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argument_parser("python -m benchmarks.summarization", __doc__.split("\n\n")[0],
                            ARMS, DEFAULT_ARMS, "runs/bench_summarization")
+  parser.add_argument("--fractions", default="",
+                      help="comma-separated shares of the SciTLDR training abstracts for a "
+                           "learning curve, e.g. 0.25,0.5 (the full data is always run)")
+  parser.add_argument("--curve-seeds", type=int, default=None,
+                      help="seeds per arm on the learning curve's fractions (default: --seeds)")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
 
@@ -125,6 +182,23 @@ def main(argv: Sequence[str] | None = None) -> int:
       results[arm] = {f"test_{k}": mean_std([r[f"test_{k}"] for r in runs]) for k in ROUGE}
       plot_curves(args.out, arms)
       print(report(results, baselines, rows, args.out, arms), flush=True)
+    fractions = sorted({float(f) for f in args.fractions.split(",") if f.strip()} - {1.0})
+    if not fractions:
+      return
+    if any(not 0.0 < f < 1.0 for f in fractions):
+      raise ConfigError(f"--fractions must lie in (0, 1), got {args.fractions!r}")
+    train_size = len(summarization.SummarizationTask().load_pairs(config.data, "train")[0])
+    sizes = {f: max(1, round(train_size * f)) for f in (*fractions, 1.0)}
+    curve = {arm: {1.0: results[arm]["test_rouge1_max"]} for arm in arms
+             if arm in SCITLDR_ARMS}
+    table = dict(ARMS, **{fraction_arm(a, f): ARMS[a] for a in curve for f in fractions})
+    for f in fractions:
+      for arm in curve:   # the parents are the full-data arms' (no fraction override)
+        runs = [train(EXPERIMENT, table, fraction_arm(arm, f), seed, args.out,
+                      args.overrides + fraction_overrides(arm, f), args.overrides)
+                for seed in range(args.curve_seeds or args.seeds)]
+        curve[arm][f] = mean_std([r["test_rouge1_max"] for r in runs])
+        print(learning_curve(curve, sizes, baselines["lead1"]["rouge1_max"], args.out), flush=True)
 
   return run_reporting_errors(run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import arms, summarization, translation
-from xferlab.config import ConfigError
+from xferlab.config import ConfigError, load_experiment
 from xferlab.metrics import mean_std
 
 
@@ -50,3 +50,31 @@ def test_summarization_report_has_baselines_comparisons_and_gallery(tmp_path):
   assert "| lead1 | - | 31.3 |" in text and "| scratch | 2 | 21.0 ± 1.0 |" in text
   assert "news − scratch: +4.0" in text and "against Lead-1 31.3" in text
   assert text.count("- **news:** pred") == 5 and "**Lead-1:** First 4." in text
+
+
+def test_summarization_learning_curve_keeps_steps_and_tabulates_fractions(tmp_path):
+  assert summarization.fraction_arm("news", 1.0) == "news"
+  assert summarization.fraction_arm("news", 0.25) == "news_frac0.25"
+  config, _ = load_experiment(f"{summarization.EXPERIMENT}:scratch")
+  epochs = config.train.num_epochs
+  assert summarization.fraction_overrides("scratch", 0.25) == [
+      "data.fraction=0.25", f"train.num_epochs={4 * epochs}"]
+  curve = {"scratch": {1.0: mean_std([30.0, 32.0]), 0.25: mean_std([20.0])},
+           "news": {1.0: mean_std([33.0, 33.0])}}
+  text = summarization.learning_curve(curve, {0.25: 498, 1.0: 1992}, 31.3, str(tmp_path))
+  assert "| 498 (0.25) | 20.0 | - | 31.3 |" in text
+  assert "| 1992 (1) | 31.0 ± 1.0 | 33.0 ± 0.0 | 31.3 |" in text
+  assert (tmp_path / "learning_curve.png").stat().st_size > 0
+  assert (tmp_path / "learning_curve.md").read_text() == text
+
+
+def test_parent_gets_its_own_overrides(tmp_path, monkeypatch):
+  seen = {}
+  monkeypatch.setattr(arms.launch, "run_config",
+                      lambda config, workdir: seen.setdefault(workdir, config) and {})
+  arms.train(summarization.EXPERIMENT, summarization.ARMS, "news", 1, str(tmp_path),
+             ["data.fraction=0.5"], parent_overrides=[])
+  parent, child = (seen[arms.run_dir(str(tmp_path), arm, seed)] for arm, seed in
+                   (("bbc", 0), ("news", 1)))
+  assert parent.data.fraction == 1.0 and child.data.fraction == 0.5 and child.seed == 1
+  assert child.init_from.path == str((tmp_path / "bbc" / "seed_0").resolve())

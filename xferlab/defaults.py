@@ -38,8 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.bptt = 35               # language model: steps of truncated backprop through time
   c.data.shuffle_seed = -1       # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
   c.data.pair = "en-de"           # translation (multi30k): en-de | en-fr | en-cs, or reversed
-  c.data.fraction = 1.0          # translation: share of the training pairs kept
-  c.data.subset_seed = 0         # translation: which pairs (the same for every seed and arm)
+  c.data.fraction = 1.0          # translation, summarization: share of the training pairs kept
+  c.data.subset_seed = 0         # which pairs (the same for every seed and arm)
   c.data.vocab_languages = ("en", "fr", "de")   # translation: the joint vocabulary's languages
   c.data.adversarial_pair = ""   # translation with a transfer term: the pair whose source
                                  # sentences are the other domain (e.g. fr-en for a de-en child)

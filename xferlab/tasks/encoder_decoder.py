@@ -40,6 +40,22 @@ from xferlab.transfer import make_transfer_loss
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
 
 
+def training_subset(data_config, sources: list, targets: list) -> tuple[list, list]:
+  """The ``data.fraction`` of the training pairs that a low-resource arm keeps.
+
+  Chosen by ``data.subset_seed`` (not ``seed``), so every seed and every arm of an experiment
+  sees the same pairs; ``fraction = 1`` keeps all of them in their order.
+  """
+  fraction = data_config.fraction
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"data.fraction must be in (0, 1], got {fraction}")
+  if fraction == 1.0:
+    return sources, targets
+  keep = max(1, round(len(sources) * fraction))
+  index = np.sort(np.random.default_rng(data_config.subset_seed).permutation(len(sources))[:keep])
+  return [sources[i] for i in index], [targets[i] for i in index]
+
+
 class EncoderDecoderModel(nnx.Module):
   """A ``Seq2Seq`` plus the ``L_transfer`` module on its encoder states (None without
   transfer); ``label_smoothing`` and ``coverage_loss_weight`` shape the training loss."""

@@ -13,6 +13,9 @@ Data (``data.name``):
   about 44% of the article; cut to ``data.max_target_length`` words) or ``title``.
 * ``copy``: synthetic documents whose summary is their first 3 words (tests).
 
+``data.fraction`` keeps that share of the training pairs (chosen by ``data.subset_seed``,
+the same for every seed and arm), for learning curves against the amount of data.
+
 Vocabulary: one word-level vocabulary (lowercased words and punctuation) over
 the training documents and targets of every corpus in ``data.vocab_corpora``,
 so that a model trained on news fits science word for word. Words outside it
@@ -37,7 +40,8 @@ import numpy as np
 
 from xferlab import metrics
 from xferlab.data.tokenizer import UNK_ID, WordTokenizer, load_tokenizer
-from xferlab.tasks.encoder_decoder import EncoderDecoderModel, EncoderDecoderTask, generate
+from xferlab.tasks.encoder_decoder import (EncoderDecoderModel, EncoderDecoderTask, generate,
+                                           training_subset)
 
 CORPORA = {"bbc": "bbc_news_summary", "scitldr": "scitldr"}
 TARGET_FIELDS = ("summary", "title")
@@ -141,7 +145,7 @@ class SummarizationTask(EncoderDecoderTask):
       raise ValueError(f"data.target_field must be one of {TARGET_FIELDS}, got {d.target_field!r}")
     rows = load_rows(d, d.name, split)
     if split == "train":
-      return [r["document"] for r in rows], [r[d.target_field] for r in rows]
+      return training_subset(d, [r["document"] for r in rows], [r[d.target_field] for r in rows])
     refs = [r["references"] if d.target_field == "summary" else [r["title"]] for r in rows]
     return [r["document"] for r in rows], refs
 

@@ -38,7 +38,8 @@ import numpy as np
 from xferlab import metrics
 from xferlab.data.tokenizer import load_tokenizer
 from xferlab.tasks.base import train_tokenizer
-from xferlab.tasks.encoder_decoder import EncoderDecoderModel, EncoderDecoderTask, generate
+from xferlab.tasks.encoder_decoder import (EncoderDecoderModel, EncoderDecoderTask, generate,
+                                           training_subset)
 
 MULTI30K_LANGUAGES = ("de", "fr", "cs")
 
@@ -81,12 +82,8 @@ def load_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
     sources, targets = (multi30k_side(lang, split, d.manual_dir) for lang in (src, tgt))
   else:
     raise ValueError(f"Unknown translation data.name {d.name!r}; choose multi30k or copy")
-  if split == "train" and d.fraction < 1.0:
-    if not 0.0 < d.fraction <= 1.0:
-      raise ValueError(f"data.fraction must be in (0, 1], got {d.fraction}")
-    keep = max(1, round(len(sources) * d.fraction))
-    index = np.sort(np.random.default_rng(d.subset_seed).permutation(len(sources))[:keep])
-    sources, targets = [sources[i] for i in index], [targets[i] for i in index]
+  if split == "train":
+    sources, targets = training_subset(d, sources, targets)
   return sources, targets
 
 
