@@ -91,6 +91,18 @@ def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Seq
   return text
 
 
+def save_plot(fig, ax, xlabel: str, ylabel: str, path: str) -> None:
+  """Labels, grid and legend on ``ax``; writes ``fig`` to ``path`` and closes it."""
+  import matplotlib.pyplot as plt
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def fraction_arm(arm: str, fraction: float) -> str:
   """The run name of ``arm`` trained on ``fraction`` of the training abstracts."""
   return arm if fraction == 1.0 else f"{arm}_frac{fraction:g}"
@@ -123,13 +135,8 @@ def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
                 yerr=[points[f]["std"] for f in fs], marker="o", capsize=3, label=arm)
   ax.axhline(lead1, color="gray", linestyle="--", label="Lead-1")
   ax.set_xscale("log")
-  ax.set_xlabel("SciTLDR training abstracts")
-  ax.set_ylabel("test ROUGE-1 (max over references)")
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "learning_curve.png"), dpi=120)
-  plt.close(fig)
+  save_plot(fig, ax, "SciTLDR training abstracts", "test ROUGE-1 (max over references)",
+            os.path.join(out, "learning_curve.png"))
   text = "\n".join(lines) + "\n"
   with open(os.path.join(out, "learning_curve.md"), "w") as f:
     f.write(text)
@@ -149,14 +156,8 @@ def plot_curves(out: str, arms: Sequence[str]) -> None:
                 if "valid_perplexity" in r]
       if points:
         ax.plot(*zip(*points), marker="o", label=arm)
-  ax.set_xlabel("step")
-  ax.set_ylabel("SciTLDR validation perplexity")
   ax.set_yscale("log")
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "curves.png"), dpi=120)
-  plt.close(fig)
+  save_plot(fig, ax, "step", "SciTLDR validation perplexity", os.path.join(out, "curves.png"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
