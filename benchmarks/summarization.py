@@ -128,6 +128,13 @@ def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
   for f in fractions:
     lines.append(f"| {sizes[f]} ({f:g}) | " + " | ".join(cell(curve[arm].get(f)) for arm in curve)
                  + f" | {lead1:.1f} |")
+  if "scratch" in curve:
+    lines += ["", "Transfer gain (mean ROUGE-1 of the arm − mean of scratch, same abstracts):", ""]
+    for f in fractions:
+      gains = [f"{arm} {curve[arm][f]['mean'] - curve['scratch'][f]['mean']:+.1f}"
+               for arm in curve if arm != "scratch" and f in curve[arm] and f in curve["scratch"]]
+      if gains:
+        lines.append(f"- {sizes[f]} abstracts: " + ", ".join(gains))
   fig, ax = plt.subplots(figsize=(6, 4))
   for arm, points in curve.items():
     fs = sorted(points)

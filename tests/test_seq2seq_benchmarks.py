@@ -64,6 +64,7 @@ def test_summarization_learning_curve_keeps_steps_and_tabulates_fractions(tmp_pa
   text = summarization.learning_curve(curve, {0.25: 498, 1.0: 1992}, 31.3, str(tmp_path))
   assert "| 498 (0.25) | 20.0 | - | 31.3 |" in text
   assert "| 1992 (1) | 31.0 ± 1.0 | 33.0 ± 0.0 | 31.3 |" in text
+  assert "- 1992 abstracts: news +2.0" in text and "498 abstracts:" not in text
   assert (tmp_path / "learning_curve.png").stat().st_size > 0
   assert (tmp_path / "learning_curve.md").read_text() == text
 
