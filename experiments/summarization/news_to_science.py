@@ -23,7 +23,8 @@ Every run shares one word vocabulary (10,000 words of the BBC and SciTLDR traini
 so the whole network transfers. Model: embedding 128, bidirectional LSTM encoder 2x128,
 LSTM decoder 256 with additive (Bahdanau) attention and the copy mechanism (See et al. 2017;
 coverage is off by default, ``--set model.coverage=True`` adds it with its loss), dropout
-0.3; Adam 2e-3, batch 32, a fixed number of epochs per arm; the model with the best
+0.3; Adam 2e-3, batch 32; 4 epochs for every SciTLDR arm, the BBC summary parents until
+their validation perplexity stops improving (at most 12 epochs); the model with the best
 validation perplexity is kept and decodes with beam search (beam 4). ``results.json``
 has ``test_rouge1_max`` (ROUGE F1, best reference), ``*_mean`` (mean over references)
 for ROUGE-1/2/L. Not tried: the language-model-initialized encoder (our LMs use other
