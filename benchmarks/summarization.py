@@ -20,7 +20,8 @@ first seed against the step) and ``OUT/results.json``.
 
 ``--fractions`` adds a learning curve: every SciTLDR arm again on that share of the training
 abstracts (``data.fraction``; the same abstracts for every arm and seed) with its number of
-epochs scaled up so that it takes as many steps as on all of them, in ``OUT/<arm>_frac<f>``
+epochs scaled up so that it may take as many steps as on all of them (early stopping on
+validation perplexity still ends it at its optimum), in ``OUT/<arm>_frac<f>``
 (parents are shared). ``OUT/learning_curve.md`` and ``.png`` give test ROUGE-1 (max)
 against the number of training abstracts, Lead-1 beside.
 """
@@ -109,10 +110,12 @@ def fraction_arm(arm: str, fraction: float) -> str:
 
 
 def fraction_overrides(arm: str, fraction: float) -> list[str]:
-  """``data.fraction`` and the epochs that keep the number of steps of the full-data run."""
+  """``data.fraction``, with the full-data run's step grid: as many steps at most, and an
+  evaluation (early stopping's patience counts them) every full-data epoch's worth of steps."""
   config, _ = load_experiment(f"{EXPERIMENT}:{ARMS[arm][0]}")
   return [f"data.fraction={fraction}",
-          f"train.num_epochs={max(1, round(config.train.num_epochs / fraction))}"]
+          f"train.num_epochs={max(1, round(config.train.num_epochs / fraction))}",
+          f"train.eval_every_epochs={1 / fraction:g}"]
 
 
 def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
@@ -122,7 +125,8 @@ def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
   import matplotlib.pyplot as plt
   fractions = sorted({f for points in curve.values() for f in points})
   lines = ["# SciTLDR learning curve: test ROUGE-1 (max over references)", "",
-           "Each fraction trains for as many steps as the full-data run (more epochs).", "",
+           "Each fraction may train for as many steps as the full-data run (more epochs); "
+           "every run stops at its validation optimum.", "",
            "| training abstracts | " + " | ".join(curve) + " | Lead-1 |",
            "|---" * (len(curve) + 2) + "|"]
   for f in fractions:

@@ -58,7 +58,7 @@ def test_summarization_learning_curve_keeps_steps_and_tabulates_fractions(tmp_pa
   config, _ = load_experiment(f"{summarization.EXPERIMENT}:scratch")
   epochs = config.train.num_epochs
   assert summarization.fraction_overrides("scratch", 0.25) == [
-      "data.fraction=0.25", f"train.num_epochs={4 * epochs}"]
+      "data.fraction=0.25", f"train.num_epochs={4 * epochs}", "train.eval_every_epochs=4"]
   curve = {"scratch": {1.0: mean_std([30.0, 32.0]), 0.25: mean_std([20.0])},
            "news": {1.0: mean_std([33.0, 33.0])}}
   text = summarization.learning_curve(curve, {0.25: 498, 1.0: 1992}, 31.3, str(tmp_path))

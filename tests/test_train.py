@@ -193,3 +193,13 @@ def test_resuming_with_another_configuration_is_refused_but_new_default_keys_are
   check_workdir_config(tiny_config, str(tmp_path))                       # default: no difference
   with pytest.raises(ValueError, match="data.num_labels"):
     check_workdir_config(apply_overrides(tiny_config, {"data.num_labels": 5}), str(tmp_path))
+
+
+def test_eval_every_epochs_sets_the_evaluation_grid(tiny_config, tmp_path):
+  """64 source reviews in batches of 16: 4 steps per epoch, so every half epoch is 2 steps."""
+  config = apply_overrides(tiny_config, {"train.eval_every": 0, "train.eval_every_epochs": 0.5,
+                                         "train.num_steps": 6})
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(config, workdir)
+  records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in records if r.get("split") == "eval"] == [2, 4, 6]

@@ -116,7 +116,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.num_steps = 0          # 0 -> num_epochs * batches per source epoch
   c.train.num_epochs = 5
   c.train.log_every = 50
-  c.train.eval_every = 0         # 0 -> once per epoch
+  c.train.eval_every = 0         # steps between evaluations; 0 -> every eval_every_epochs epochs
+  c.train.eval_every_epochs = 1.0  # with eval_every 0: epochs between evaluations (a small
+                                 # training set can keep the step grid of a large one)
   c.train.checkpoint_every = 0   # 0 -> at every evaluation
   c.train.keep_checkpoints = 2
   c.train.early_stopping_metric = "source_val_accuracy"   # chosen on source validation only;

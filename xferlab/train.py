@@ -331,7 +331,7 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   graphdef, rest = inits[0][0], inits[0][2]
   t = config.train
   total_steps = t.num_steps or t.num_epochs * data.train.batches_per_epoch
-  eval_every = t.eval_every or data.train.batches_per_epoch
+  eval_every = t.eval_every or max(1, round(t.eval_every_epochs * data.train.batches_per_epoch))
   checkpoint_every = t.checkpoint_every or eval_every
   tx = finetune.build_optimizer(config, inits[0][1], total_steps)
   train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps, population)
