@@ -27,8 +27,14 @@ coverage is off by default, ``--set model.coverage=True`` adds it with its loss)
 (at most 12 epochs; patience 4 epochs on SciTLDR, 2 for the BBC summary parents, the title
 parent 4 epochs); the model with the best validation perplexity is kept and decodes with beam search (beam 4). ``results.json``
 has ``test_rouge1_max`` (ROUGE F1, best reference), ``*_mean`` (mean over references)
-for ROUGE-1/2/L. Not tried: the language-model-initialized encoder (our LMs use other
-vocabularies).
+for ROUGE-1/2/L. Not tried: the language-model-initialized encoder. Our LMs are
+unidirectional and of other widths (PTB 300-d words; reviews an 8k sentencepiece
+vocabulary) where this encoder is a 2x128 bidirectional LSTM over BBC+SciTLDR words: it
+would need an LM of this shape trained on news and science text.
+
+Measured (README; 2 seeds, every run at its validation optimum): test ROUGE-1 (max)
+37.6 for ``news_adversarial`` against 37.1 from scratch with all 1,992 abstracts (+0.5);
+34.6 against 14.0 with 498 of them (+20.6). Lead-1: 31.3.
 """
 
 from xferlab.defaults import base_config
