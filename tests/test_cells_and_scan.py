@@ -191,7 +191,7 @@ def test_fused_backward_equals_autodiff_of_the_scan(name):
 
 
 def test_fused_backward_has_one_weight_gradient_matmul_outside_the_loop():
-  layer = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
+  layer = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="fused")
   graphdef, params = nnx.split(layer)
   _, x, lens = _padded_pair([3, 2], 3, 3)
 
@@ -232,5 +232,6 @@ def test_cudnn_on_cpu_is_refused_and_auto_falls_back_to_the_scan():
       layer(x, lens)
   auto = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
   fused = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="fused")
+  tolerance = 1e-4 if jax.default_backend() == "gpu" else 1e-6   # cuDNN's own kernels on GPU
   np.testing.assert_allclose(np.asarray(auto(x, lens)[0]), np.asarray(fused(x, lens)[0]),
-                             rtol=1e-5, atol=1e-6)
+                             rtol=10 * tolerance, atol=tolerance)

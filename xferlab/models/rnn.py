@@ -129,11 +129,15 @@ class RecurrentLayer(nnx.Module):
                        f"{jax.default_backend()!r} (use 'auto' or 'fused')")
     c0, h0 = carry
     size, hidden = self.cell.input_size, self.cell.hidden_size
+    # cuDNN runs in float32 whatever the compute dtype: jax.experimental.rnn's
+    # backward fails to lower with bfloat16 weights (seen on an H200, jax 0.11.2).
+    f32 = lambda a: a.astype(jnp.float32)
     outputs, h_n, c_n = cudnn_rnn.lstm(
-        inputs, h0[None], c0[None], cudnn_weights(self.cell, kernel),
+        f32(inputs), f32(h0)[None], f32(c0)[None], f32(cudnn_weights(self.cell, kernel)),
         lengths.astype(jnp.int32), size, hidden, 1, 0.0, False)
     outputs = jnp.where(length_mask(lengths, inputs.shape[1])[..., None], outputs, 0.0)
-    return outputs, (c_n[0], h_n[0])
+    dtype = inputs.dtype
+    return outputs.astype(dtype), (c_n[0].astype(c0.dtype), h_n[0].astype(h0.dtype))
 
 
 class Bidirectional(nnx.Module):
