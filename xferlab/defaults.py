@@ -67,7 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.pooling = ("last", "mean", "max")
   c.model.head_hidden = ()
   c.model.unroll = 1             # lax.scan unroll factor
-  c.model.scan_implementation = "auto"  # auto (cudnn for LSTM on GPU, else fused) | fused
+  c.model.scan_implementation = "auto"  # auto (= fused; faster than cudnn on an H200) | fused
                                  # (hand-written backward) | autodiff | cudnn
   c.model.num_classes = 2
   c.model.decoder_hidden = 0     # encoder-decoder: decoder width (0 = encoder output width)
