@@ -11,7 +11,10 @@ Arms (``experiments/translation/multi30k.py`` runs them; its docstring has the m
                    parameter transferable);
   de_10_adversarial  de→en 10% from the fr→en parent plus a language discriminator
                    (German vs French sources) behind gradient reversal on the encoder
-                   states (``fren_full`` is trained first). Not in the default set.
+                   states (``fren_full`` is trained first). Not in the default set;
+                   its twins without the discriminator, for the comparison:
+  deen_10_transfer   de→en, the same 10%, from the fr→en parent, λ = 0 (no discriminator);
+  deen_10_scratch    de→en, the same 10%, from scratch.
 Runs live in ``OUT/<arm>/seed_<s>`` (parents in ``OUT/fr_full`` / ``OUT/fren_full``); a run
 with a ``results.json`` is not trained again, so running the benchmark again with the
 same ``--out`` resumes it.
@@ -39,6 +42,8 @@ ARMS = {
     "de_full": ("en-de,1,scratch", None),
     "de_10_scratch": ("en-de,0.1,scratch", None),
     "de_10_transfer": ("en-de,0.1,transfer", "fr_full"),
+    "deen_10_scratch": ("de-en,0.1,scratch", None),
+    "deen_10_transfer": ("de-en,0.1,transfer", "fren_full"),
     "de_10_adversarial": ("de-en,0.1,adversarial", "fren_full"),
 }
 DEFAULT_ARMS = ("de_10_transfer", "de_10_scratch", "de_full")
@@ -76,6 +81,9 @@ def report(results: dict, out: str) -> str:
   if {"de_10_transfer", "de_full"} <= set(bleu):
     lines.append(f"- transfer at 10% / full data: {bleu['de_10_transfer'] / bleu['de_full']:.0%} "
                  "(acceptance: ≥ 85%)")
+  if {"de_10_adversarial", "deen_10_transfer"} <= set(bleu):
+    lines.append(f"- de→en at 10%, adversarial − plain transfer: "
+                 f"{bleu['de_10_adversarial'] - bleu['deen_10_transfer']:+.1f} BLEU")
   if "de_full" in bleu:
     lines.append(f"- en→de full from scratch: {bleu['de_full']:.1f} (acceptance: ≥ 35)")
   lines += ["", f"Anchor: {ANCHOR}.", ""]

@@ -32,6 +32,10 @@ def test_translation_report_states_the_acceptance_figures(tmp_path):
   assert "| de_10_transfer | 2 | 31.0 ± 1.0 |" in text
   assert "+18.0 BLEU" in text and "86%" in text and "36.0 (acceptance: ≥ 35)" in text
   assert (tmp_path / "results.json").exists()
+  assert "adversarial" not in text
+  results.update(deen_10_transfer={"test_bleu": stats(20.0)},
+                 de_10_adversarial={"test_bleu": stats(21.5)})
+  assert "adversarial − plain transfer: +1.5 BLEU" in translation.report(results, str(tmp_path))
 
 
 def test_summarization_report_has_baselines_comparisons_and_gallery(tmp_path):
