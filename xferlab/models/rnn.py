@@ -137,8 +137,7 @@ class RecurrentLayer(nnx.Module):
         f32(inputs), f32(h0)[None], f32(c0)[None], f32(cudnn_weights(self.cell, kernel)),
         lengths.astype(jnp.int32), size, hidden, 1, 0.0, False)
     outputs = jnp.where(length_mask(lengths, inputs.shape[1])[..., None], outputs, 0.0)
-    dtype = inputs.dtype
-    return outputs.astype(dtype), (c_n[0].astype(c0.dtype), h_n[0].astype(h0.dtype))
+    return outputs.astype(inputs.dtype), (c_n[0].astype(c0.dtype), h_n[0].astype(h0.dtype))
 
 
 class Bidirectional(nnx.Module):
