@@ -9,6 +9,9 @@ Arms (``experiments/translation/multi30k.py`` runs them; its docstring has the m
   de_10_transfer   en→de, the same 10%, initialized with the whole en→fr model
                    (``fr_full``, trained first, seed 0; the joint vocabulary makes every
                    parameter transferable);
+  de_10_mixed      en→de, the same 10%, from ``fr_full`` with mixed fine-tuning: the 10%
+                   (repeated 10 times) beside the parent's 29,000 en→fr pairs, sources
+                   tagged with the target language;
   de_10_adversarial  de→en 10% from the fr→en parent plus a language discriminator
                    (German vs French sources) behind gradient reversal on the encoder
                    states (``fren_full`` is trained first). Not in the default set;
@@ -42,6 +45,7 @@ ARMS = {
     "de_full": ("en-de,1,scratch", None),
     "de_10_scratch": ("en-de,0.1,scratch", None),
     "de_10_transfer": ("en-de,0.1,transfer", "fr_full"),
+    "de_10_mixed": ("en-de,0.1,mixed", "fr_full"),
     "deen_10_scratch": ("de-en,0.1,scratch", None),
     "deen_10_transfer": ("de-en,0.1,transfer", "fren_full"),
     "de_10_adversarial": ("de-en,0.1,adversarial", "fren_full"),

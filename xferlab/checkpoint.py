@@ -200,11 +200,13 @@ def _vocab_axis(leaf_name: str, old_shape: tuple, new_shape: tuple, old_vocab: i
   """The vocabulary axis of a leaf, or ``None`` if it is not vocabulary-indexed.
 
   An ``embedding`` always is (axis 0; ``_fits`` then checks its shapes); a
-  ``kernel`` / ``bias`` only where its last axis fits both vocabularies.
+  ``kernel`` / ``bias`` (or ``*_bias``, e.g. a tied softmax's ``softmax_bias``) only where
+  its last axis fits both vocabularies.
   """
   if leaf_name == "embedding" and len(old_shape) >= 1:
     return 0
-  if leaf_name in ("kernel", "bias") and old_vocab is not None and len(old_shape) >= 1:
+  weight = leaf_name in ("kernel", "bias") or leaf_name.endswith("_bias")
+  if weight and old_vocab is not None and len(old_shape) >= 1:
     axis = len(old_shape) - 1
     if old_shape[axis] == old_vocab and _fits(old_shape, new_shape, axis, new_vocab):
       return axis

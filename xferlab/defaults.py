@@ -43,6 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.vocab_languages = ("en", "fr", "de")   # translation: the joint vocabulary's languages
   c.data.adversarial_pair = ""   # translation with a transfer term: the pair whose source
                                  # sentences are the other domain (e.g. fr-en for a de-en child)
+  c.data.language_tags = False  # translation: start every source with its target language's
+                                 # tag (<2de>), a piece of its own in the joint vocabulary
+  c.data.mix_pair = ""           # translation: also train on this pair's full training set
+                                 # (mixed fine-tuning; needs language_tags), e.g. en-fr
+  c.data.mix_repeat = 1          # translation with mix_pair: the own pairs, repeated this often
   c.data.target_buckets = ()     # encoder-decoder: padded target lengths of their own
                                  # (() = a pair's source bucket); for targets much shorter than sources
   c.data.target_field = "summary"  # summarization (bbc): summary | title

@@ -23,14 +23,15 @@ class TaskData:
   tokens_per_batch: Any
 
 
-def train_tokenizer(data_config, texts):
+def train_tokenizer(data_config, texts, **subword_options):
   """The tokenizer ``data.tokenizer`` names, trained on ``texts``: ``word`` (``data.word_split``,
   ``data.vocab_size`` most frequent; 0 = all), ``sentencepiece`` (unigram) or ``bpe``
-  (cached by ``xferlab.data.sentencepiece_tokenizer``)."""
+  (cached by ``xferlab.data.sentencepiece_tokenizer``; ``subword_options`` go to its trainer,
+  e.g. ``user_defined_symbols``)."""
   d = data_config
   if d.tokenizer == "word":
     from xferlab.data.tokenizer import WordTokenizer
     return WordTokenizer.train(texts, max_size=d.vocab_size or None, split=d.word_split)
   from xferlab.data.sentencepiece_tokenizer import train_tokenizer as train_subwords
   model_type = {"sentencepiece": "unigram"}.get(d.tokenizer, d.tokenizer)
-  return train_subwords(texts, model_type=model_type, vocab_size=d.vocab_size)
+  return train_subwords(texts, model_type=model_type, vocab_size=d.vocab_size, **subword_options)

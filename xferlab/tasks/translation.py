@@ -9,6 +9,11 @@ Data (``data.name``):
   ``test_2016_flickr`` (1,000).
 * ``copy``: a synthetic corpus whose target is its source (tests, quick start).
 
+Language tags (``data.language_tags``): every source starts with ``<2de>``,
+``<2fr>``, ... (pieces of their own in the vocabulary), so one model can translate
+into several languages; ``data.mix_pair`` then trains on another pair's data
+as well (mixed fine-tuning).
+
 Vocabulary: one sentencepiece model trained on the training text of every
 language in ``data.vocab_languages`` (default English, French and German, all
 29,000 captions of each). Because parent (en→fr) and child (en→de) then share
@@ -71,8 +76,34 @@ def copy_corpus(split: str, size: int = 2000, vocab: int = 20, seed: int = 0) ->
           for _ in range(n)]
 
 
+def language_tag(language: str) -> str:
+  """``"de" -> "<2de>"``: the source prefix that asks for a translation into ``language``."""
+  return f"<2{language}>"
+
+
+LANGUAGE_TAGS = tuple(language_tag(lang) for lang in ("en",) + MULTI30K_LANGUAGES)
+
+
+def tag_sources(data_config, texts: list[str]) -> list[str]:
+  """``texts`` with the target language's tag in front when ``data.language_tags`` is on."""
+  d = data_config
+  if not d.language_tags:
+    return list(texts)
+  if d.name != "multi30k":
+    raise ValueError(f"data.language_tags applies to multi30k pairs, not {d.name!r}")
+  tag = language_tag(parse_pair(d.pair)[1])
+  return [f"{tag} {text}" for text in texts]
+
+
 def load_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
-  """``(sources, targets)`` of ``split``; the training split keeps ``data.fraction`` of the pairs."""
+  """``(sources, targets)`` of ``split``; sources tagged with the target language if
+  ``data.language_tags``.
+
+  The training split keeps ``data.fraction`` of the pairs; with ``data.mix_pair`` they are
+  repeated ``data.mix_repeat`` times and followed by every training pair of ``mix_pair``
+  (mixed fine-tuning, Chu et al. 2017: the child's data beside the parent's, each source
+  tagged with the language it asks for).
+  """
   d = data_config
   if d.name == "copy":
     sources = copy_corpus(split)
@@ -82,8 +113,18 @@ def load_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
     sources, targets = (multi30k_side(lang, split, d.manual_dir) for lang in (src, tgt))
   else:
     raise ValueError(f"Unknown translation data.name {d.name!r}; choose multi30k or copy")
+  sources = tag_sources(d, sources)
   if split == "train":
     sources, targets = training_subset(d, sources, targets)
+    if d.mix_pair:
+      if not d.language_tags:
+        raise ValueError(f"data.mix_pair={d.mix_pair!r} needs data.language_tags=True: the "
+                         "tag tells the model which language to translate into")
+      other = d.copy_and_resolve_references()
+      other.pair, other.fraction, other.mix_pair = d.mix_pair, 1.0, ""
+      mixed_sources, mixed_targets = load_pairs(other, split)
+      sources = sources * d.mix_repeat + mixed_sources
+      targets = targets * d.mix_repeat + mixed_targets
   return sources, targets
 
 
@@ -102,7 +143,8 @@ class TranslationTask(EncoderDecoderTask):
   def train_tokenizer(self, config):
     if config.data.tokenizer_path:
       return load_tokenizer(config.data.tokenizer_path)
-    return train_tokenizer(config.data, tokenizer_texts(config.data))
+    tags = {"user_defined_symbols": list(LANGUAGE_TAGS)} if config.data.language_tags else {}
+    return train_tokenizer(config.data, tokenizer_texts(config.data), **tags)
 
   def load_pairs(self, data_config, split: str):
     return load_pairs(data_config, split)
@@ -120,7 +162,12 @@ class TranslationTask(EncoderDecoderTask):
   def translate(self, model: EncoderDecoderModel, tokenizer, config, texts) -> list[str]:
     """Beam-search translations of ``texts`` (``decode.beam_size``, ``decode.alpha``,
     ``decode.max_length``), in order."""
-    sequences = [tokenizer.encode(t) or [0] for t in texts]
+    return self._translate_prepared(model, tokenizer, config, tag_sources(config.data, texts))
+
+  @staticmethod
+  def _translate_prepared(model, tokenizer, config, sources: list[str]) -> list[str]:
+    """``translate`` of sources that already carry their language tag (if the run uses tags)."""
+    sequences = [tokenizer.encode(t) or [0] for t in sources]
     return [tokenizer.decode(ids) for ids in generate(model.seq2seq, sequences, config)]
 
   def final_metrics(self, model: EncoderDecoderModel, tokenizer, config, workdir: str):
@@ -129,7 +176,7 @@ class TranslationTask(EncoderDecoderTask):
     os.makedirs(os.path.join(workdir, "translations"), exist_ok=True)
     for name, split in self.eval_sets.items():
       sources, references = load_pairs(config.data, split)
-      hypotheses = self.translate(model, tokenizer, config, sources)
+      hypotheses = self._translate_prepared(model, tokenizer, config, sources)
       with open(os.path.join(workdir, "translations", f"{split}.txt"), "w") as f:
         f.write("\n".join(hypotheses) + "\n")
       for metric, value in metrics.translation_scores(hypotheses, references).items():
