@@ -79,12 +79,12 @@ def report(results: dict, out: str) -> str:
   bleu = {arm: s["test_bleu"]["mean"] for arm, s in results.items() if "test_bleu" in s}
   lines += ["", "tokens per second count source and target tokens of the training batches "
             "(padding excluded), evaluation excluded.", ""]
-  if {"de_10_transfer", "de_10_scratch"} <= set(bleu):
-    lines.append(f"- transfer − scratch at 10%: {bleu['de_10_transfer'] - bleu['de_10_scratch']:+.1f} "
-                 "BLEU (acceptance: ≥ +5)")
-  if {"de_10_transfer", "de_full"} <= set(bleu):
-    lines.append(f"- transfer at 10% / full data: {bleu['de_10_transfer'] / bleu['de_full']:.0%} "
-                 "(acceptance: ≥ 85%)")
+  for arm in ("de_10_transfer", "de_10_mixed"):
+    if {arm, "de_10_scratch"} <= set(bleu):
+      lines.append(f"- {arm} − de_10_scratch: {bleu[arm] - bleu['de_10_scratch']:+.1f} BLEU "
+                   "(acceptance: ≥ +5)")
+    if {arm, "de_full"} <= set(bleu):
+      lines.append(f"- {arm} / de_full: {bleu[arm] / bleu['de_full']:.0%} (acceptance: ≥ 85%)")
   if {"de_10_adversarial", "deen_10_transfer"} <= set(bleu):
     lines.append(f"- de→en at 10%, adversarial − plain transfer: "
                  f"{bleu['de_10_adversarial'] - bleu['deen_10_transfer']:+.1f} BLEU")

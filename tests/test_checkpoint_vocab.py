@@ -110,3 +110,22 @@ def test_mismatch_errors_list_the_offending_paths(tmp_path):
                                        r"\(8, 5\) vs model \(9, 5\) with a vocab map of 8"):
     checkpoint.restore_subtrees(_params(9, seed=1), workdir, ["classifier.encoder"],
                                 np.arange(8))
+
+
+def test_a_tied_softmax_bias_moves_with_its_tokens(tmp_path):
+  """Same vocabulary size, other order (a retrained sentencepiece model): the ``softmax_bias``
+  of a tied output layer is vocabulary-indexed too, not a plain copy."""
+  rng = np.random.default_rng(0)
+  old = {"seq2seq": {"embed": {"embedding": rng.normal(size=(8, EMBED)).astype(np.float32)},
+                     "softmax_bias": rng.normal(size=(8,)).astype(np.float32)}}
+  new = {"seq2seq": {"embed": {"embedding": np.zeros((8, EMBED), np.float32)},
+                     "softmax_bias": np.zeros((8,), np.float32)}}
+  vocab_map = np.array([0, 1, 2, 3, 7, 6, -1, 4])
+  out = checkpoint.restore_subtrees(new, _save(tmp_path / "s2s", old), ["seq2seq"], vocab_map)
+  bias, old_bias = out["seq2seq"]["softmax_bias"], old["seq2seq"]["softmax_bias"]
+  for i, j in enumerate(vocab_map):
+    if j >= 0:
+      assert bias[i] == old_bias[j]
+      np.testing.assert_array_equal(out["seq2seq"]["embed"]["embedding"][i],
+                                    old["seq2seq"]["embed"]["embedding"][j])
+  np.testing.assert_allclose(bias[6], old_bias.mean(), rtol=1e-6)

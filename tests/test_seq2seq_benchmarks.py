@@ -33,6 +33,9 @@ def test_translation_report_states_the_acceptance_figures(tmp_path):
   assert "+18.0 BLEU" in text and "86%" in text and "36.0 (acceptance: ≥ 35)" in text
   assert (tmp_path / "results.json").exists()
   assert "adversarial" not in text
+  results["de_10_mixed"] = {"test_bleu": stats(33.0)}
+  text = translation.report(results, str(tmp_path))
+  assert "de_10_mixed − de_10_scratch: +20.0 BLEU" in text and "de_10_mixed / de_full: 92%" in text
   results.update(deen_10_transfer={"test_bleu": stats(20.0)},
                  de_10_adversarial={"test_bleu": stats(21.5)})
   assert "adversarial − plain transfer: +1.5 BLEU" in translation.report(results, str(tmp_path))
