@@ -22,6 +22,10 @@ Everything is forward + backward in float32, measured in one process:
 * ``sweep``: the quick start's λ sweep with K = 4 values, as four sequential
   runs and as one vmapped program (``launch.sweep(..., vectorize=True)``),
   whole sweeps timed end to end and alternated; prints the speed-up.
+* ``loop``: where the time goes: a cell's elementwise gate step inside
+  ``lax.scan`` against the same arithmetic as one ``vmap`` over the steps (no
+  loop), at the acceptance point and at the quick start's GRU; and the quick
+  start's train step for one run against 4 runs vmapped (the sweep's program).
 
 Grid: batch {32, 64} × hidden {256, 512, 1024} × length {64, 128, 256}, input 256.
 ``--quick``: the acceptance point (B 64, T 128, H 512) for each cell, and one
@@ -66,6 +70,7 @@ from flax import nnx
 
 from xferlab import train
 from xferlab.defaults import base_config
+from xferlab.models import cells
 from xferlab.models.cells import make_cell
 from xferlab.models.rnn import RecurrentLayer
 from xferlab.tasks.classification import ClassificationTask
@@ -515,11 +520,98 @@ def run_sweep(args, peaks: dict) -> dict:
           "median_vectorized_s": vec, "speedup": seq / vec, "target_accuracy": accuracies}
 
 
+# --- where the time goes inside the loop
+
+LOOP_POINTS = ({"cell": "lstm", "batch": 64, "hidden": 512},   # the acceptance point
+               {"cell": "gru", "batch": 128, "hidden": 64})    # the quick start's step
+LOOP_STEPS = 128
+
+
+def gate_math(cell: str, batch: int, hidden: int) -> dict[str, Callable[[], object]]:
+  """The cell's elementwise step (``xferlab.models.cells``) over ``LOOP_STEPS`` steps, twice:
+  inside ``lax.scan`` (each step reads the previous carry, as in the layer) and as one
+  ``vmap`` over the steps (the same arithmetic on the same arrays, no loop)."""
+  gates = {"lstm": cells.lstm_gates, "gru": cells.gru_gates}[cell]
+  width = GATES[cell] * hidden
+  key1, key2 = jax.random.split(jax.random.PRNGKey(0))
+  projected = jax.random.normal(key1, (LOOP_STEPS, batch, width), jnp.float32)
+  hidden_pre = jax.random.normal(key2, (LOOP_STEPS, batch, width), jnp.float32)
+  h = jnp.zeros((batch, hidden), jnp.float32)
+  carry = (h, h) if cell == "lstm" else h
+  in_scan = jax.jit(lambda carry, p, q: jax.lax.scan(
+      lambda c, xs: gates(c, *xs), carry, (p, q))[1])
+  no_loop = jax.jit(jax.vmap(lambda p, q: gates(carry, p, q)[1]))
+  return {"gates_in_scan": lambda: jax.block_until_ready(in_scan(carry, projected, hidden_pre)),
+          "gates_without_loop": lambda: jax.block_until_ready(no_loop(projected, hidden_pre))}
+
+
+def quickstart_steps(population: int) -> dict[str, Callable[[], object]]:
+  """The quick start's train step (``compiled_steps``) for one run and for a vmapped
+  population of ``population`` runs, on the same batch."""
+  import tempfile
+  from xferlab import config as config_lib, finetune
+  from xferlab.tasks import get_task
+  experiment = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "experiments", "quickstart.py")
+  config, _ = config_lib.load_experiment(experiment + ":dann")
+  task = get_task(config.task)
+  workdir = tempfile.mkdtemp(prefix="loop-")
+  data = task.prepare(config, workdir)
+  graphdef, params, rest = train._init_params(task, config, data.tokenizer.vocab_size,
+                                              data.tokenizer, workdir)
+  params = jax.tree.map(np.asarray, params)      # host copies: every state below owns its buffers
+  tx = finetune.build_optimizer(config, params, 1000)
+  batch = next(data.train)
+  stack = lambda tree: jax.tree.map(lambda x: jnp.stack([x] * population), tree)
+  out = {}
+  for name, k in (("one_run", 0), (f"vmapped_{population}_runs", population)):
+    step, _ = train.compiled_steps(task, config, graphdef, tx, 1000, k)
+    state = train.TrainState(step=jnp.int32(0), params=jax.tree.map(jnp.asarray, params),
+                             opt_state=tx.init(params), rng=jax.random.PRNGKey(0), task_state=None)
+    hparams = train.lambda_hparams(config)
+    box = {"state": stack(state) if k else state}
+    hparams = stack(hparams) if k else hparams
+
+    def run(step=step, box=box, hparams=hparams):
+      box["state"], metrics = step(box["state"], rest, batch, hparams)
+      return jax.block_until_ready(metrics)
+    out[name] = run
+  return out
+
+
+def run_loop(args, peaks: dict) -> dict:
+  """Where a step's time goes on this CPU: a cell's elementwise gate math inside the time loop
+  against the same arithmetic without a loop, and the quick start's train step for one run
+  against a vmapped population of 4."""
+  print(f"## Gate arithmetic inside lax.scan against the same arithmetic without a loop "
+        f"({LOOP_STEPS} steps)")
+  print("| cell | batch | hidden | µs/step in scan | µs/step without loop | ratio |")
+  print("|---|---|---|---|---|---|")
+  rows = []
+  for p in LOOP_POINTS:
+    timings = compare(gate_math(p["cell"], p["batch"], p["hidden"]), args.repeats)
+    per_step = {k: 1e6 * t["seconds"] / LOOP_STEPS for k, t in timings.items()}
+    ratio = per_step["gates_in_scan"] / per_step["gates_without_loop"]
+    print(f"| {p['cell']} | {p['batch']} | {p['hidden']} | {per_step['gates_in_scan']:.0f} | "
+          f"{per_step['gates_without_loop']:.0f} | {ratio:.1f}x |", flush=True)
+    rows.append(dict(p, us_per_step=per_step, ratio=ratio, timings=timings))
+  k = len(SWEEP_LAMBDAS)
+  timings = compare(quickstart_steps(k), args.repeats)
+  one, population = (timings[n]["seconds"] for n in ("one_run", f"vmapped_{k}_runs"))
+  print(f"\nQuick-start train step: one run {1e3 * one:.1f} ms, {k} runs vmapped "
+        f"{1e3 * population:.1f} ms: {k * one / population:.2f}x the speed of {k} sequential "
+        "steps\n", flush=True)
+  return {"gates": rows, "quickstart_step": {"timings": timings, "one_run_s": one,
+                                             "vmapped_s": population, "population": k,
+                                             "speedup": k * one / population}}
+
+
 # Sections run in this order; each is ``run(args, peaks) -> JSON-able results``.
 SECTIONS: dict[str, Callable] = {
     "layers": run_layers,
     "classifier": run_classifier,
     "sweep": run_sweep,
+    "loop": run_loop,
 }
 
 
