@@ -43,9 +43,8 @@ def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
   task = get_task(config.task)
   workdir = tempfile.mkdtemp(prefix="probe-")
   tokenizer = task.prepare(config, workdir).tokenizer
-  _, params, _ = _init_params(task, config, tokenizer.vocab_size, tokenizer, workdir)
-  model = task.build_model(config, tokenizer.vocab_size)
-  nnx.update(model, params)
+  graphdef, params, rest = _init_params(task, config, tokenizer.vocab_size, tokenizer, workdir)
+  model = nnx.merge(graphdef, params, rest)
   restored = Restored(workdir, config, model, tokenizer, {})
   corpus = load_domain_adaptation(config.data, config.seed)
   (train_texts, train_labels), (test_texts, test_labels) = (corpus["source_train"],
