@@ -43,8 +43,7 @@ def test_argument_picks_the_pair_and_the_arms():
   assert not single.arms and single.init_from.path == "/somewhere/lm"
   assert single.init_from.subtrees == ("classifier.encoder=encoder",)
   assert single.data.tokenizer_path == "/somewhere/lm/tokenizer"
-  assert single.finetune.discriminative_factor == 2.6
-  assert single.optimizer.schedule == "slanted_triangular"
+  assert single.optimizer.schedule == "constant" and single.train.num_epochs == 8
   assert (single.model.num_layers, single.model.hidden_size, single.model.embed_dim) == (2, 300,
                                                                                        300)
   with pytest.raises(ValueError, match="valid: source, target"):

@@ -39,8 +39,10 @@ Arms (``arms``; all run by default):
                   its test set (``data.in_domain``), tested on the same 2,000;
   lm              the encoder of the review LM (``init_from``, embedding 300,
                   2 x LSTM 300, its sentencepiece tokenizer) fine-tuned with
-                  ULMFiT's controls (discriminative rates ÷2.6, slanted
-                  triangular schedule), λ = 0;
+                  Adam at a constant 1e-3, light dropout, 8 epochs (chosen
+                  on source validation accuracy over ULMFiT's discriminative
+                  rates and slanted triangular schedule, which under-fit
+                  here), λ = 0;
   lm_dann         the same with DANN, λ = 0.1.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
 pooling: the calibration in REFERENCES.md).
@@ -82,13 +84,16 @@ def lm_arms(lm: str) -> dict:
   lm_model = {
       "data": {"tokenizer": "sentencepiece", "tokenizer_path": os.path.join(lm, "tokenizer")},
       "model": {"embed_dim": 300, "hidden_size": 300, "num_layers": 2,
-                "pooling": ("last", "mean", "max"), "head_hidden": (50,), "dropout": 0.3,
-                "embed_dropout": 0.2, "variational_dropout": True, "weight_dropout": 0.2},
+                "pooling": ("last", "mean", "max"), "head_hidden": (50,), "dropout": 0.1,
+                "embed_dropout": 0.05, "variational_dropout": True, "weight_dropout": 0.1},
       "init_from": {"path": lm, "subtrees": ("classifier.encoder=encoder",),
                     "made_by": LM_COMMAND.format(lm=lm)},
-      "optimizer": {"learning_rate": 2e-3, "schedule": "slanted_triangular"},
-      "finetune": {"discriminative_factor": 2.6},
-      "train": {"num_epochs": 3},   # fine-tuning converges fast; each step costs ~10x a scratch one
+      # Chosen on books' source validation accuracy (README): ULMFiT's discriminative
+      # rates and slanted triangular schedule with the LM's heavy dropout, 3 epochs,
+      # reached 60.3%; this recipe keeps learning for 8 epochs and reaches 80%.
+      "optimizer": {"learning_rate": 1e-3, "schedule": "constant"},
+      "finetune": {"discriminative_factor": 0.0},
+      "train": {"num_epochs": 8},
   }
   return {"lm": dict(lm_model, transfer={"lam": 0.0}), "lm_dann": lm_model}
 
