@@ -1,7 +1,7 @@
 r"""Sentiment transfer benchmark: every arm x pair x seed, the TF-IDF peer, domain distances.
 
   python -m benchmarks.sentiment [--protocol A|B|movie] [--pairs all|books:dvd,...]
-      [--seeds N] [--arms source_only,dann,...] [--out DIR] [--lm DIR] [--set KEY=VALUE ...]
+      [--seeds N] [--arms all|source_only,dann,...] [--out DIR] [--lm DIR] [--set KEY=VALUE ...]
       [--vectorize] [--distance-texts N]
 
 Protocols (the experiment files say what each one trains and tests on):
@@ -9,6 +9,11 @@ Protocols (the experiment files say what each one trains and tests on):
   B      ``experiments/sentiment/amazon_hatn.py``: the same 12 pairs, HATN's splits;
   movie  ``experiments/sentiment/movie_to_product.py``: imdb_2k and rt_polarity to each
          Amazon domain (8 pairs).
+
+Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
+12-pair table counts (one pair and seed of them takes about 8 minutes on 2 CPU
+cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm`` and
+``lm_dann`` (the last two need the review language model, below).
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -22,19 +27,24 @@ Shared work, trained once and reused:
   * the review language model of the ``lm`` / ``lm_dann`` arms: one for every
     pair and protocol (``runs/lm_reviews_all``, a prerequisite; the benchmark
     stops before training anything if it is missing, naming the command);
+  * the review word vectors of the ``vectors`` / ``vectors_dann`` arms
+    (``--vectors``, default ``runs/vectors_reviews``; 2.5 minutes, made by the
+    benchmark before any pair when missing);
   * ``in_domain``: it never reads the source domain, so it trains once per
     target domain and seed, in ``OUT/<protocol>/to_<target>/in_domain/seed_<s>``,
     and serves the 3 pairs with that target (A, B) -- movie pairs use protocol
     A's, which trains and tests on the same data;
   * the corpora (prepared once, cached by ``xferlab.data``).
-Not shared: ``source_only`` and ``lm`` train per pair. They are the λ = 0 twins
-of ``dann`` and ``lm_dann`` (same network, same source and target batches,
-their vocabulary built with the target's text), so that λ is the only
-difference between an arm and its DANN version.
+Not shared: ``source_only`` and ``lm`` train per pair. They are the twins of
+``dann`` and ``lm_dann`` without the transfer term (same network and initial
+weights, same source batches, their vocabulary built with the target's text;
+no target batches, whose gradient at λ = 0 is zero), so that the transfer term
+is the only difference between an arm and its DANN version.
 
 Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
 per pair; the proxy A-distance of the source and target encoder features
-(``xferlab.analysis``) for source_only, dann (and lm, lm_dann) runs, with a PCA
+(``xferlab.analysis``) for source_only, dann (and lm, lm_dann, vectors,
+vectors_dann) runs, with a PCA
 picture of source-only beside DANN for each pair's first seed
 (``OUT/<protocol>/<pair>/features.png``); the discriminator's accuracy over
 the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
@@ -71,12 +81,17 @@ EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
                "movie": "experiments/sentiment/movie_to_product.py"}
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
-ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann")
+ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
+        "vectors_dann")
+DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
-DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann")
+DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann")
+LM_ARMS = ("lm", "lm_dann")
+VECTOR_ARMS = ("vectors", "vectors_dann")
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
-LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's default
+LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
+VECTORS_DIR = "runs/vectors_reviews"
 LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K", "imdb_2k": "IMDB",
           "rt_polarity": "RT"}
 
@@ -137,19 +152,20 @@ def cpu_seconds() -> float:
 
 
 def arm_config(protocol: str, source: str, target: str, arm: str, seed: int,
-               overrides: Sequence[str], lm: str = LM_DIR):
+               overrides: Sequence[str], lm: str = LM_DIR, vectors: str = VECTORS_DIR):
   """One run's resolved configuration: the experiment's arm, this seed, ``--set`` overrides.
 
   Same as ``launch.py`` resolves an arm (``xferlab.launch``): the arm's
   overrides on the experiment's config, then ``seed``; ``--set`` last; ``lm``
-  is the review language model of the lm arms (the experiment's ``lm=``). A
+  is the review language model of the lm arms (the experiment's ``lm=``),
+  ``vectors`` the directory of the vector arms' word vectors (``vectors=``). A
   per-target arm (``in_domain``) is built source-free: the source set to the
   target, and the movie protocol's in_domain is protocol A's (the same data).
   """
   if arm in PER_TARGET_ARMS:
     protocol, source = shared_protocol(protocol), target
   config, _ = load_experiment(os.path.join(ROOT, EXPERIMENTS[protocol])
-                              + f":source={source},target={target},lm={lm}")
+                              + f":source={source},target={target},lm={lm},vectors={vectors}")
   config = apply_overrides(config, flatten(config.arms[arm]))
   config.seed, config.seeds = seed, ()
   config.arms = type(config.arms)()
@@ -168,17 +184,22 @@ def run_dir(out: str, protocol: str, source: str, target: str, arm: str, seed: i
 
 
 def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
-                        lm: str = LM_DIR) -> None:
+                        lm: str = LM_DIR, vectors: str = VECTORS_DIR) -> None:
   """Stops before any training when an arm's pretrained model is missing, naming its command."""
   for arm in arms:
-    config = arm_config(protocol, *pair, arm, 0, overrides, lm)
-    for path in (config.init_from.path, config.data.tokenizer_path):
+    config = arm_config(protocol, *pair, arm, 0, overrides, lm, vectors)
+    made_by = config.init_from.made_by or "(the command that trains it)"
+    vectors_dir = os.path.dirname(config.model.pretrained_vectors)
+    same_start = next((g for g in (LM_ARMS, VECTOR_ARMS) if arm in g), (arm,))
+    for path, command in ((config.init_from.path, made_by), (config.data.tokenizer_path, made_by),
+                          (config.model.pretrained_vectors,
+                           f"python -m xferlab.word2vec --out {vectors_dir}")):
       if path and not os.path.exists(path):
         raise ConfigError(
             f"arm {arm} starts from {path!r}, which does not exist (relative to {os.getcwd()}). "
-            f"Make it first:\n  {config.init_from.made_by or '(the command that trains it)'}\n"
+            f"Make it first:\n  {command}\n"
             "or leave the arm out "
-            f"(--arms {','.join(a for a in arms if a not in ('lm', 'lm_dann'))}).")
+            f"(--arms {','.join(a for a in arms if a not in same_start)}).")
 
 
 def discriminator_accuracy(workdir: str) -> float | None:
@@ -198,19 +219,21 @@ def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]
   pair_dir = os.path.join(args.out, protocol, f"{source}_{target}")
   os.makedirs(pair_dir, exist_ok=True)
   if args.vectorize:
-    jobs = [(arm_config(protocol, source, target, arm, seed, args.overrides, args.lm),
+    jobs = [(arm_config(protocol, source, target, arm, seed, args.overrides, args.lm,
+                           args.vectors),
              run_dir(args.out, protocol, source, target, arm, seed))
             for arm in args.arms for seed in seeds]
     launch.train_vectorized(jobs)
   runs: dict[str, list[dict]] = {}
   for arm in args.arms:
     for seed in seeds:
-      config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm)
+      config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm,
+                           args.vectors)
       workdir = run_dir(args.out, protocol, source, target, arm, seed)
       print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
             flush=True)
       results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
-      if config.transfer.method == "dann" and config.transfer.lam > 0:   # λ = 0: never trained
+      if config.transfer.method == "dann" and config.transfer.lam > 0:   # a trained discriminator
         results["discriminator_accuracy"] = discriminator_accuracy(workdir)
       if arm in DISTANCE_ARMS and args.distance_texts:
         results["proxy_a_distance"] = analysis.run_domain_distance(
@@ -321,8 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--protocol", choices=sorted(EXPERIMENTS), default="A")
   parser.add_argument("--pairs", default="all", help="all, or source:target,... (books:dvd)")
   parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
-  parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated, of " + ", ".join(
-      ARMS))
+  parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                      help="comma-separated, of " + ", ".join(ARMS) + "; or all (default: "
+                      + ",".join(DEFAULT_ARMS) + ", the comparison the 12-pair table counts)")
   parser.add_argument("--out", default="runs/benchmark_sentiment")
   parser.add_argument("--set", dest="overrides", action="append", default=[],
                       metavar="KEY=VALUE", help="override every run's config (repeatable); "
@@ -330,20 +354,28 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--lm", default=LM_DIR,
                       help="the review language model of the lm arms (made by: "
                       "python launch.py experiments/lm/reviews.py:all --workdir DIR)")
+  parser.add_argument("--vectors", default=VECTORS_DIR,
+                      help="the review word vectors of the vector arms (made here when missing, "
+                      "or by: python -m xferlab.word2vec --out DIR)")
   parser.add_argument("--distance-texts", type=int, default=1000,
                       help="texts per domain for the proxy A-distance (0 = skip it)")
   parser.add_argument("--vectorize", action="store_true",
                       help="train a pair's runs that differ only in λ as one vmapped program")
   args = parser.parse_args(argv)
   try:
-    args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    args.arms = list(ARMS) if args.arms == "all" else [
+        a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
       raise ConfigError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
     for item in args.overrides:
       parse_override(item)
     pairs = parse_pairs(args.pairs, args.protocol)
-    check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm)
+    if set(args.arms) & set(VECTOR_ARMS):      # shared by every pair: trained once, here
+      from xferlab.word2vec import ensure_vectors
+      ensure_vectors(args.vectors)
+    check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm,
+                        args.vectors)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -356,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   start_wall = time.time()
   for source, target in pairs:
     name = pair_name(source, target)
-    before = cpu_seconds()
+    before, before_wall = cpu_seconds(), time.time()
     fresh = run_pair(args, args.protocol, source, target, range(args.seeds))
     pair = block["pairs"].setdefault(name, {"arms": {}, "runs": {}})
     pair["arms"].update(fresh["arms"])         # arms run by earlier invocations stay
@@ -364,8 +396,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pair.update(tfidf_peer=fresh["tfidf_peer"], source=source, target=target)
     spent = cpu_seconds() - before
     block["cpu_seconds"][name] = block["cpu_seconds"].get(name, 0.0) + spent
-    print(f"[benchmark] {args.protocol} {name}: {spent / 60:.1f} CPU minutes "
-          f"(this invocation; {block['cpu_seconds'][name] / 60:.1f} in all)", flush=True)
+    print(f"[benchmark] {args.protocol} {name}: {spent / 60:.1f} CPU minutes, "
+          f"{(time.time() - before_wall) / 60:.1f} wall minutes (this invocation; "
+          f"{block['cpu_seconds'][name] / 60:.1f} CPU minutes in all)", flush=True)
     write_reports(args.out, all_results)      # after every pair: a partial table survives
   print(f"[benchmark] done in {(time.time() - start_wall) / 60:.1f} wall minutes; "
         f"{os.path.join(args.out, 'results.md')}", flush=True)

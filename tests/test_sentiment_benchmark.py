@@ -52,12 +52,29 @@ def test_argument_picks_the_pair_and_the_arms():
     experiment("amazon.py", ":arms=dan")
 
 
-def test_source_only_and_dann_differ_in_lambda_alone():
+def test_source_only_and_dann_differ_in_the_transfer_term_alone():
   only = flatten(bench.arm_config("A", "books", "dvd", "source_only", 1, []))
   dann = flatten(bench.arm_config("A", "books", "dvd", "dann", 1, []))
-  assert {k for k in only if only[k] != dann[k]} == {"transfer.lam"}
+  assert {k for k in only if only[k] != dann[k]} == {"transfer.lam", "transfer.method"}
+  assert only["transfer.method"] == "none" and dann["transfer.method"] == "dann"
   scheduled = bench.arm_config("A", "books", "dvd", "dann_scheduled", 1, ["transfer.lam=0.3"])
   assert scheduled.transfer.schedule == "dann" and scheduled.transfer.lam == 0.3
+
+
+def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_init_alone():
+  for scratch, with_vectors in (("source_only", "vectors"), ("dann", "vectors_dann")):
+    a = flatten(bench.arm_config("A", "books", "dvd", scratch, 1, []))
+    b = flatten(bench.arm_config("A", "books", "dvd", with_vectors, 1, [], vectors="/v"))
+    assert {k for k in a if a[k] != b[k]} == {"model.pretrained_vectors",
+                                              "model.freeze_embeddings"}
+    assert b["model.pretrained_vectors"] == "/v/vectors.txt"
+
+
+def test_missing_word_vectors_name_the_command_that_makes_them(tmp_path):
+  missing = str(tmp_path / "no_vectors")
+  with pytest.raises(ConfigError, match=f"python -m xferlab.word2vec --out {missing}"):
+    bench.check_prerequisites("A", ["dann", "vectors_dann"], ("books", "dvd"), [],
+                              vectors=missing)
 
 
 def test_in_domain_is_one_run_per_target_shared_by_its_pairs():

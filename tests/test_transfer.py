@@ -84,6 +84,31 @@ def test_lambda_zero_gives_exactly_the_source_only_gradients(tiny_config):
   assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(g_zero["transfer"]))
 
 
+def test_source_only_arm_trains_like_lambda_zero_without_the_target_batch(tiny_config):
+  """``transfer.method = "none"`` (the benchmark's λ = 0 arms): the classifier starts from the
+  same weights as DANN's and gets the same gradient as DANN at λ = 0, from the source batch."""
+  task = get_task("classification")
+  dann_config = apply_overrides(tiny_config, {"transfer.method": "dann", "model.dropout": 0.0})
+  none_config = apply_overrides(dann_config, {"transfer.method": "none"})
+  dann, alone = task.build_model(dann_config, 50), task.build_model(none_config, 50)
+  assert alone.transfer is None
+  batch = jax.tree.map(jnp.asarray, _batch(dann_config))
+
+  def classifier_init_and_grad(model, data):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    loss = lambda p: task.loss(nnx.merge(graphdef, p, rest), data, jnp.float32(0.0), None)[0]
+    flat = lambda tree: {k: np.asarray(v.value) for k, v in nnx.to_flat_state(tree["classifier"])}
+    return flat(params), flat(jax.grad(loss)(params))
+
+  dann_init, dann_grad = classifier_init_and_grad(dann, batch)
+  alone_init, alone_grad = classifier_init_and_grad(alone, batch["source"])
+  assert alone_grad.keys() == dann_grad.keys()
+  for path in alone_grad:
+    np.testing.assert_array_equal(alone_init[path], dann_init[path], err_msg=str(path))
+    np.testing.assert_allclose(alone_grad[path], dann_grad[path], rtol=1e-5, atol=1e-7,
+                               err_msg=str(path))
+
+
 def test_domain_adversarial_loss_reports_discriminator_accuracy():
   loss = DomainAdversarialLoss(4, (8,), rngs=nnx.Rngs(0))
   s, t = jnp.ones((5, 4)), -jnp.ones((7, 4))

@@ -240,7 +240,10 @@ def apply_pretrained_vectors(params: Any, config, tokenizer, counts: Sequence[in
   if not path:
     return params, {}
   if not os.path.exists(path):
-    raise FileNotFoundError(f"model.pretrained_vectors: no file at {path}")
+    raise FileNotFoundError(
+        f"model.pretrained_vectors: no file at {path} (relative to {os.getcwd()}). Word "
+        "vectors of the unlabeled review text are made by: python -m xferlab.word2vec --out "
+        f"{os.path.dirname(path) or '.'}")
   targets = embedding_paths(params)
   if not targets:
     raise ValueError("model.pretrained_vectors is set but the model has no "

@@ -16,6 +16,11 @@ unlabeled text of all four domains); make it first:
 
   python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all
 
+The word-vector arms read skip-gram vectors of the same unlabeled text (2.5
+minutes; the benchmark makes them itself when they are missing):
+
+  python -m xferlab.word2vec --out runs/vectors_reviews
+
 Protocol (``xferlab.data.domains._amazon``): the source domain's 2,000 labeled
 reviews, split once (fixed seed) into 1,600 for training and 400 for
 validation; the target domain's unlabeled text (``amazon_unlabeled``: HATN
@@ -29,8 +34,12 @@ chooses anything. λ = 0.1 is the official DANN Amazon setting; the λ sweep
 shows the whole curve, but picking a λ from it would use target labels.
 
 Arms (``arms``; all run by default):
-  source_only     the DANN network with λ = 0: the same data stream, model and
-                  discriminator as ``dann``, so λ is the only difference;
+  source_only     ``dann`` without its transfer term: the same network, initial
+                  weights, vocabulary and source batches, and no target batches
+                  (``transfer.method = "none"``). At λ = 0 the discriminator's
+                  gradient to the encoder is exactly zero, so running it would
+                  only double the cost; the rest of the difference is dropout's
+                  random masks;
   dann            domain-adversarial training, constant λ (0.1);
   dann_scheduled  λ ramped from 0 to its plateau with DANN's schedule
                   (2/(1+exp(-10p)) - 1, p the training progress);
@@ -43,9 +52,16 @@ Arms (``arms``; all run by default):
                   on source validation accuracy over ULMFiT's discriminative
                   rates and slanted triangular schedule, which under-fit
                   here), λ = 0;
-  lm_dann         the same with DANN, λ = 0.1.
+  lm_dann         the same with DANN, λ = 0.1;
+  vectors         feature-based transfer: ``source_only`` with its embedding
+                  initialised from the review word vectors (``model.
+                  pretrained_vectors``, 128-d skip-gram on the unlabeled reviews
+                  of all four domains, ``xferlab.word2vec``), kept frozen
+                  (``model.freeze_embeddings``);
+  vectors_dann    the same with DANN, λ = 0.1.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
-pooling: the calibration in REFERENCES.md).
+pooling: the calibration in REFERENCES.md); the vector arms are the same
+network.
 
 Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
 ``key=value`` items, all optional:
@@ -53,6 +69,7 @@ Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
   arms=dann+lm_dann          a subset of the arms, joined by '+' (one arm: no
                              arm sub-directory, e.g. for a λ sweep of DANN alone);
   lm=runs/lm_reviews_all     where the review LM is;
+  vectors=runs/vectors_reviews   where the review word vectors are;
   smoke                      a tiny model, a few steps (tests).
 """
 
@@ -60,10 +77,14 @@ import os
 
 from xferlab.defaults import base_config
 
-ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann")
+ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
+        "vectors_dann")
 LM_DIR = "runs/lm_reviews_all"
 LM_COMMAND = "python launch.py experiments/lm/reviews.py:all --workdir {lm}"
+VECTORS_DIR = "runs/vectors_reviews"
 LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+# The λ = 0 arms train on source batches alone: the discriminator's gradient would be zero.
+WITHOUT_TRANSFER = {"method": "none", "lam": 0.0}
 
 
 def parse_arg(arg, defaults):
@@ -95,24 +116,35 @@ def lm_arms(lm: str) -> dict:
       "finetune": {"discriminative_factor": 0.0},
       "train": {"num_epochs": 8},
   }
-  return {"lm": dict(lm_model, transfer={"lam": 0.0}), "lm_dann": lm_model}
+  return {"lm": dict(lm_model, transfer=dict(WITHOUT_TRANSFER)), "lm_dann": lm_model}
 
 
-def all_arms(lm: str = LM_DIR) -> dict:
+def vectors_arms(vectors: str) -> dict:
+  """The arms whose embedding starts from the review word vectors in ``vectors``."""
+  from xferlab.word2vec import VECTORS_FILE
+  # Frozen: chosen on books' source validation accuracy (DANN, books -> dvd, one seed):
+  # 82.8% frozen against 81.8% fine-tuned; frozen, the target's words keep their places.
+  with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE),
+                            "freeze_embeddings": True}}
+  return {"vectors": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
+          "vectors_dann": with_vectors}
+
+
+def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR) -> dict:
   """Every arm's overrides (nested)."""
-  return {"source_only": {"transfer": {"lam": 0.0}},
+  return {"source_only": {"transfer": dict(WITHOUT_TRANSFER)},
           "dann": {},
           "dann_scheduled": {"transfer": {"schedule": "dann"}},
-          "in_domain": {"data": {"in_domain": True}, "transfer": {"lam": 0.0}},
-          **lm_arms(lm)}
+          "in_domain": {"data": {"in_domain": True}, "transfer": dict(WITHOUT_TRANSFER)},
+          **lm_arms(lm), **vectors_arms(vectors)}
 
 
-def select_arms(config, names, lm: str):
+def select_arms(config, names, lm: str, vectors: str = VECTORS_DIR):
   """``config`` with the arms ``names`` (a '+'-joined string or a sequence); a single arm is
   applied to the configuration itself (no arm sub-directory)."""
   from xferlab.config import apply_overrides, flatten
   names = names.split("+") if isinstance(names, str) else list(names)
-  arms = all_arms(lm)
+  arms = all_arms(lm, vectors)
   unknown = [n for n in names if n not in arms]
   if unknown:
     raise ValueError(f"Unknown arms {unknown}; choose from {', '.join(arms)}")
@@ -173,11 +205,11 @@ def finish(c, options):
     c.data.vocab_size = 2000
     c.model.embed_dim, c.model.hidden_size = 16, 16
     c.transfer.discriminator_hidden = (8,)
-  return select_arms(c, options["arms"], options["lm"])
+  return select_arms(c, options["arms"], options["lm"], options["vectors"])
 
 
 DEFAULTS = {"source": "books", "target": "dvd", "arms": "+".join(ARMS), "lm": LM_DIR,
-            "smoke": False}
+            "vectors": VECTORS_DIR, "smoke": False}
 
 
 def get_config(arg=None):

@@ -21,7 +21,7 @@ its HATN reviews (about 1,600 to 1,800).
 
 Arms, model, training budget and model selection (source validation only) are
 those of ``experiments/sentiment/amazon.py``, as is the argument
-(``source=…,target=…,arms=a+b,lm=DIR,smoke``).
+(``source=…,target=…,arms=a+b,lm=DIR,vectors=DIR,smoke``).
 """
 
 import os

@@ -17,7 +17,7 @@ it) are comparable with ``experiments/sentiment/amazon.py``'s.
 
 Arms, model, training budget and model selection (source validation only) are
 those of ``experiments/sentiment/amazon.py``, as is the argument
-(``source=imdb_2k|rt_polarity,target=…,arms=a+b,lm=DIR,smoke``; default
+(``source=imdb_2k|rt_polarity,target=…,arms=a+b,lm=DIR,vectors=DIR,smoke``; default
 ``source=imdb_2k,target=kitchen``). rt_polarity's 9,600 training snippets are
 short: its epoch has about 5x imdb_2k's batches, so it trains 2 epochs.
 """
