@@ -4,7 +4,9 @@ r"""Cross-domain sentiment, protocol B: the HATN benchmark (Li et al., AAAI 2018
       --workdir runs/hatn_books_dvd
   python -m benchmarks.sentiment --protocol B
 
-(the LM arms need ``python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all``.)
+(the LM arms need ``python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all``;
+the vector arms ``python -m xferlab.word2vec --out runs/vectors_reviews``, which the benchmark
+runs itself.)
 
 Protocol (``xferlab.data.domains._amazon_hatn``): the source domain's
 ``amazon_hatn`` reviews (3,000 + 3,000 labeled) without duplicate rows; of
@@ -13,7 +15,9 @@ min(2,800, smaller class - 200) -- HATN's 2,800 + 2,800 where the distinct rows
 allow it, at least 200 + 200 left for validation: n = 2,661 (books), 2,565
 (dvd), 2,583 (electronics), 2,668 (kitchen); the other distinct rows validate.
 The target domain's unlabeled text is ``amazon_unlabeled`` (the text of the
-test reviews, labels dropped: HATN's own unlabeled files are not available);
+test reviews, labels dropped: HATN's own unlabeled files are not available;
+so here the review word vectors and the review LM have read the test reviews'
+text too, never their labels);
 the test set is all 6,000 labeled target reviews, as HATN reports (12-pair
 average 86.6 for HATN_h; per pair in ``shared/data/amazon_hatn/SOURCE.md``).
 The in-domain arm trains on the target's Blitzer reviews that are not among
