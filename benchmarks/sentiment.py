@@ -371,9 +371,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.overrides:
       parse_override(item)
     pairs = parse_pairs(args.pairs, args.protocol)
-    if set(args.arms) & set(VECTOR_ARMS):      # shared by every pair: trained once, here
+    vector_arms = [a for a in args.arms if a in VECTOR_ARMS]
+    if vector_arms:                             # shared by every pair: trained once, here
       from xferlab.word2vec import ensure_vectors
-      ensure_vectors(args.vectors)
+      dim = arm_config(args.protocol, *pairs[0], vector_arms[0], 0, args.overrides, args.lm,
+                       args.vectors).model.embed_dim
+      ensure_vectors(args.vectors, dim=dim)
     check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm,
                         args.vectors)
   except ConfigError as e:

@@ -137,12 +137,15 @@ def test_smoke_run_of_one_pair_resumes(tmp_path):
   from xferlab.data import catalog
   if not catalog.data_root().is_dir():
     pytest.skip("real corpora not found")
-  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms", "source_only,dann,in_domain",
-          "--out", str(tmp_path), "--distance-texts", "60"] + [
+  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms", "source_only,dann,in_domain,vectors",
+          "--out", str(tmp_path), "--vectors", str(tmp_path / "vectors"),
+          "--distance-texts", "60"] + [
               a for item in TINY for a in ("--set", item)]
   assert bench.main(args) == 0
   results = json.loads((tmp_path / "results.json").read_text())["A"]["pairs"]["B→D"]
-  assert set(results["arms"]) == {"source_only", "dann", "in_domain"}
+  assert set(results["arms"]) == {"source_only", "dann", "in_domain", "vectors"}
+  coverage = json.loads((tmp_path / "A/books_dvd/vectors/seed_0/word_vectors.json").read_text())
+  assert coverage["vocab"] > 0.5                 # 8-d vectors made here, on the reviews' words
   assert 0 <= results["arms"]["dann"]["proxy_a_distance"]["mean"] <= 2
   assert (tmp_path / "A" / "books_dvd" / "features.png").exists()
   stamp = os.path.getmtime(tmp_path / "A" / "books_dvd" / "dann" / "seed_0" / "results.json")
