@@ -12,8 +12,9 @@ Protocols (the experiment files say what each one trains and tests on):
 
 Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
 12-pair table counts (one pair and seed of them takes about 8 minutes on 2 CPU
-cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm`` and
-``lm_dann`` (the last two need the review language model, below).
+cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
+``lm_dann`` (these two need the review language model, below), ``vectors`` and
+``vectors_dann``.
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -43,9 +44,8 @@ is the only difference between an arm and its DANN version.
 
 Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
 per pair; the proxy A-distance of the source and target encoder features
-(``xferlab.analysis``) for source_only, dann (and lm, lm_dann, vectors,
-vectors_dann) runs, with a PCA
-picture of source-only beside DANN for each pair's first seed
+(``xferlab.analysis``) for the source_only, dann, lm, lm_dann, vectors and
+vectors_dann runs, with a PCA picture of source-only beside DANN for each pair's first seed
 (``OUT/<protocol>/<pair>/features.png``); the discriminator's accuracy over
 the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
 the discriminator's gradient is scaled by λ too, so at λ = 0 it never trains).
