@@ -49,3 +49,7 @@ def test_features_of_a_trained_run(tmp_path, tiny_config):
   first = analysis.run_domain_distance(str(tmp_path), num_texts=30)
   assert 0.0 <= first["pad"] <= 2.0 and first["num_test"] == 30
   assert analysis.run_domain_distance(str(tmp_path), num_texts=30) == first
+  source, target = analysis.run_features(str(tmp_path), num_texts=30)   # kept, not re-encoded
+  with np.load(tmp_path / "domain_features.npz") as kept:
+    np.testing.assert_array_equal(kept["source"], source)
+  assert source.shape == target.shape == (30, restored.model.classifier.feature_size)

@@ -120,11 +120,19 @@ def domain_texts(config, num_texts: int = NUM_TEXTS) -> tuple[list[str], list[st
 
 
 def run_features(workdir: str, num_texts: int = NUM_TEXTS) -> tuple[np.ndarray, np.ndarray]:
-  """``(source float[n, d], target float[m, d])`` features of a finished run's model."""
+  """``(source float[n, d], target float[m, d])`` features of a finished run's model, kept in
+  ``workdir/domain_features.npz`` so that a distance and a picture encode the texts once."""
+  path = os.path.join(workdir, "domain_features.npz")
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      if int(cached["num_texts"]) == num_texts:
+        return cached["source"], cached["target"]
   from xferlab.launch import restore
   restored = restore(workdir)
   source, target = domain_texts(restored.config, num_texts)
-  return encode_features(restored, source), encode_features(restored, target)
+  features = encode_features(restored, source), encode_features(restored, target)
+  np.savez(path, source=features[0], target=features[1], num_texts=num_texts)
+  return features
 
 
 def run_domain_distance(workdir: str, num_texts: int = NUM_TEXTS) -> dict[str, float]:
@@ -190,11 +198,9 @@ def compare_runs(workdirs: Mapping[str, str], path: str, method: str = "pca",
                  num_texts: int = NUM_TEXTS) -> dict[str, dict[str, float]]:
   """Features, proxy A-distance and one picture for several runs of one pair
   (``{"source_only": dir, "dann": dir}``); returns ``{name: distance}``."""
-  panels, distances = {}, {}
-  for name, workdir in workdirs.items():
-    source, target = run_features(workdir, num_texts)
-    panels[name] = (source, target)
-    distances[name] = proxy_a_distance(source, target)
+  panels = {name: run_features(workdir, num_texts) for name, workdir in workdirs.items()}
+  distances = {name: run_domain_distance(workdir, num_texts)
+               for name, workdir in workdirs.items()}
   plot_domains(panels, path, method, distances={k: v["pad"] for k, v in distances.items()})
   return distances
 
