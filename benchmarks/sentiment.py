@@ -11,7 +11,7 @@ Protocols (the experiment files say what each one trains and tests on):
          Amazon domain (8 pairs).
 
 Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
-12-pair table counts (one pair and seed of them takes about 8 minutes on 2 CPU
+12-pair table counts (one pair and seed of them: 9.5 wall minutes on 2 CPU
 cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
 ``lm_dann`` (these two need the review language model, below), ``vectors`` and
 ``vectors_dann``.
