@@ -23,9 +23,9 @@ import os
 import time
 from typing import Iterable, Sequence
 
+from xferlab.data.domains import AMAZON_DOMAINS as DOMAINS
 from xferlab.data.tokenizer import split_words
 
-DOMAINS = ("books", "dvd", "electronics", "kitchen")
 VECTORS_FILE = "vectors.txt"
 
 
