@@ -6,9 +6,11 @@ real corpora and skips without them.
 
 import json
 import os
+import shutil
 
 import pytest
 
+from benchmarks import records
 from benchmarks import sentiment as bench
 from xferlab.config import ConfigError, flatten, load_experiment
 
@@ -131,6 +133,26 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
 
 
+def test_a_record_keeps_the_small_files_of_each_run_and_no_weights(tmp_path):
+  run = tmp_path / "out" / "A" / "books_dvd" / "dann" / "seed_0"
+  for name in ("config.json", "results.json", "metrics.jsonl", "domain_distance.json",
+               "domain_features.npz", "checkpoints/3/state/results.json", "best/config.json",
+               "tokenizer/vocab.txt"):
+    (run / name).parent.mkdir(parents=True, exist_ok=True)
+    (run / name).write_text(name)
+  (tmp_path / "out" / "A" / "books_dvd" / "features.png").write_text("png")
+  (tmp_path / "out" / "results.md").write_text("table")
+  copied = records.save(str(tmp_path / "out"), str(tmp_path / "record"))
+  assert sorted(copied) == sorted([
+      "results.md", "A/books_dvd/features.png", "A/books_dvd/dann/seed_0/config.json",
+      "A/books_dvd/dann/seed_0/results.json", "A/books_dvd/dann/seed_0/metrics.jsonl",
+      "A/books_dvd/dann/seed_0/domain_distance.json"])
+  assert (tmp_path / "record" / "A" / "books_dvd" / "dann" / "seed_0" / "results.json"
+          ).read_text() == "results.json"
+  with pytest.raises(FileNotFoundError, match="No benchmark output"):
+    records.save(str(tmp_path / "missing"), str(tmp_path / "record"))
+
+
 @pytest.mark.slow
 def test_smoke_run_of_one_pair_resumes(tmp_path):
   """``--pairs books:dvd --seeds 1`` with a tiny model; the second call trains nothing."""
@@ -151,3 +173,13 @@ def test_smoke_run_of_one_pair_resumes(tmp_path):
   stamp = os.path.getmtime(tmp_path / "A" / "books_dvd" / "dann" / "seed_0" / "results.json")
   assert bench.main(args) == 0
   assert os.path.getmtime(tmp_path / "A" / "books_dvd" / "dann" / "seed_0" / "results.json") == stamp
+  # Its record (no weights), copied into a fresh --out, resumes without training either.
+  records.save(str(tmp_path), str(tmp_path / "record"))
+  assert not list((tmp_path / "record").rglob("checkpoints"))
+  again = tmp_path / "again"
+  shutil.copytree(tmp_path / "record", again)
+  assert bench.main(args[:args.index("--out") + 1] + [str(again)]
+                    + args[args.index("--out") + 2:]) == 0
+  assert not list(again.rglob("checkpoints"))
+  assert json.loads((again / "results.json").read_text())["A"]["pairs"]["B→D"]["arms"] == \
+      results["arms"]
