@@ -31,13 +31,16 @@ SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 
 
 def save(out: str, record: str) -> list[str]:
-  """Copies the kept files of ``out`` into ``record`` (same layout); returns their paths,
-  relative to ``record``. Files already in ``record`` are overwritten, others kept."""
+  """Copies the kept files of ``out``'s finished runs into ``record`` (same layout); returns
+  their paths, relative to ``record``. Files already in ``record`` are overwritten, others
+  kept."""
   if not os.path.isdir(out):
     raise FileNotFoundError(f"No benchmark output at {out!r}")
   copied = []
   for root, dirs, files in os.walk(out):
     dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+    if "config.json" in files and "results.json" not in files:
+      continue                                   # a run cut short: it trains again on resume
     for name in sorted(files):
       if any(fnmatch.fnmatch(name, pattern) for pattern in KEPT_FILES):
         relative = os.path.relpath(os.path.join(root, name), out)

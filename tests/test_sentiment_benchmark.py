@@ -141,6 +141,10 @@ def test_a_record_keeps_the_small_files_of_each_run_and_no_weights(tmp_path):
     (run / name).parent.mkdir(parents=True, exist_ok=True)
     (run / name).write_text(name)
   (tmp_path / "out" / "A" / "books_dvd" / "features.png").write_text("png")
+  unfinished = tmp_path / "out" / "A" / "books_dvd" / "source_only" / "seed_0"
+  unfinished.mkdir(parents=True)
+  for name in ("config.json", "metrics.jsonl"):
+    (unfinished / name).write_text(name)
   (tmp_path / "out" / "results.md").write_text("table")
   copied = records.save(str(tmp_path / "out"), str(tmp_path / "record"))
   assert sorted(copied) == sorted([
