@@ -25,8 +25,8 @@ import shutil
 import sys
 from typing import Sequence
 
-KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl",
-              "domain_distance.json", "word_vectors.json", "tfidf_peer.json", "sweep.json", "sweep.md", "*.png")
+KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "domain_distance.json",
+              "word_vectors.json", "tfidf_peer.json", "sweep.json", "sweep.md", "*.png")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 
 
