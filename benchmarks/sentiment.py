@@ -13,8 +13,8 @@ Protocols (the experiment files say what each one trains and tests on):
 Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
 12-pair table counts (one pair and seed of them: 9.5 wall minutes on 2 CPU
 cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
-``lm_dann`` (these two need the review language model, below), ``vectors`` and
-``vectors_dann``.
+``lm_dann`` (these two need the review language model, below), ``vectors``,
+``vectors_dann`` and ``vectors_dann_im``.
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -28,7 +28,7 @@ Shared work, trained once and reused:
   * the review language model of the ``lm`` / ``lm_dann`` arms: one for every
     pair and protocol (``runs/lm_reviews_all``, a prerequisite; the benchmark
     stops before training anything if it is missing, naming the command);
-  * the review word vectors of the ``vectors`` / ``vectors_dann`` arms
+  * the review word vectors of the ``vectors*`` arms
     (``--vectors``, default ``runs/vectors_reviews``; 2.5 minutes, made by the
     benchmark before any pair when missing);
   * ``in_domain``: it never reads the source domain, so it trains once per
@@ -44,8 +44,8 @@ is the only difference between an arm and its DANN version.
 
 Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
 per pair; the proxy A-distance of the source and target encoder features
-(``xferlab.analysis``) for the source_only, dann, lm, lm_dann, vectors and
-vectors_dann runs, with a PCA picture of source-only beside DANN for each pair's first seed
+(``xferlab.analysis``) for the source_only, dann, lm, lm_dann and vectors*
+runs, with a PCA picture of source-only beside DANN for each pair's first seed
 (``OUT/<protocol>/<pair>/features.png``); the discriminator's accuracy over
 the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
 the discriminator's gradient is scaled by λ too, so at λ = 0 it never trains).
@@ -82,12 +82,13 @@ EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann")
+        "vectors_dann", "vectors_dann_im")
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
-DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann")
+DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann",
+                 "vectors_dann_im")
 LM_ARMS = ("lm", "lm_dann")
-VECTOR_ARMS = ("vectors", "vectors_dann")
+VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im")
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults

@@ -10,7 +10,8 @@ from xferlab import losses
 from xferlab.config import apply_overrides
 from xferlab.data import batching
 from xferlab.tasks import get_task
-from xferlab.transfer import CoralLoss, DomainAdversarialLoss, MMDLoss, grad_reverse
+from xferlab.transfer import (CoralLoss, DomainAdversarialLoss, MMDLoss, grad_reverse,
+                              information_maximization)
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 2.0])
@@ -129,3 +130,50 @@ def test_discrepancy_losses_vanish_on_identical_sets_and_grow_with_shift(cls):
   shifted, _ = cls()(x, 3.0 * x + 1.0, w, w)
   assert abs(float(same)) < 1e-5
   assert float(shifted) > 10 * abs(float(same)) + 1e-3
+
+
+def test_information_maximization_rewards_confident_and_balanced_predictions():
+  w = jnp.ones(4)
+  confident_balanced = jnp.array([[9.0, -9.0], [-9.0, 9.0]] * 2)
+  confident_one_class = jnp.array([[9.0, -9.0]] * 4)
+  uncertain = jnp.zeros((4, 2))
+  value = lambda logits, weights=w: float(information_maximization(logits, weights)[0])
+  np.testing.assert_allclose(value(confident_balanced), -np.log(2), atol=1e-3)   # the minimum
+  np.testing.assert_allclose(value(confident_one_class), 0.0, atol=1e-3)         # collapsed
+  np.testing.assert_allclose(value(uncertain), 0.0, atol=1e-6)
+  _, out = information_maximization(uncertain, w)
+  np.testing.assert_allclose([out["target_entropy"], out["target_diversity"]], [np.log(2)] * 2,
+                             rtol=1e-6)
+  # Padding rows (weight 0) count for nothing: appended one-class rows change no value.
+  padded = jnp.concatenate([confident_balanced, jnp.array([[9.0, -9.0]] * 3)])
+  np.testing.assert_allclose(value(padded, jnp.concatenate([w, jnp.zeros(3)])),
+                             value(confident_balanced), rtol=1e-6)
+  # Its gradient vanishes at uniform predictions.
+  grad = jax.grad(lambda l: information_maximization(l, w)[0])(uncertain)
+  np.testing.assert_allclose(grad, 0.0, atol=1e-7)
+
+
+def test_target_entropy_adds_beta_times_im_of_the_target_predictions(tiny_config):
+  """``transfer.target_entropy = β``: the loss is DANN's plus β·L_im of the classifier's target
+  predictions; with no ``L_transfer`` (method none) the target batches are still read."""
+  task = get_task("classification")
+  base = apply_overrides(tiny_config, {"transfer.method": "dann", "model.dropout": 0.0})
+  batch = jax.tree.map(jnp.asarray, _batch(base))
+  plain = task.build_model(base, 50)
+  with_im = task.build_model(apply_overrides(base, {"transfer.target_entropy": 0.5}), 50)
+  lam = jnp.float32(0.1)
+  plain_loss, _ = task.loss(plain, batch, lam, None)
+  loss, out = task.loss(with_im, batch, lam, None)
+  target_logits, _ = with_im.classifier(batch["target"]["tokens"], batch["target"]["lengths"])
+  expected_im, _ = information_maximization(target_logits, batch["target"]["weights"])
+  np.testing.assert_allclose(out["im_loss"], expected_im, rtol=1e-5)
+  np.testing.assert_allclose(loss, plain_loss + 0.5 * expected_im, rtol=1e-5)
+  im_only = apply_overrides(base, {"transfer.method": "none", "transfer.target_entropy": 0.5})
+  assert get_task("classification").build_model(im_only, 50).transfer is None
+  from xferlab.tasks.classification import uses_target_batches
+  assert uses_target_batches(im_only) and not uses_target_batches(
+      apply_overrides(im_only, {"transfer.target_entropy": 0.0}))
+  loss_none, out_none = task.loss(task.build_model(im_only, 50), batch, lam, None)
+  assert "transfer_loss" not in out_none
+  np.testing.assert_allclose(loss_none, out_none["source_loss"] + 0.5 * out_none["im_loss"],
+                             rtol=1e-6)

@@ -95,6 +95,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.transfer.gamma = 10.0        # steepness of the dann schedule
   c.transfer.discriminator_hidden = (100,)
   c.transfer.discriminator_dropout = 0.0
+  c.transfer.target_entropy = 0.0  # β of the target information-maximization term added to the
+                                 # loss (xferlab.transfer.entropy); 0 = off. Classification only
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"      # adam | adamw | sgd

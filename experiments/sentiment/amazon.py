@@ -58,7 +58,13 @@ Arms (``arms``; all run by default):
                   pretrained_vectors``, 128-d skip-gram on the unlabeled reviews
                   of all four domains, ``xferlab.word2vec``), kept frozen
                   (``model.freeze_embeddings``);
-  vectors_dann    the same with DANN, λ = 0.1.
+  vectors_dann    the same with DANN, λ = 0.1;
+  vectors_dann_im ``vectors_dann`` plus information maximization on the target
+                  batches (``transfer.target_entropy`` = β = 1: the mean entropy
+                  of each target review's prediction minus the entropy of the
+                  batch's mean prediction; ``xferlab.transfer.entropy``). β = 1
+                  is SHOT's weight (Liang et al. 2020), fixed beforehand, not
+                  tuned: no source-side number can choose it.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
 pooling: the calibration in REFERENCES.md); the vector arms are the same
 network.
@@ -78,7 +84,7 @@ import os
 from xferlab.defaults import base_config
 
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann")
+        "vectors_dann", "vectors_dann_im")
 LM_DIR = "runs/lm_reviews_all"
 LM_COMMAND = "python launch.py experiments/lm/reviews.py:all --workdir {lm}"
 VECTORS_DIR = "runs/vectors_reviews"
@@ -127,7 +133,8 @@ def vectors_arms(vectors: str) -> dict:
   with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE),
                             "freeze_embeddings": True}}
   return {"vectors": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
-          "vectors_dann": with_vectors}
+          "vectors_dann": with_vectors,
+          "vectors_dann_im": dict(with_vectors, transfer={"target_entropy": 1.0})}
 
 
 def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR) -> dict:

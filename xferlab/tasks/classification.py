@@ -5,7 +5,10 @@ Training batches pair labeled source rows with unlabeled target rows:
 Both halves go through the encoder in one call (concatenated on the batch
 axis); the classifier reads the source half, the transfer loss both halves:
 
-``L = CE(source) + λ · L_transfer(features_source, features_target)``.
+``L = CE(source) + λ · L_transfer(features_source, features_target) + β · L_im(target)``,
+
+``L_im`` the information maximization of the classifier's target predictions
+(``xferlab.transfer.entropy``, β = ``transfer.target_entropy``, 0 = off).
 """
 
 from __future__ import annotations
@@ -24,20 +27,27 @@ from xferlab.data.domains import load_domain_adaptation
 from xferlab.data import load_tokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
 from xferlab.tasks.base import TaskData, train_tokenizer
-from xferlab.transfer import make_transfer_loss
+from xferlab.transfer import information_maximization, make_transfer_loss
 from xferlab.transfer.adversarial import weighted_mean
 
 
 class ClassificationModel(nnx.Module):
-  """A ``SequenceClassifier`` plus the ``L_transfer`` module (None without transfer)."""
+  """A ``SequenceClassifier``, the ``L_transfer`` module (None without transfer) and β, the
+  weight of the target information-maximization term (0: none)."""
 
-  def __init__(self, classifier: SequenceClassifier, transfer):
+  def __init__(self, classifier: SequenceClassifier, transfer, target_entropy: float = 0.0):
     self.classifier = classifier
     self.transfer = transfer
+    self.target_entropy = float(target_entropy)
 
   @property
   def encoder(self) -> TextEncoder:
     return self.classifier.encoder
+
+
+def uses_target_batches(config) -> bool:
+  """Whether training reads unlabeled target batches: for ``L_transfer`` or for ``L_im``."""
+  return config.transfer.method != "none" or config.transfer.target_entropy > 0
 
 
 def check_prerequisites(config) -> None:
@@ -73,7 +83,7 @@ class ClassificationTask:
     buckets, bs = tuple(config.data.buckets), config.data.batch_size
     seed = batching.shuffle_seed(config)
     source = batching.BatchStream(encode(src_texts), src_labels, bs, buckets, seed=seed)
-    if config.transfer.method == "none":
+    if not uses_target_batches(config):
       train = source
       tokens = lambda b: int(b["lengths"].sum())
     else:
@@ -94,26 +104,31 @@ class ClassificationTask:
     classifier = SequenceClassifier(encoder, m.num_classes, pooling=m.pooling,
                                     head_hidden=tuple(m.head_hidden), dropout=m.dropout, rngs=rngs)
     transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
-    return ClassificationModel(classifier, transfer)
+    return ClassificationModel(classifier, transfer, config.transfer.target_entropy)
 
   def loss(self, model: ClassificationModel, batch, lam, rngs):
-    """``(L_source + λ·L_transfer, metrics)`` for one training batch."""
-    if model.transfer is None:
-      source = batch if "source" not in batch else batch["source"]
-      logits, _ = model.classifier(source["tokens"], source["lengths"], rngs=rngs)
-      source_loss, out = self._source_loss(logits, source)
-      return source_loss, out
+    """``(L_source + λ·L_transfer + β·L_im, metrics)`` for one training batch."""
+    if "target" not in batch:
+      logits, _ = model.classifier(batch["tokens"], batch["lengths"], rngs=rngs)
+      return self._source_loss(logits, batch)
     source, target = batch["source"], batch["target"]
     n = source["tokens"].shape[0]
     tokens = jnp.concatenate([source["tokens"], target["tokens"]], axis=0)
     lengths = jnp.concatenate([source["lengths"], target["lengths"]], axis=0)
     features = model.classifier.features(tokens, lengths, rngs=rngs)
     logits = model.classifier.head(features[:n], rngs=rngs)
-    source_loss, out = self._source_loss(logits, source)
-    transfer_loss, transfer_metrics = model.transfer(
-        features[:n], features[n:], source["weights"], target["weights"], rngs=rngs)
-    out.update(transfer_metrics, transfer_loss=transfer_loss)
-    return losses.compose(source_loss, transfer_loss, lam), out
+    loss, out = self._source_loss(logits, source)
+    if model.transfer is not None:
+      transfer_loss, transfer_metrics = model.transfer(
+          features[:n], features[n:], source["weights"], target["weights"], rngs=rngs)
+      out.update(transfer_metrics, transfer_loss=transfer_loss)
+      loss = losses.compose(loss, transfer_loss, lam)
+    if model.target_entropy:
+      target_logits = model.classifier.head(features[n:], rngs=rngs)
+      im_loss, im_metrics = information_maximization(target_logits, target["weights"])
+      out.update(im_metrics, im_loss=im_loss)
+      loss = loss + model.target_entropy * im_loss
+    return loss, out
 
   @staticmethod
   def _source_loss(logits, source):

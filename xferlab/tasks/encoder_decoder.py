@@ -103,6 +103,9 @@ class EncoderDecoderTask:
 
   def prepare(self, config, workdir: str) -> TaskData:
     d = config.data
+    if config.transfer.target_entropy:
+      raise ValueError("transfer.target_entropy is for classification (it needs class "
+                       "predictions on target text); set it to 0 for " + self.name)
     tokenizer = self.train_tokenizer(config)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     buckets = tuple(d.buckets)

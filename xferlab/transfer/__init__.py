@@ -6,6 +6,7 @@ from flax import nnx
 
 from xferlab.transfer.adversarial import DomainAdversarialLoss, grad_reverse
 from xferlab.transfer.discrepancy import CoralLoss, MMDLoss
+from xferlab.transfer.entropy import information_maximization
 
 TRANSFER_METHODS = ("none", "dann", "coral", "mmd")
 
@@ -31,4 +32,5 @@ def make_transfer_loss(transfer_config, feature_size: int, *, rngs: nnx.Rngs):
 
 
 __all__ = ["CoralLoss", "DomainAdversarialLoss", "MMDLoss", "TRANSFER_METHODS",
-           "grad_reverse", "make_transfer_loss"]
+           "grad_reverse", "information_maximization",
+           "make_transfer_loss"]
