@@ -62,9 +62,11 @@ Arms (``arms``; all run by default):
   vectors_dann_im ``vectors_dann`` plus information maximization on the target
                   batches (``transfer.target_entropy`` = β = 1: the mean entropy
                   of each target review's prediction minus the entropy of the
-                  batch's mean prediction; ``xferlab.transfer.entropy``). β = 1
-                  is SHOT's weight (Liang et al. 2020), fixed beforehand, not
-                  tuned: no source-side number can choose it.
+                  batch's mean prediction; ``xferlab.transfer.entropy``),
+                  β = 0.1. Chosen on books' source validation accuracy (books ->
+                  dvd, seed 0): SHOT's β = 1 (Liang et al. 2020) made the
+                  classifier confident on target text before it had learned
+                  the source (best 76.2%); β = 0.1 kept the source fit (81.8%).
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
 pooling: the calibration in REFERENCES.md); the vector arms are the same
 network.
@@ -134,7 +136,7 @@ def vectors_arms(vectors: str) -> dict:
                             "freeze_embeddings": True}}
   return {"vectors": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
           "vectors_dann": with_vectors,
-          "vectors_dann_im": dict(with_vectors, transfer={"target_entropy": 1.0})}
+          "vectors_dann_im": dict(with_vectors, transfer={"target_entropy": 0.1})}
 
 
 def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR) -> dict:
