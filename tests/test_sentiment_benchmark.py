@@ -63,13 +63,21 @@ def test_source_only_and_dann_differ_in_the_transfer_term_alone():
   assert scheduled.transfer.schedule == "dann" and scheduled.transfer.lam == 0.3
 
 
-def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_init_alone():
-  for scratch, with_vectors in (("source_only", "vectors"), ("dann", "vectors_dann")):
-    a = flatten(bench.arm_config("A", "books", "dvd", scratch, 1, []))
-    b = flatten(bench.arm_config("A", "books", "dvd", with_vectors, 1, [], vectors="/v"))
-    assert {k for k in a if a[k] != b[k]} == {"model.pretrained_vectors",
-                                              "model.freeze_embeddings"}
+@pytest.mark.parametrize("protocol", ["A", "B"])
+def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_and_epochs_alone(protocol):
+  """Protocol A chose 12 epochs for the vector arms (frozen, they under-fit in 6); protocol B
+  keeps its own number for every arm."""
+  pair = ("books", "dvd")
+  for scratch, with_vectors in (("source_only", "vectors"), ("dann", "vectors_dann"),
+                                ("dann", "vectors_dann_im")):
+    a = flatten(bench.arm_config(protocol, *pair, scratch, 1, []))
+    b = flatten(bench.arm_config(protocol, *pair, with_vectors, 1, [], vectors="/v"))
+    expected = {"model.pretrained_vectors", "model.freeze_embeddings"}
+    expected |= {"train.num_epochs"} if protocol == "A" else set()
+    expected |= {"transfer.target_entropy"} if with_vectors.endswith("_im") else set()
+    assert {k for k in a if a[k] != b[k]} == expected
     assert b["model.pretrained_vectors"] == "/v/vectors.txt"
+    assert b["train.num_epochs"] == (12 if protocol == "A" else a["train.num_epochs"])
 
 
 def test_missing_word_vectors_name_the_command_that_makes_them(tmp_path):
