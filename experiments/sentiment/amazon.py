@@ -68,6 +68,8 @@ Arms (``arms``; all run by default):
                   dvd, seed 0): SHOT's β = 1 (Liang et al. 2020) made the
                   classifier confident on target text before it had learned
                   the source (best 76.2%); β = 0.1 kept the source fit (81.8%).
+                  A 3-pair pilot at 6 epochs gained nothing over vectors_dann
+                  (README), so the benchmark runs it only when asked.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
 pooling: the calibration in REFERENCES.md); the vector arms are the same
 network.

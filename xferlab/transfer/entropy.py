@@ -7,9 +7,11 @@ The classifier's predictions on a target batch, ``p_i = softmax(logits_i)``:
 The first term (conditional entropy, entropy minimization) pushes each target
 review away from the decision boundary, into a confident class; the second
 (the entropy of the batch's mean prediction, the diversity term) keeps the
-batch from collapsing into one class. ``L_im`` ranges over
-``[-log C, log C]``; its gradient vanishes at uniform predictions, so it acts
-only once the source labels have made the classifier sure of something.
+batch from collapsing into one class. ``L_im`` lies in ``[-log C, 0]`` (the
+entropy of a mean is at least the mean of the entropies): ``-log C`` for
+confident predictions spread evenly over the C classes, 0 for uniform ones or
+for a batch all in one class. Its gradient vanishes at uniform predictions, so
+it acts only once the source labels have made the classifier sure of something.
 
 The trainer adds ``β · L_im`` to ``L_source + λ · L_transfer``
 (``transfer.target_entropy`` = β; He et al. 2018 use the same kind of term,
