@@ -21,8 +21,11 @@ Each run trains through ``xferlab.launch.run_config`` in
 experiment's arm exactly as ``launch.py`` would run it, plus ``--set``
 overrides). A run whose ``results.json`` exists is not trained again, so the
 benchmark resumes where it stopped: run it again with the same ``--out`` (and
-the same ``--set``) until it is complete. ``--vectorize`` trains a pair's runs
-that differ only in λ (source_only and dann) as one vmapped program.
+the same ``--set``) until it is complete. Invocations may also share one
+``--out`` at the same time when their ``--pairs`` are disjoint (and, with the
+``in_domain`` arm, their targets): each merges its pairs into ``results.json``
+under a file lock. ``--vectorize`` trains a pair's runs that differ only in
+λ (source_only and dann) as one vmapped program.
 
 Shared work, trained once and reused:
   * the review language model of the ``lm`` / ``lm_dann`` arms: one for every
@@ -61,6 +64,8 @@ skipped as finished: those cost ~0).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -329,14 +334,53 @@ def protocol_tables(protocol: str, block: dict) -> str:
 
 
 def write_reports(out: str, all_results: dict) -> None:
-  with open(os.path.join(out, "results.json"), "w") as f:
+  path = os.path.join(out, "results.json")
+  with open(path + ".tmp", "w") as f:          # a reader never sees half a file
     json.dump(all_results, f, indent=2, default=str)
+  os.replace(path + ".tmp", path)
   parts = ["# Sentiment transfer benchmark", "",
            "Written by `python -m benchmarks.sentiment`; every number below is in "
            "`results.json` beside this file, each run's own files under its workdir.", ""]
   parts += [protocol_tables(p, block) for p, block in all_results.items()]
   with open(os.path.join(out, "results.md"), "w") as f:
     f.write("\n".join(parts))
+
+
+@contextlib.contextmanager
+def locked_results(out: str):
+  """The results of every invocation so far, read under an exclusive lock on ``OUT``.
+
+  Yields the dict of ``OUT/results.json`` (``{}`` when absent); the caller
+  updates it in place and it is written back, with ``results.md``, before the
+  lock is released. Invocations that run disjoint ``--pairs`` into one ``--out``
+  at the same time (one per CPU core, or per machine on a shared disk) so never
+  overwrite each other's pairs or CPU accounting.
+  """
+  with open(os.path.join(out, ".results.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    path = os.path.join(out, "results.json")
+    all_results = json.load(open(path)) if os.path.exists(path) else {}
+    yield all_results
+    write_reports(out, all_results)
+
+
+def record_pair(out: str, protocol: str, source: str, target: str, fresh: dict,
+                cpu_spent: float, seeds: Sequence[int], overrides: Sequence[str]) -> float:
+  """Merges one pair's results (``run_pair``'s) into ``OUT/results.json``.
+
+  Returns the CPU seconds the pair has cost over every invocation.
+  """
+  name = pair_name(source, target)
+  with locked_results(out) as all_results:
+    block = all_results.setdefault(protocol, {"pairs": {}, "cpu_seconds": {}})
+    block["seeds"] = list(seeds)
+    block["overrides"] = list(overrides)
+    pair = block["pairs"].setdefault(name, {"arms": {}, "runs": {}})
+    pair["arms"].update(fresh["arms"])         # arms run by earlier invocations stay
+    pair["runs"].update(fresh["runs"])
+    pair.update(tfidf_peer=fresh["tfidf_peer"], source=source, target=target)
+    block["cpu_seconds"][name] = block["cpu_seconds"].get(name, 0.0) + cpu_spent
+    return block["cpu_seconds"][name]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -384,26 +428,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   os.makedirs(args.out, exist_ok=True)
-  results_path = os.path.join(args.out, "results.json")
-  all_results = json.load(open(results_path)) if os.path.exists(results_path) else {}
-  block = all_results.setdefault(args.protocol, {"pairs": {}, "cpu_seconds": {}})
-  block["seeds"] = list(range(args.seeds))
-  block["overrides"] = list(args.overrides)
   start_wall = time.time()
   for source, target in pairs:
     name = pair_name(source, target)
     before, before_wall = cpu_seconds(), time.time()
     fresh = run_pair(args, args.protocol, source, target, range(args.seeds))
-    pair = block["pairs"].setdefault(name, {"arms": {}, "runs": {}})
-    pair["arms"].update(fresh["arms"])         # arms run by earlier invocations stay
-    pair["runs"].update(fresh["runs"])
-    pair.update(tfidf_peer=fresh["tfidf_peer"], source=source, target=target)
     spent = cpu_seconds() - before
-    block["cpu_seconds"][name] = block["cpu_seconds"].get(name, 0.0) + spent
+    total = record_pair(args.out, args.protocol, source, target, fresh, spent,
+                        range(args.seeds), args.overrides)  # a partial table survives
     print(f"[benchmark] {args.protocol} {name}: {spent / 60:.1f} CPU minutes, "
           f"{(time.time() - before_wall) / 60:.1f} wall minutes (this invocation; "
-          f"{block['cpu_seconds'][name] / 60:.1f} CPU minutes in all)", flush=True)
-    write_reports(args.out, all_results)      # after every pair: a partial table survives
+          f"{total / 60:.1f} CPU minutes in all)", flush=True)
   print(f"[benchmark] done in {(time.time() - start_wall) / 60:.1f} wall minutes; "
         f"{os.path.join(args.out, 'results.md')}", flush=True)
   return 0

@@ -141,6 +141,22 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
 
 
+def test_invocations_on_disjoint_pairs_share_one_results_file(tmp_path):
+  """Two invocations write one --out (as if side by side): neither loses the other's pairs."""
+  stat = lambda v: {"mean": v, "std": 0.0, "values": [v]}
+  fresh = lambda v: {"arms": {"source_only": {"target_accuracy": stat(v)}},
+                     "runs": {"source_only": [str(tmp_path)]}, "tfidf_peer": {"target_accuracy": v}}
+  out = str(tmp_path)
+  bench.record_pair(out, "A", "books", "dvd", fresh(0.70), 60.0, range(1), [])
+  bench.record_pair(out, "A", "kitchen", "electronics", fresh(0.80), 30.0, range(1), [])
+  total = bench.record_pair(out, "A", "books", "dvd", fresh(0.71), 6.0, range(1), [])
+  block = json.loads((tmp_path / "results.json").read_text())["A"]
+  assert sorted(block["pairs"]) == ["B→D", "K→E"]
+  assert block["pairs"]["B→D"]["arms"]["source_only"]["target_accuracy"]["mean"] == 0.71
+  assert block["cpu_seconds"] == {"B→D": 66.0, "K→E": 30.0} and total == 66.0
+  assert "| K→E | 80.0 |" in (tmp_path / "results.md").read_text()
+
+
 def test_a_record_keeps_the_small_files_of_each_run_and_no_weights(tmp_path):
   run = tmp_path / "out" / "A" / "books_dvd" / "dann" / "seed_0"
   for name in ("config.json", "results.json", "metrics.jsonl", "domain_distance.json",
