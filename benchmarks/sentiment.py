@@ -359,7 +359,10 @@ def locked_results(out: str):
   with open(os.path.join(out, ".results.lock"), "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     path = os.path.join(out, "results.json")
-    all_results = json.load(open(path)) if os.path.exists(path) else {}
+    all_results = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        all_results = json.load(f)
     yield all_results
     write_reports(out, all_results)
 
