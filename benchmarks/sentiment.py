@@ -94,6 +94,9 @@ DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dan
                  "vectors_dann_im")
 LM_ARMS = ("lm", "lm_dann")
 VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im")
+# (arm, its twin without the transfer term): the comparisons the report counts pair by pair.
+TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
+         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
@@ -275,9 +278,53 @@ def _cell(stat: dict | None, scale: float = 100.0, digits: int = 1) -> str:
   return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
 
 
+def twin_comparison(pairs: dict, arm: str, twin: str) -> dict | None:
+  """``arm`` against ``twin`` over the pairs that have both (mean target accuracy per pair).
+
+  Returns ``{"pairs", "wins", "clear_wins", "clear_losses", "mean_gap", "runs", "run_wins"}``:
+  wins counts the pairs where ``arm``'s mean over seeds is higher; a clear win or loss is a
+  gap larger than both arms' standard deviation over seeds; ``run_wins`` of ``runs`` compares
+  seed by seed (the twins share a seed's initial weights and source batches). None when no
+  pair has both arms.
+  """
+  both = [p["arms"] for p in pairs.values() if arm in p["arms"] and twin in p["arms"]]
+  both = [(a[arm]["target_accuracy"], a[twin]["target_accuracy"]) for a in both
+          if "target_accuracy" in a[arm] and "target_accuracy" in a[twin]]
+  if not both:
+    return None
+  gaps = [x["mean"] - y["mean"] for x, y in both]
+  spread = [max(x.get("std") or 0.0, y.get("std") or 0.0) for x, y in both]
+  seed_gaps = [u - v for x, y in both
+               for u, v in zip(x.get("values", ()), y.get("values", ()))]
+  return {"pairs": len(both), "wins": sum(g > 0 for g in gaps),
+          "clear_wins": sum(g > s for g, s in zip(gaps, spread)),
+          "clear_losses": sum(-g > s for g, s in zip(gaps, spread)),
+          "mean_gap": float(np.mean(gaps)), "runs": len(seed_gaps),
+          "run_wins": sum(g > 0 for g in seed_gaps)}
+
+
+def twin_lines(pairs: dict) -> list[str]:
+  """The report's lines that set each transfer arm against its twin without the transfer term."""
+  lines = []
+  for arm, twin in TWINS:
+    c = twin_comparison(pairs, arm, twin)
+    if c is None:
+      continue
+    lines.append(f"- {arm} beats {twin} on {c['wins']} of {c['pairs']} pairs "
+                 f"(mean gap {100 * c['mean_gap']:+.1f} points; gap larger than both arms' std: "
+                 f"{c['clear_wins']} won, {c['clear_losses']} lost; seed by seed "
+                 f"{c['run_wins']} of {c['runs']} runs)")
+  if not lines:
+    return []
+  return ["", "Each transfer arm against its twin without the transfer term (same network, "
+          "initial weights and source batches), by mean target accuracy per pair:", "", *lines]
+
+
 def protocol_tables(protocol: str, block: dict) -> str:
   """The markdown of one protocol: accuracy (with anchors), macro F1, domain distances."""
-  pairs = block["pairs"]
+  order = [pair_name(s, t) for s, t in all_pairs(protocol)]   # the canonical order, not the
+  pairs = dict(sorted(block["pairs"].items(),                   # order the runs finished in
+                      key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
   arms = [a for a in ARMS if any(a in p["arms"] for p in pairs.values())]
   anchors = ANCHORS[protocol]
   lines = [f"## Protocol {protocol}", "",
@@ -305,11 +352,7 @@ def protocol_tables(protocol: str, block: dict) -> str:
   anchor_avg = [str(a) for a in anchors.get("average", ())] if complete else [
       "-"] * len(anchors["columns"])
   lines.append(f"| **average ({n} pairs)** | " + " | ".join(averages + anchor_avg) + " |")
-  if "dann" in arms and "source_only" in arms:
-    wins = [p["arms"]["dann"]["target_accuracy"]["mean"] > p["arms"]["source_only"][
-        "target_accuracy"]["mean"] for p in pairs.values()
-        if "dann" in p["arms"] and "source_only" in p["arms"]]
-    lines += ["", f"DANN beats source-only on {sum(wins)} of {len(wins)} pairs."]
+  lines += twin_lines(pairs)
   lines += ["", "Target macro F1 (%):", "", "| pair | " + " | ".join(arms) + " |",
             "|---" * (len(arms) + 1) + "|"]
   for name, p in pairs.items():

@@ -136,9 +136,27 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
                                             "cpu_seconds": {"B→D": 120.0}}})
   text = (tmp_path / "results.md").read_text()
   assert "| **average (12 pairs)** | 70.0 | 72.0 | 78.0 | 76.3 | 81.3 | 78.2 | 77.9 |" in text
-  assert "DANN beats source-only on 12 of 12 pairs." in text
+  assert ("- dann beats source_only on 12 of 12 pairs (mean gap +2.0 points; gap larger than "
+          "both arms' std: 12 won, 0 lost; seed by seed 24 of 24 runs)") in text
   assert "| B→D | 70.0 ± 1.0 | 72.0 ± 1.0 | 78.0 | 78.4 | 82.9 | 80.7 | 81.1 |" in text
   assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
+
+
+def test_twin_comparison_counts_pairs_clear_gaps_and_seed_matched_runs():
+  stat = lambda *v: {"mean": sum(v) / len(v), "std": (max(v) - min(v)) / 2, "values": list(v)}
+  pairs = {"B→D": {"arms": {"vectors": {"target_accuracy": stat(0.70, 0.72)},
+                            "vectors_dann": {"target_accuracy": stat(0.75, 0.77)}}},
+           "B→E": {"arms": {"vectors": {"target_accuracy": stat(0.70, 0.80)},
+                            "vectors_dann": {"target_accuracy": stat(0.76, 0.72)}}},
+           "B→K": {"arms": {"vectors": {"target_accuracy": stat(0.80, 0.80)}}}}
+  c = bench.twin_comparison(pairs, "vectors_dann", "vectors")
+  assert c["pairs"] == 2 and c["wins"] == 1 and c["clear_wins"] == 1 and c["clear_losses"] == 0
+  assert c["runs"] == 4 and c["run_wins"] == 3
+  assert abs(c["mean_gap"] - (0.05 - 0.01) / 2) < 1e-9
+  assert bench.twin_comparison(pairs, "dann", "source_only") is None
+  lines = bench.twin_lines(pairs)
+  assert any(line.startswith("- vectors_dann beats vectors on 1 of 2 pairs") for line in lines)
+  assert not any("dann beats source_only" in line for line in lines)
 
 
 def test_invocations_on_disjoint_pairs_share_one_results_file(tmp_path):
