@@ -222,6 +222,23 @@ def discriminator_accuracy(workdir: str) -> float | None:
   return float(np.mean(values[-max(1, len(values) // 4):])) if values else None
 
 
+def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
+  """The PCA picture of source-only beside DANN, from the first seed whose two runs can both
+  be encoded; False (and a line saying why) when none can, as when every seed of one arm was
+  read back from a benchmark record, which keeps no weights: remove one such seed of each
+  arm from ``OUT`` and run the benchmark again to retrain them and draw it."""
+  from xferlab import analysis
+  for source_only, dann in zip(runs["source_only"], runs["dann"]):
+    workdirs = {"source_only": source_only["workdir"], "dann": dann["workdir"]}
+    if all(analysis.can_encode(w, num_texts) for w in workdirs.values()):
+      analysis.compare_runs(workdirs, picture, num_texts=num_texts)
+      return True
+  print(f"[benchmark] no {picture}: no seed has both a source_only and a dann run with weights "
+        "(runs read from a record keep none); remove one seed of each and run again to draw it",
+        flush=True)
+  return False
+
+
 def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]) -> dict:
   """Trains (or reads) every arm and seed of one pair; returns its numbers."""
   from xferlab import analysis, peers
@@ -248,11 +265,9 @@ def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]
         results["proxy_a_distance"] = analysis.run_domain_distance(
             workdir, args.distance_texts)["pad"]
       runs.setdefault(arm, []).append(results)
-  if args.distance_texts and {"source_only", "dann"} <= set(runs):
-    picture = os.path.join(pair_dir, "features.png")
-    if not os.path.exists(picture):
-      analysis.compare_runs({arm: runs[arm][0]["workdir"] for arm in ("source_only", "dann")},
-                            picture, num_texts=args.distance_texts)
+  picture = os.path.join(pair_dir, "features.png")
+  if args.distance_texts and {"source_only", "dann"} <= set(runs) and not os.path.exists(picture):
+    draw_features_picture(runs, picture, args.distance_texts)
   peer_path = os.path.join(pair_dir, "tfidf_peer.json")
   if os.path.exists(peer_path):
     with open(peer_path) as f:

@@ -159,6 +159,28 @@ def test_twin_comparison_counts_pairs_clear_gaps_and_seed_matched_runs():
   assert not any("dann beats source_only" in line for line in lines)
 
 
+def test_features_picture_takes_the_first_seed_it_can_encode_and_skips_record_runs(tmp_path):
+  """Runs read back from a record keep no weights: the picture comes from a seed that has
+  them (here: kept features), or is skipped with a reason instead of failing the pair."""
+  import numpy as np
+  rng = np.random.default_rng(0)
+  runs = {"source_only": [], "dann": []}
+  for arm in runs:
+    for seed in range(2):
+      workdir = tmp_path / arm / f"seed_{seed}"
+      workdir.mkdir(parents=True)
+      if seed == 1:                                   # seed 0 is as a record leaves it
+        np.savez(workdir / "domain_features.npz", source=rng.normal(size=(20, 4)),
+                 target=rng.normal(1.0, size=(20, 4)), num_texts=20)
+      runs[arm].append({"workdir": str(workdir)})
+  picture = tmp_path / "features.png"
+  assert not bench.draw_features_picture({a: r[:1] for a, r in runs.items()}, str(picture), 20)
+  assert not picture.exists()
+  assert bench.draw_features_picture(runs, str(picture), 20) and picture.exists()
+  assert (tmp_path / "dann" / "seed_1" / "domain_distance.json").exists()
+  assert not (tmp_path / "dann" / "seed_0" / "domain_distance.json").exists()
+
+
 def test_invocations_on_disjoint_pairs_share_one_results_file(tmp_path):
   """Two invocations write one --out (as if side by side): neither loses the other's pairs."""
   stat = lambda v: {"mean": v, "std": 0.0, "values": [v]}

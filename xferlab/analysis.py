@@ -119,6 +119,18 @@ def domain_texts(config, num_texts: int = NUM_TEXTS) -> tuple[list[str], list[st
   return pick(source), pick(target)
 
 
+def can_encode(workdir: str, num_texts: int = NUM_TEXTS) -> bool:
+  """Whether ``run_features`` can give this run's features: its weights (``best/``) are there,
+  or its features for ``num_texts`` texts were kept. A run read back from a benchmark record
+  (``benchmarks.records``: no weights, no features) cannot."""
+  path = os.path.join(workdir, "domain_features.npz")
+  if os.path.exists(path):
+    with np.load(path) as cached:
+      if int(cached["num_texts"]) == num_texts:
+        return True
+  return os.path.isdir(os.path.join(workdir, "best"))
+
+
 def run_features(workdir: str, num_texts: int = NUM_TEXTS) -> tuple[np.ndarray, np.ndarray]:
   """``(source float[n, d], target float[m, d])`` features of a finished run's model, kept in
   ``workdir/domain_features.npz`` so that a distance and a picture encode the texts once."""
