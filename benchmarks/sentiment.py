@@ -385,9 +385,18 @@ def protocol_tables(protocol: str, block: dict) -> str:
       pads = [_cell(p["arms"].get(a, {}).get("proxy_a_distance"), 1.0, 2) for a in distance_arms]
       accs = [_cell(p["arms"].get(a, {}).get("discriminator_accuracy")) for a in distance_arms]
       lines.append(f"| {name} | " + " | ".join(pads + accs) + " |")
+  cpu = {name: block["cpu_seconds"][name] for name in pairs if name in block["cpu_seconds"]}
+  trained = {name: sum(r.get("train_seconds", 0.0) for arm_runs in p.get("runs", {}).values()
+                       for r in arm_runs if isinstance(r, dict)) for name, p in pairs.items()}
   lines += ["", "CPU minutes per pair (this process and its children; runs already finished "
-            "cost ~0): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in block["cpu_seconds"].items())
-            + f"; total {sum(block['cpu_seconds'].values()) / 60:.1f}.", ""]
+            "cost ~0; an invocation cut short mid-pair records none of that pair's): "
+            + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items())
+            + f"; total {sum(cpu.values()) / 60:.1f}.", "",
+            "Training wall minutes per pair, summed over its runs (each run's own "
+            "`train_seconds`: kept in records and whatever invocation trained it; without the "
+            "peer, distances and pictures): " + ", ".join(
+                f"{k} {v / 60:.1f}" for k, v in trained.items())
+            + f"; total {sum(trained.values()) / 60:.1f}.", ""]
   return "\n".join(lines)
 
 
