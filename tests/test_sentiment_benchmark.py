@@ -166,6 +166,7 @@ def test_twin_comparison_counts_pairs_clear_gaps_and_seed_matched_runs():
 def test_features_picture_takes_the_first_seed_it_can_encode_and_skips_record_runs(tmp_path):
   """Runs read back from a record keep no weights: the picture comes from a seed that has
   them (here: kept features), or is skipped with a reason instead of failing the pair."""
+  pytest.importorskip("sklearn")
   import numpy as np
   rng = np.random.default_rng(0)
   runs = {"source_only": [], "dann": []}
