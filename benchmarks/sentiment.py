@@ -386,8 +386,13 @@ def protocol_tables(protocol: str, block: dict) -> str:
       accs = [_cell(p["arms"].get(a, {}).get("discriminator_accuracy")) for a in distance_arms]
       lines.append(f"| {name} | " + " | ".join(pads + accs) + " |")
   cpu = {name: block["cpu_seconds"][name] for name in pairs if name in block["cpu_seconds"]}
-  trained = {name: sum(r.get("train_seconds", 0.0) for arm_runs in p.get("runs", {}).values()
-                       for r in arm_runs if isinstance(r, dict)) for name, p in pairs.items()}
+  runs_of = lambda p: [r for arm_runs in p.get("runs", {}).values() for r in arm_runs
+                       if isinstance(r, dict)]
+  trained = {name: sum(r.get("train_seconds", 0.0) for r in runs_of(p))
+             for name, p in pairs.items()}
+  # A per-target run (in_domain) is listed under each pair of its target: count it once.
+  trained_once = {r.get("workdir", id(r)): r.get("train_seconds", 0.0)
+                  for p in pairs.values() for r in runs_of(p)}
   lines += ["", "CPU minutes per pair (this process and its children; runs already finished "
             "cost ~0; an invocation cut short mid-pair records none of that pair's): "
             + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items())
@@ -396,7 +401,8 @@ def protocol_tables(protocol: str, block: dict) -> str:
             "`train_seconds`: kept in records and whatever invocation trained it; without the "
             "peer, distances and pictures): " + ", ".join(
                 f"{k} {v / 60:.1f}" for k, v in trained.items())
-            + f"; total {sum(trained.values()) / 60:.1f}.", ""]
+            + f"; total {sum(trained_once.values()) / 60:.1f} (a run shared by several pairs "
+            "counted once).", ""]
   return "\n".join(lines)
 
 

@@ -132,7 +132,8 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
         "arms": {"source_only": {"target_accuracy": stat(0.70), "proxy_a_distance": stat(1.5)},
                  "dann": {"target_accuracy": stat(0.72), "discriminator_accuracy": stat(0.6)}},
         "runs": {"dann": [{"train_seconds": 40.0}, {"train_seconds": 50.0}],
-                 "source_only": [{"train_seconds": 30.0}]},
+                 "source_only": [{"train_seconds": 30.0}],
+                 "in_domain": [{"train_seconds": 60.0, "workdir": f"to_{target}/in_domain/s0"}]},
         "tfidf_peer": {"target_accuracy": 0.78}}
   bench.write_reports(str(tmp_path), {"A": {"pairs": pairs, "seeds": [0, 1],
                                             "cpu_seconds": {"B→D": 120.0}}})
@@ -141,7 +142,8 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
   assert ("- dann beats source_only on 12 of 12 pairs (mean gap +2.0 points; gap larger than "
           "both arms' std: 12 won, 0 lost; seed by seed 24 of 24 runs)") in text
   assert "| B→D | 70.0 ± 1.0 | 72.0 ± 1.0 | 78.0 | 78.4 | 82.9 | 80.7 | 81.1 |" in text
-  assert "B→D 2.0, B→E 2.0," in text and "K→E 2.0; total 24.0." in text   # training minutes
+  # training minutes: each pair lists its target's in_domain run; the total counts it once
+  assert "B→D 3.0, B→E 3.0," in text and "K→E 3.0; total 28.0 (a run shared" in text
   assert ": B→D 2.0; total 2.0." in text                                   # CPU minutes
   assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
 
