@@ -335,6 +335,12 @@ def twin_lines(pairs: dict) -> list[str]:
           "initial weights and source batches), by mean target accuracy per pair:", "", *lines]
 
 
+def _pair_runs(pair: dict) -> list[dict]:
+  """Every run recorded for one pair, over its arms (``pair["runs"][arm]`` lists)."""
+  return [r for arm_runs in pair.get("runs", {}).values() for r in arm_runs
+          if isinstance(r, dict)]
+
+
 def protocol_tables(protocol: str, block: dict) -> str:
   """The markdown of one protocol: accuracy (with anchors), macro F1, domain distances."""
   order = [pair_name(s, t) for s, t in all_pairs(protocol)]   # the canonical order, not the
@@ -386,13 +392,11 @@ def protocol_tables(protocol: str, block: dict) -> str:
       accs = [_cell(p["arms"].get(a, {}).get("discriminator_accuracy")) for a in distance_arms]
       lines.append(f"| {name} | " + " | ".join(pads + accs) + " |")
   cpu = {name: block["cpu_seconds"][name] for name in pairs if name in block["cpu_seconds"]}
-  runs_of = lambda p: [r for arm_runs in p.get("runs", {}).values() for r in arm_runs
-                       if isinstance(r, dict)]
-  trained = {name: sum(r.get("train_seconds", 0.0) for r in runs_of(p))
+  trained = {name: sum(r.get("train_seconds", 0.0) for r in _pair_runs(p))
              for name, p in pairs.items()}
   # A per-target run (in_domain) is listed under each pair of its target: count it once.
   trained_once = {r.get("workdir", id(r)): r.get("train_seconds", 0.0)
-                  for p in pairs.values() for r in runs_of(p)}
+                  for p in pairs.values() for r in _pair_runs(p)}
   lines += ["", "CPU minutes per pair (this process and its children; runs already finished "
             "cost ~0; an invocation cut short mid-pair records none of that pair's): "
             + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items())
