@@ -14,7 +14,7 @@ Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
 12-pair table counts (one pair and seed of them: 9.5 wall minutes on 2 CPU
 cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
 ``lm_dann`` (these two need the review language model, below), ``vectors``,
-``vectors_dann`` and ``vectors_dann_im``.
+``vectors_dann``, ``vectors_dann_im`` and ``vectors_ema``.
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -87,16 +87,16 @@ EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann", "vectors_dann_im")
+        "vectors_dann", "vectors_dann_im", "vectors_ema")
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
 DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann",
-                 "vectors_dann_im")
+                 "vectors_dann_im", "vectors_ema")
 LM_ARMS = ("lm", "lm_dann")
-VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im")
+VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im", "vectors_ema")
 # (arm, its twin without the transfer term): the comparisons the report counts pair by pair.
 TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
-         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"))
+         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults

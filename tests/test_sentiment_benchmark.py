@@ -69,12 +69,13 @@ def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_and_epochs
   keeps its own number for every arm."""
   pair = ("books", "dvd")
   for scratch, with_vectors in (("source_only", "vectors"), ("dann", "vectors_dann"),
-                                ("dann", "vectors_dann_im")):
+                                ("dann", "vectors_dann_im"), ("source_only", "vectors_ema")):
     a = flatten(bench.arm_config(protocol, *pair, scratch, 1, []))
     b = flatten(bench.arm_config(protocol, *pair, with_vectors, 1, [], vectors="/v"))
     expected = {"model.pretrained_vectors", "model.freeze_embeddings"}
     expected |= {"train.num_epochs"} if protocol == "A" else set()
     expected |= {"transfer.target_entropy"} if with_vectors.endswith("_im") else set()
+    expected |= {"train.ema_decay"} if with_vectors.endswith("_ema") else set()
     assert {k for k in a if a[k] != b[k]} == expected
     assert b["model.pretrained_vectors"] == "/v/vectors.txt"
     assert b["train.num_epochs"] == (12 if protocol == "A" else a["train.num_epochs"])

@@ -203,3 +203,27 @@ def test_eval_every_epochs_sets_the_evaluation_grid(tiny_config, tmp_path):
   train.train_and_evaluate(config, workdir)
   records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   assert [r["step"] for r in records if r.get("split") == "eval"] == [2, 4, 6]
+
+
+def test_ema_update_averages_with_a_warm_up():
+  ema, params = {"w": jnp.zeros(3)}, {"w": jnp.ones(3)}
+  # step 0: d = min(0.99, 1/10) = 0.1, so the average moves 90% of the way to the weights
+  np.testing.assert_allclose(train.ema_update(ema, params, 0, 0.99)["w"], 0.9, rtol=1e-6)
+  # late: d = decay
+  np.testing.assert_allclose(train.ema_update(ema, params, 10_000, 0.99)["w"], 0.01, rtol=1e-4)
+
+
+def test_ema_run_evaluates_and_keeps_the_moving_average(tiny_config, tmp_path):
+  """With train.ema_decay the best checkpoint holds the average, not the last weights, and a
+  state written at the last step carries both."""
+  config = apply_overrides(tiny_config, {"train.num_steps": 6, "train.eval_every": 6,
+                                         "train.ema_decay": 0.9})
+  results = train.train_and_evaluate(config, str(tmp_path))
+  state = checkpoint.load_state(str(tmp_path / "checkpoints"))
+  best = checkpoint.load_state(str(tmp_path / "best"))["params"]
+  assert results["best_step"] == 6
+  for kept, ema, raw in zip(jax.tree.leaves(best), jax.tree.leaves(state["ema_params"]),
+                            jax.tree.leaves(state["params"])):
+    np.testing.assert_array_equal(kept, ema)
+  assert any(not np.allclose(e, r) for e, r in zip(jax.tree.leaves(state["ema_params"]),
+                                                   jax.tree.leaves(state["params"])))

@@ -136,6 +136,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.max_train_minutes = 0.0  # stop (evaluate, checkpoint) once this much training time is
                                  # spent; 0 = no limit. The schedule still spans num_epochs.
   c.train.devices = 0            # data parallelism over this many local devices; 0 = all of them
+  c.train.ema_decay = 0.0         # > 0: evaluate, select and keep an exponential moving average
+                                 # of the weights (Polyak averaging), decay min(d, (1+t)/(10+t))
   c.train.precision = "float32"  # float32 | bfloat16 (mixed: bf16 compute, f32 parameters)
 
   c.decode = ml_collections.ConfigDict()   # encoder-decoder generation (xferlab.decode)

@@ -7,7 +7,9 @@ jitted steps are functions of arrays only::
   train_step(state, rest, batch, hparams) -> (state, metrics)
   eval_step(params, rest, batch) -> sums
 
-``state`` is a ``TrainState`` (step, params, optimizer state, RNG key).
+``state`` is a ``TrainState`` (step, params, optimizer state, RNG key, and with
+``train.ema_decay > 0`` the moving average of the parameters that evaluation,
+model selection and ``best/`` then use instead of the raw parameters).
 ``hparams`` holds λ and its schedule's parameters as traced arrays, so a
 λ sweep or schedule never recompiles. Steps are cached per model structure and
 configuration, so the arms and seeds of one experiment compile once, and one
@@ -50,6 +52,20 @@ class TrainState:
   opt_state: Any
   rng: jax.Array           # uint32[2], raw PRNG key; dropout key = fold_in(rng, step)
   task_state: Any = None   # carried across steps by stateful tasks (an LM's hidden state)
+  ema_params: Any = None   # the parameters' exponential moving average (train.ema_decay > 0)
+
+
+def ema_update(ema_params, params, step, decay: float):
+  """One step of Polyak averaging: ``ema <- d·ema + (1 - d)·params``, ``d = min(decay,
+  (1 + step) / (10 + step))`` (TensorFlow's ``ExponentialMovingAverage`` with
+  ``num_updates``), so the first steps do not leave the average at the initial weights."""
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), ema_params, params)
+
+
+def eval_params(state: TrainState):
+  """The parameters evaluated and kept: the moving average when there is one."""
+  return state.params if state.ema_params is None else state.ema_params
 
 
 make_optimizer = finetune.make_optimizer   # the plain optimizer; build_optimizer adds controls
@@ -97,6 +113,7 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int
   """
   static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer", "finetune")}
   static["precision"] = config.train.precision
+  static["ema_decay"] = ema_decay = config.train.ema_decay
   for traced in ("lam", "lam_min", "gamma"):
     static["transfer"].pop(traced)
   key = json.dumps([task.name, repr(graphdef), static, total_steps, population], sort_keys=True,
@@ -125,8 +142,11 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int
     params = optax.apply_updates(state.params, updates)
     out = dict(out, loss=loss, lam=lam, grad_norm=optax.global_norm(grads))
     out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
+    ema_params = (ema_update(state.ema_params, params, state.step, ema_decay) if ema_decay
+                  else state.ema_params)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                         task_state=jax.lax.stop_gradient(task_state)), out
+                         task_state=jax.lax.stop_gradient(task_state),
+                         ema_params=ema_params), out
 
   def eval_step(params, rest, batch):
     return task.eval_sums(nnx.merge(graphdef, params, rest), batch)
@@ -339,7 +359,8 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   def initial_state(c, params):
     task_state = task.initial_task_state(c) if hasattr(task, "initial_task_state") else None
     return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                      rng=jax.random.PRNGKey(c.seed), task_state=task_state)
+                      rng=jax.random.PRNGKey(c.seed), task_state=task_state,
+                      ema_params=jax.tree.map(jnp.copy, params) if c.train.ema_decay else None)
 
   members = [_Member(c, w) for c, w in zip(configs, workdirs)]
   states = [initial_state(c, params) for c, (_, params, _) in zip(configs, inits)]
@@ -418,9 +439,10 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
                         tok_s=f"{window_tokens / max(now - window_start, 1e-9):,.0f}")
         window_start, window_tokens = now, 0
       if step % eval_every == 0 or is_last:
-        results = evaluate(task, eval_step, state.params, rest, data.eval_sets, place, population)
+        kept = eval_params(state)
+        results = evaluate(task, eval_step, kept, rest, data.eval_sets, place, population)
         for i, member in enumerate(members):
-          member.record_eval(step, results[i], member_of(state.params, i))
+          member.record_eval(step, results[i], member_of(kept, i))
         stop = is_last or done()
       if step % checkpoint_every == 0 or stop:
         for i, member in enumerate(members):
