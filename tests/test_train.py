@@ -151,9 +151,10 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 def test_killed_and_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_path):
+  # with the weights' moving average on, which the checkpoint must carry across the kill
   config = apply_overrides(tiny_config, {"model.dropout": 0.3, "model.embed_dropout": 0.2,
                                          "model.num_layers": 2, "train.num_steps": 8,
-                                         "train.eval_every": 2})
+                                         "train.eval_every": 2, "train.ema_decay": 0.9})
   (tmp_path / "config.json").write_text(to_json(config))
   (tmp_path / "kill.py").write_text(KILL_SCRIPT.format(root=ROOT))
   run = lambda kill_at, workdir: subprocess.run(
