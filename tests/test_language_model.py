@@ -110,3 +110,14 @@ def test_language_model_encoder_restores_into_a_classifier(tmp_path):
   for a, b in zip(jax.tree.leaves(restored["classifier"]["head"]),
                   jax.tree.leaves(params["classifier"]["head"])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))          # untouched
+
+
+def test_review_lm_without_its_general_lm_names_the_command(tmp_path):
+  """ULMFiT's stage 2 from a PTB model that was never trained: a clear error before any work."""
+  from xferlab.train import train_and_evaluate
+  config, _ = load_experiment(ROOT + "/experiments/lm/reviews.py:smoke")
+  config = apply_overrides(config, {"init_from.path": str(tmp_path / "ptb")})
+  with pytest.raises(FileNotFoundError, match="init_from.path = .* not found .* Make it first: "
+                                              "python launch.py experiments/lm/ptb.py"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()    # nothing written

@@ -117,7 +117,7 @@ def test_pairs_and_a_missing_language_model_fail_clearly(tmp_path):
 def test_a_run_whose_language_model_is_missing_names_the_command(tmp_path):
   """Through launch (not the benchmark): the lm arm stops before training."""
   from xferlab.launch import run_config
-  from xferlab.tasks.classification import check_prerequisites
+  from xferlab.checkpoint import check_prerequisites
   config = bench.arm_config("A", "books", "dvd", "lm", 0, [], lm=str(tmp_path / "lm"))
   with pytest.raises(FileNotFoundError, match="Make it first: python launch.py experiments/lm"):
     check_prerequisites(config)

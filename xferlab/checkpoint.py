@@ -263,6 +263,24 @@ def tokenizer_dir(path: str) -> str:
                           " Set init_from.vocab to the source run's tokenizer directory.")
 
 
+def check_prerequisites(config) -> None:
+  """Fails before any work when a model or tokenizer a run starts from does not exist.
+
+  Checks ``init_from.path`` and ``data.tokenizer_path`` (for every task: the
+  trainer calls it before it writes anything). The error names
+  ``init_from.made_by``, the command that trains the missing model.
+  """
+  missing = [(key, path) for key, path in (("init_from.path", config.init_from.path),
+                                           ("data.tokenizer_path", config.data.tokenizer_path))
+             if path and not os.path.exists(path)]
+  if missing:
+    made_by = config.init_from.get("made_by", "")
+    raise FileNotFoundError(
+        " and ".join(f"{key} = {path!r}" for key, path in missing) + " not found (relative to "
+        f"{os.getcwd()}). " + (f"Make it first: {made_by}" if made_by else
+                               "Train that model first, or point the key at it."))
+
+
 def init_from_vocab_map(init_config, tokenizer) -> np.ndarray | None:
   """The ``vocab_map`` for ``restore_subtrees`` that ``config.init_from`` asks for.
 

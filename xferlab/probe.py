@@ -40,6 +40,8 @@ def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
   from xferlab.launch import Restored
   from xferlab.tasks import get_task
   from xferlab.train import _init_params
+  from xferlab.checkpoint import check_prerequisites
+  check_prerequisites(config)
   task = get_task(config.task)
   workdir = tempfile.mkdtemp(prefix="probe-")
   tokenizer = task.prepare(config, workdir).tokenizer

@@ -331,6 +331,8 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   parameters replicated: the same code runs on one device or many.
   """
   configs, workdirs = list(configs), [os.path.abspath(w) for w in workdirs]
+  for config in configs:
+    checkpoint.check_prerequisites(config)   # a missing init_from model: fail before writing
   if len({population_key(c) for c in configs}) > 1:
     raise ValueError("A vmapped population may differ only in "
                      f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")

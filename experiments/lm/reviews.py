@@ -38,6 +38,7 @@ def get_config(arg=None):
   c.init_from.path = "runs/ptb"
   c.init_from.subtrees = ("encoder",)
   c.init_from.vocab = "auto"
+  c.init_from.made_by = "python launch.py experiments/lm/ptb.py --workdir runs/ptb"
 
   c.optimizer.learning_rate = 2e-3
   c.optimizer.schedule = "slanted_triangular"

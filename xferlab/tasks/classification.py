@@ -50,27 +50,10 @@ def uses_target_batches(config) -> bool:
   return config.transfer.method != "none" or config.transfer.target_entropy > 0
 
 
-def check_prerequisites(config) -> None:
-  """Fails before any work when a model or tokenizer the run starts from does not exist.
-
-  The error names ``init_from.made_by``, the command that trains it.
-  """
-  missing = [(key, path) for key, path in (("init_from.path", config.init_from.path),
-                                           ("data.tokenizer_path", config.data.tokenizer_path))
-             if path and not os.path.exists(path)]
-  if missing:
-    made_by = config.init_from.get("made_by", "")
-    raise FileNotFoundError(
-        " and ".join(f"{key} = {path!r}" for key, path in missing) + " not found (relative to "
-        f"{os.getcwd()}). " + (f"Make it first: {made_by}" if made_by else
-                               "Train that model first, or point the key at it."))
-
-
 class ClassificationTask:
   name = "classification"
 
   def prepare(self, config, workdir: str) -> TaskData:
-    check_prerequisites(config)
     corpus = load_domain_adaptation(config.data, config.seed)
     src_texts, src_labels = corpus["source_train"]
     target_texts = corpus["target_unlabeled"]
