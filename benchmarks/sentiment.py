@@ -341,6 +341,17 @@ def _pair_runs(pair: dict) -> list[dict]:
           if isinstance(r, dict)]
 
 
+def seed_note(pairs: dict, arm: str, seeds: int) -> str:
+  """``" (1 seed)"`` for a column whose pairs have fewer seeds than the protocol's
+  ``seeds`` (e.g. an arm run with ``--seeds 1`` so far); ``""`` when it has them all."""
+  counts = {len(p["arms"][arm]["target_accuracy"].get("values", ()))
+            for p in pairs.values() if "target_accuracy" in p["arms"].get(arm, {})}
+  if not counts or min(counts) >= seeds:
+    return ""
+  low, high = min(counts), max(counts)
+  return f" ({low} seed{'s' * (low > 1)})" if low == high else f" ({low}-{high} seeds)"
+
+
 def protocol_tables(protocol: str, block: dict) -> str:
   """The markdown of one protocol: accuracy (with anchors), macro F1, domain distances."""
   order = [pair_name(s, t) for s, t in all_pairs(protocol)]   # the canonical order, not the
@@ -352,7 +363,8 @@ def protocol_tables(protocol: str, block: dict) -> str:
            f"Seeds {block['seeds']}; target accuracy in %, mean ± std over seeds; TF-IDF = "
            "TF-IDF uni+bigrams + logistic regression, source only (measured here). Published "
            "anchors on the right (not measured here).", ""]
-  header = ["pair", *arms, "TF-IDF", *anchors["columns"]]
+  header = ["pair", *(arm + seed_note(pairs, arm, len(block["seeds"])) for arm in arms),
+            "TF-IDF", *anchors["columns"]]
   lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
   per_arm: dict[str, list[float]] = {a: [] for a in arms + ["TF-IDF"]}
   for name, p in pairs.items():
@@ -453,7 +465,8 @@ def record_pair(out: str, protocol: str, source: str, target: str, fresh: dict,
   name = pair_name(source, target)
   with locked_results(out) as all_results:
     block = all_results.setdefault(protocol, {"pairs": {}, "cpu_seconds": {}})
-    block["seeds"] = list(seeds)
+    # Every seed any invocation ran (a --seeds 1 pass of new arms keeps the others' 3).
+    block["seeds"] = sorted(set(block.get("seeds", [])) | set(seeds))
     block["overrides"] = list(overrides)
     pair = block["pairs"].setdefault(name, {"arms": {}, "runs": {}})
     pair["arms"].update(fresh["arms"])         # arms run by earlier invocations stay

@@ -147,6 +147,12 @@ def test_report_has_the_average_and_the_anchors(tmp_path):
   assert "B→D 3.0, B→E 3.0," in text and "K→E 3.0; total 28.0 (a run shared" in text
   assert ": B→D 2.0; total 2.0." in text                                   # CPU minutes
   assert json.loads((tmp_path / "results.json").read_text())["A"]["seeds"] == [0, 1]
+  # An arm run with fewer seeds than the others says so in its column header.
+  for p in pairs.values():
+    p["arms"]["lm"] = {"target_accuracy": {"mean": 0.7, "std": 0.0, "values": [0.7]}}
+  bench.write_reports(str(tmp_path), {"A": {"pairs": pairs, "seeds": [0, 1], "cpu_seconds": {}}})
+  assert "| pair | source_only | dann | lm (1 seed) | TF-IDF |" in (
+      tmp_path / "results.md").read_text()
 
 
 def test_twin_comparison_counts_pairs_clear_gaps_and_seed_matched_runs():
@@ -259,3 +265,14 @@ def test_smoke_run_of_one_pair_resumes(tmp_path):
   assert not list(again.rglob("checkpoints"))
   assert json.loads((again / "results.json").read_text())["A"]["pairs"]["B→D"]["arms"] == \
       results["arms"]
+
+
+def test_a_one_seed_pass_of_new_arms_keeps_the_protocols_seeds(tmp_path):
+  """``--seeds 3`` for some arms, then ``--seeds 1`` for others: the record keeps 0, 1, 2."""
+  fresh = lambda arm: {"arms": {arm: {}}, "runs": {arm: []},
+                       "tfidf_peer": {"target_accuracy": 0.78}}
+  bench.record_pair(str(tmp_path), "A", "books", "dvd", fresh("dann"), 60.0, range(3), [])
+  bench.record_pair(str(tmp_path), "A", "books", "dvd", fresh("lm"), 30.0, range(1), [])
+  block = json.loads((tmp_path / "results.json").read_text())["A"]
+  assert block["seeds"] == [0, 1, 2] and set(block["pairs"]["B→D"]["arms"]) == {"dann", "lm"}
+  assert block["cpu_seconds"]["B→D"] == 90.0
