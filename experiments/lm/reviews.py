@@ -17,6 +17,11 @@ schedule. ``init_from.path = ""`` trains the review LM from scratch instead.
 The encoder has the classifier's structure, so the sentiment experiments take
 it with ``init_from.subtrees = ("classifier.encoder=encoder",)`` and this
 run's tokenizer (``data.tokenizer_path = <workdir>/tokenizer``).
+
+Measured (2026-12-01, 2-core CPU; ``:all`` from ``runs/ptb``, test perplexity
+111.7): 2 epochs, 7,030 steps in 46 minutes of training at 2.85k tokens/s;
+validation perplexity 153.4 after the first epoch and 135.3 after the second,
+test perplexity 126.8. This is the model the sentiment ``lm`` arms start from.
 """
 
 import os
