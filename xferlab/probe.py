@@ -36,11 +36,11 @@ def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
   from flax import nnx
 
   from xferlab.analysis import encode_features
+  from xferlab.checkpoint import check_prerequisites
   from xferlab.data.domains import load_domain_adaptation
   from xferlab.launch import Restored
   from xferlab.tasks import get_task
   from xferlab.train import _init_params
-  from xferlab.checkpoint import check_prerequisites
   check_prerequisites(config)
   task = get_task(config.task)
   workdir = tempfile.mkdtemp(prefix="probe-")
