@@ -38,12 +38,21 @@ Shared work, trained once and reused:
     target domain and seed, in ``OUT/<protocol>/to_<target>/in_domain/seed_<s>``,
     and serves the 3 pairs with that target (A, B) -- movie pairs use protocol
     A's, which trains and tests on the same data;
+  * ``lm``: its training never reads the target domain (the language model's own
+    vocabulary, no target batches at λ = 0), so the 3 pairs of one source train the
+    same model, bit for bit. The first pair of a source to reach a seed trains it;
+    the others evaluate that run's selected weights on their own target
+    (``share_target_free_run``: a run whose ``results.json`` says ``trained_in``,
+    ``train_seconds`` 0, its ``best/`` a link to the trained run's). The source
+    validation numbers are measured again there and must match the trained run's,
+    or the benchmark stops. Any arm with the same property shares the same way
+    (``target_free``);
   * the corpora (prepared once, cached by ``xferlab.data``).
-Not shared: ``source_only`` and ``lm`` train per pair. They are the twins of
-``dann`` and ``lm_dann`` without the transfer term (same network and initial
-weights, same source batches, their vocabulary built with the target's text;
-no target batches, whose gradient at λ = 0 is zero), so that the transfer term
-is the only difference between an arm and its DANN version.
+Not shared: ``source_only`` trains per pair. It is the twin of ``dann`` without the
+transfer term (same network and initial weights, same source batches, its
+vocabulary built with the target's text; no target batches, whose gradient at
+λ = 0 is zero), so that the transfer term is the only difference between the two;
+``lm`` is ``lm_dann``'s twin in the same sense.
 
 Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
 per pair; the proxy A-distance of the source and target encoder features
@@ -192,6 +201,80 @@ def run_dir(out: str, protocol: str, source: str, target: str, arm: str, seed: i
   return os.path.join(out, protocol, f"{source}_{target}", arm, f"seed_{seed}")
 
 
+def target_free(config) -> bool:
+  """Whether a run's training never reads its target domain: no target batches (no transfer
+  term, no L_im) and a vocabulary of its own (``data.tokenizer_path``: the language model's),
+  not one built with the target's text. Such a run trains the same model for every target
+  of its source; the benchmark trains it once (``share_target_free_run``)."""
+  from xferlab.tasks.classification import uses_target_batches
+  return bool(config.data.tokenizer_path) and not uses_target_batches(config)
+
+
+def trained_sibling(out: str, protocol: str, source: str, target: str, arm: str, seed: int,
+                    config) -> str | None:
+  """The workdir of a finished run of ``arm`` and ``seed`` from ``source`` to another target
+  that trained (its own weights in ``best/``) with this configuration but for the target;
+  None while there is none."""
+  from xferlab.config import from_json
+  from xferlab.train import config_differences
+  for other_source, other_target in all_pairs(protocol):
+    workdir = run_dir(out, protocol, other_source, other_target, arm, seed)
+    best = os.path.join(workdir, "best")
+    if (other_source != source or other_target == target or os.path.islink(best)
+        or not os.path.isdir(best) or not os.path.exists(os.path.join(workdir, "results.json"))):
+      continue
+    with open(os.path.join(workdir, "config.json")) as f:
+      theirs = from_json(f.read())
+    theirs.data.target, theirs.name = config.data.target, config.name
+    if not config_differences(theirs, config):
+      return workdir
+  return None
+
+
+def share_target_free_run(trained: str, config, workdir: str) -> dict:
+  """Evaluates a trained run's selected weights on ``config``'s target test set, in ``workdir``.
+
+  ``trained`` is the same ``target_free`` run (source, seed, configuration) trained for
+  another target. Writes ``workdir/config.json`` (``config``), its tokenizer, ``best`` (a
+  link to the trained run's) and ``results.json``: the trained run's, with the metrics of
+  both evaluation sets measured here, ``train_seconds`` 0 and ``trained_in`` naming the run
+  that trained. Raises RuntimeError when the source validation metrics measured here differ
+  from the trained run's (its training did depend on the target: it must not be shared).
+  """
+  import shutil
+
+  import jax
+  from flax import nnx
+
+  from xferlab.config import to_json
+  from xferlab.tasks import get_task
+  from xferlab.train import evaluate
+  restored = launch.restore(trained)
+  task = get_task(config.task)
+  if os.path.isdir(workdir):                   # a run of this pair cut short: not needed now
+    shutil.rmtree(workdir)
+  os.makedirs(workdir)
+  data = task.prepare(config, workdir)         # this pair's evaluation sets, as training's
+  graphdef, params, rest = nnx.split(restored.model, nnx.Param, ...)
+  eval_step = jax.jit(lambda p, r, batch: task.eval_sums(nnx.merge(graphdef, p, r), batch))
+  measured = evaluate(task, eval_step, params, rest, data.eval_sets)[0]
+  results = dict(restored.results)
+  differ = {k: (v, results.get(k)) for k, v in measured.items() if k.startswith("source_val_")
+            and (results.get(k) is None or abs(v - results[k]) > 1e-6)}
+  if differ:
+    shutil.rmtree(workdir)
+    raise RuntimeError(f"{trained} cannot serve {workdir}: its source validation metrics "
+                       f"measured again differ (measured, recorded): {differ}")
+  results.update(measured, train_seconds=0.0, trained_in=os.path.relpath(trained, workdir))
+  os.symlink(os.path.relpath(os.path.join(trained, "best"), workdir),
+             os.path.join(workdir, "best"))
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(to_json(config))
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+  return results
+
+
 def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
                         lm: str = LM_DIR, vectors: str = VECTORS_DIR) -> None:
   """Stops before any training when an arm's pretrained model is missing, naming its command."""
@@ -258,7 +341,14 @@ def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]
       workdir = run_dir(args.out, protocol, source, target, arm, seed)
       print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
             flush=True)
-      results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+      trained = (target_free(config) and arm not in PER_TARGET_ARMS
+                 and not os.path.exists(os.path.join(workdir, "results.json"))
+                 and trained_sibling(args.out, protocol, source, target, arm, seed, config))
+      if trained:
+        print(f"[benchmark]   trained once for {source}: evaluating {trained}", flush=True)
+        results = dict(share_target_free_run(trained, config, workdir), workdir=workdir)
+      else:
+        results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
       if config.transfer.method == "dann" and config.transfer.lam > 0:   # a trained discriminator
         results["discriminator_accuracy"] = discriminator_accuracy(workdir)
       if arm in DISTANCE_ARMS and args.distance_texts:

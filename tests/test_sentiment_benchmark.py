@@ -276,3 +276,57 @@ def test_a_one_seed_pass_of_new_arms_keeps_the_protocols_seeds(tmp_path):
   block = json.loads((tmp_path / "results.json").read_text())["A"]
   assert block["seeds"] == [0, 1, 2] and set(block["pairs"]["B→D"]["arms"]) == {"dann", "lm"}
   assert block["cpu_seconds"]["B→D"] == 90.0
+
+
+def test_a_target_free_run_is_trained_once_and_evaluated_on_each_target(tmp_path, tiny_config):
+  """A run that never reads its target (a vocabulary of its own, no target batches), evaluated
+  on another target's test set, gives the numbers a run trained for that target gets; a run
+  whose training differs is refused, leaving nothing behind."""
+  from xferlab.config import apply_overrides
+  from xferlab.launch import restore, run_config
+  from xferlab.train import finished_results
+  run_config(apply_overrides(tiny_config, {"train.num_steps": 2}), str(tmp_path / "vocab"))
+  free = apply_overrides(tiny_config, {"transfer.method": "none", "transfer.lam": 0.0,
+                                       "data.tokenizer_path": str(tmp_path / "vocab/tokenizer")})
+  assert bench.target_free(free) and not bench.target_free(tiny_config)
+  # Another target test set, the same source (the synthetic corpus draws the target last).
+  other = apply_overrides(free, {"data.synthetic.num_target_test": 48})
+  trained = run_config(free, str(tmp_path / "trained"))
+  separately = run_config(other, str(tmp_path / "separately"))
+  shared = bench.share_target_free_run(str(tmp_path / "trained"), other, str(tmp_path / "shared"))
+  assert (trained["target_count"], shared["target_count"]) == (32, 48)
+  for key in separately:
+    if key.startswith(("target_", "source_val_")):
+      assert shared[key] == pytest.approx(separately[key], abs=1e-6), key
+  assert shared["train_seconds"] == 0 and shared["trained_in"] == "../trained"
+  assert os.path.islink(tmp_path / "shared" / "best")
+  assert finished_results(other, str(tmp_path / "shared")) == shared     # resumes as finished
+  assert restore(str(tmp_path / "shared")).predict(["a sturdy kettle"]).shape == (1,)
+  fewer = apply_overrides(free, {"data.synthetic.num_source_val": 40})
+  with pytest.raises(RuntimeError, match="source validation"):
+    bench.share_target_free_run(str(tmp_path / "trained"), fewer, str(tmp_path / "refused"))
+  assert not (tmp_path / "refused").exists()
+
+
+def test_the_lm_arm_finds_its_sources_run_trained_for_another_target(tmp_path):
+  """Only lm is target-free; its sibling is the same seed and config of another target."""
+  from xferlab.config import apply_overrides, to_json
+  out = str(tmp_path)
+  config = lambda source, target, arm="lm", seed=1: bench.arm_config("A", source, target, arm,
+                                                                    seed, [])
+  assert bench.target_free(config("books", "dvd"))
+  assert not any(bench.target_free(config("books", "dvd", arm)) for arm in bench.ARMS
+                 if arm != "lm")
+  find = lambda source, target, seed=1, c=None: bench.trained_sibling(
+      out, "A", source, target, "lm", seed, c or config(source, target, seed=seed))
+  assert find("books", "electronics") is None
+  trained = bench.run_dir(out, "A", "books", "dvd", "lm", 1)
+  os.makedirs(os.path.join(trained, "best"))
+  (tmp_path / "A/books_dvd/lm/seed_1/config.json").write_text(to_json(config("books", "dvd")))
+  assert find("books", "electronics") is None                          # not finished yet
+  (tmp_path / "A/books_dvd/lm/seed_1/results.json").write_text("{}")
+  assert find("books", "electronics") == find("books", "kitchen") == trained
+  assert find("books", "dvd") is None and find("dvd", "electronics") is None
+  assert find("books", "electronics", seed=2) is None
+  changed = apply_overrides(config("books", "electronics"), ["train.num_epochs=3"])
+  assert find("books", "electronics", c=changed) is None

@@ -176,21 +176,25 @@ def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
   return out
 
 
+def config_differences(old, new) -> list[str]:
+  """The flattened keys (sorted) where configuration ``new`` differs from ``old``, a run's
+  written one: ``train.progress_bar`` aside, and keys added to xferlab after ``old`` was
+  written as long as ``new`` holds their default."""
+  from xferlab.defaults import base_config
+  a, b = flatten(old), flatten(from_json(to_json(new)))
+  defaults = flatten(from_json(to_json(base_config())))
+  added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
+  ignore = {"train.progress_bar"} | added
+  return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
+
+
 def check_workdir_config(config, workdir: str) -> None:
   """Refuses to resume a workdir that was started with a different configuration."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
   with open(path) as f:
-    old = from_json(f.read())
-  ignore = {"train.progress_bar"}
-  a, b = flatten(old), flatten(from_json(to_json(config)))
-  # A key added to xferlab after the run started is no difference while it has its default.
-  from xferlab.defaults import base_config
-  defaults = flatten(from_json(to_json(base_config())))
-  added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
-  diff = sorted(k for k in set(a) | set(b)
-                if k not in ignore | added and a.get(k) != b.get(k))
+    diff = config_differences(from_json(f.read()), config)
   if diff:
     raise ValueError(f"{workdir} holds a run with a different configuration "
                      f"(differs in: {', '.join(diff)}); use another workdir to start a new run.")
