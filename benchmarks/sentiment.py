@@ -44,9 +44,9 @@ Shared work, trained once and reused:
     the others evaluate that run's selected weights on their own target
     (``share_target_free_run``: a run whose ``results.json`` says ``trained_in``,
     ``train_seconds`` 0, its ``best/`` a link to the trained run's). The source
-    validation numbers are measured again there and must match the trained run's,
-    or the benchmark stops. Any arm with the same property shares the same way
-    (``target_free``);
+    validation numbers are measured again on the pair's own source split and must
+    match the trained run's, or the benchmark stops. Any arm with the same property
+    shares the same way (``target_free``);
   * the corpora (prepared once, cached by ``xferlab.data``).
 Not shared: ``source_only`` trains per pair. It is the twin of ``dann`` without the
 transfer term (same network and initial weights, same source batches, its
@@ -238,8 +238,11 @@ def share_target_free_run(trained: str, config, workdir: str) -> dict:
   another target. Writes ``workdir/config.json`` (``config``), its tokenizer, ``best`` (a
   link to the trained run's) and ``results.json``: the trained run's, with the metrics of
   both evaluation sets measured here, ``train_seconds`` 0 and ``trained_in`` naming the run
-  that trained. Raises RuntimeError when the source validation metrics measured here differ
-  from the trained run's (its training did depend on the target: it must not be shared).
+  that trained. Raises RuntimeError when the source validation metrics measured here (this
+  pair's source split, through this pair's tokenizer) differ from the trained run's: then the
+  two pairs do not share their source data and the run must not be shared. (That the
+  training itself ignores the target is ``target_free``'s condition; measured: the training
+  logs of B→D, B→E and B→K are identical.)
   """
   import shutil
 
