@@ -217,11 +217,12 @@ def trained_sibling(out: str, protocol: str, source: str, target: str, arm: str,
   None while there is none."""
   from xferlab.config import from_json
   from xferlab.train import config_differences
-  for other_source, other_target in all_pairs(protocol):
-    workdir = run_dir(out, protocol, other_source, other_target, arm, seed)
+  others = [t for s, t in all_pairs(protocol) if s == source and t != target]
+  for other_target in others:
+    workdir = run_dir(out, protocol, source, other_target, arm, seed)
     best = os.path.join(workdir, "best")
-    if (other_source != source or other_target == target or os.path.islink(best)
-        or not os.path.isdir(best) or not os.path.exists(os.path.join(workdir, "results.json"))):
+    trained_here = os.path.isdir(best) and not os.path.islink(best)   # not itself a shared run
+    if not (trained_here and os.path.exists(os.path.join(workdir, "results.json"))):
       continue
     with open(os.path.join(workdir, "config.json")) as f:
       theirs = from_json(f.read())
