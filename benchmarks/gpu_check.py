@@ -95,7 +95,8 @@ def precision_check(steps: int = 20) -> dict:
   from xferlab.config import apply_overrides
   from xferlab.defaults import base_config
   from xferlab.tasks.classification import ClassificationTask
-  from xferlab.train import TrainState, compiled_steps, finetune, lambda_hparams
+  from xferlab.train import TrainState, compiled_steps, lambda_hparams
+  from xferlab.transfer import model_based as finetune
   results = {}
   for precision in ("float32", "bfloat16"):
     config = apply_overrides(base_config(), {

@@ -549,7 +549,8 @@ def quickstart_steps(population: int) -> dict[str, Callable[[], object]]:
   """The quick start's train step (``compiled_steps``) for one run and for a vmapped
   population of ``population`` runs, on the same batch."""
   import tempfile
-  from xferlab import config as config_lib, finetune
+  from xferlab import config as config_lib
+  from xferlab.transfer import model_based as finetune
   from xferlab.tasks import get_task
   experiment = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "experiments", "quickstart.py")
@@ -557,7 +558,7 @@ def quickstart_steps(population: int) -> dict[str, Callable[[], object]]:
   task = get_task(config.task)
   workdir = tempfile.mkdtemp(prefix="loop-")
   data = task.prepare(config, workdir)
-  graphdef, params, rest = train._init_params(task, config, data.tokenizer.vocab_size,
+  graphdef, params, rest = train.init_params(task, config, data.tokenizer.vocab_size,
                                               data.tokenizer, workdir)
   params = jax.tree.map(np.asarray, params)      # host copies: every state below owns its buffers
   tx = finetune.build_optimizer(config, params, 1000)

@@ -54,9 +54,9 @@ vocabulary built with the target's text; no target batches, whose gradient at
 λ = 0 is zero), so that the transfer term is the only difference between the two;
 ``lm`` is ``lm_dann``'s twin in the same sense.
 
-Besides the runs: the TF-IDF + logistic regression peer (``xferlab.peers``)
+Besides the runs: the TF-IDF + logistic regression peer (``xferlab.studies.peers``)
 per pair; the proxy A-distance of the source and target encoder features
-(``xferlab.analysis``) for the source_only, dann, lm, lm_dann and vectors*
+(``xferlab.studies.domain_distance``) for the source_only, dann, lm, lm_dann and vectors*
 runs, with a PCA picture of source-only beside DANN for each pair's first seed
 (``OUT/<protocol>/<pair>/features.png``); the discriminator's accuracy over
 the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
@@ -289,7 +289,7 @@ def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
     same_start = next((g for g in (LM_ARMS, VECTOR_ARMS) if arm in g), (arm,))
     for path, command in ((config.init_from.path, made_by), (config.data.tokenizer_path, made_by),
                           (config.model.pretrained_vectors,
-                           f"python -m xferlab.word2vec --out {vectors_dir}")):
+                           f"python -m xferlab.studies.word2vec --out {vectors_dir}")):
       if path and not os.path.exists(path):
         raise ConfigError(
             f"arm {arm} starts from {path!r}, which does not exist (relative to {os.getcwd()}). "
@@ -314,7 +314,7 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
   be encoded; False (and a line saying why) when none can, as when every seed of one arm was
   read back from a benchmark record, which keeps no weights: remove one such seed of each
   arm from ``OUT`` and run the benchmark again to retrain them and draw it."""
-  from xferlab import analysis
+  from xferlab.studies import domain_distance as analysis
   for source_only, dann in zip(runs["source_only"], runs["dann"]):
     workdirs = {"source_only": source_only["workdir"], "dann": dann["workdir"]}
     if all(analysis.can_encode(w, num_texts) for w in workdirs.values()):
@@ -328,7 +328,7 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
 
 def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]) -> dict:
   """Trains (or reads) every arm and seed of one pair; returns its numbers."""
-  from xferlab import analysis, peers
+  from xferlab.studies import domain_distance as analysis, peers
   pair_dir = os.path.join(args.out, protocol, f"{source}_{target}")
   os.makedirs(pair_dir, exist_ok=True)
   if args.vectorize:
@@ -588,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       "python launch.py experiments/lm/reviews.py:all --workdir DIR)")
   parser.add_argument("--vectors", default=VECTORS_DIR,
                       help="the review word vectors of the vector arms (made here when missing, "
-                      "or by: python -m xferlab.word2vec --out DIR)")
+                      "or by: python -m xferlab.studies.word2vec --out DIR)")
   parser.add_argument("--distance-texts", type=int, default=1000,
                       help="texts per domain for the proxy A-distance (0 = skip it)")
   parser.add_argument("--vectorize", action="store_true",
@@ -605,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = parse_pairs(args.pairs, args.protocol)
     vector_arms = [a for a in args.arms if a in VECTOR_ARMS]
     if vector_arms:                             # shared by every pair: trained once, here
-      from xferlab.word2vec import ensure_vectors
+      from xferlab.studies.word2vec import ensure_vectors
       dim = arm_config(args.protocol, *pairs[0], vector_arms[0], 0, args.overrides, args.lm,
                        args.vectors).model.embed_dim
       ensure_vectors(args.vectors, dim=dim)

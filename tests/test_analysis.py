@@ -1,4 +1,4 @@
-"""The proxy A-distance and the feature pictures (xferlab.analysis)."""
+"""The proxy A-distance and the feature pictures (xferlab.studies.domain_distance)."""
 
 import os
 
@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from xferlab import analysis  # noqa: E402
+from xferlab.studies import domain_distance as analysis  # noqa: E402
 
 
 def test_separable_domains_are_near_two_and_identical_ones_near_zero():

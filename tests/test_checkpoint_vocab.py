@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from xferlab import checkpoint
+from xferlab.transfer import model_based
 from xferlab.config import apply_overrides
 from xferlab.data.tokenizer import WordTokenizer
 from xferlab.defaults import base_config
@@ -39,7 +40,7 @@ def _save(workdir, params, tokenizer=None):
 
 
 def test_vocab_mapping_matches_token_strings():
-  vocab_map = checkpoint.vocab_mapping(WordTokenizer(OLD_WORDS), WordTokenizer(NEW_WORDS))
+  vocab_map = model_based.vocab_mapping(WordTokenizer(OLD_WORDS), WordTokenizer(NEW_WORDS))
   assert vocab_map.dtype == np.int32 and vocab_map.tolist() == EXPECTED_MAP
 
 
@@ -48,7 +49,7 @@ def test_restore_into_another_vocabulary(tmp_path):
   workdir = _save(tmp_path / "lm", old)
   new = _params(9, seed=1)
   vocab_map = np.array(EXPECTED_MAP)
-  out = checkpoint.restore_subtrees(new, workdir, ["classifier.encoder", "lm"], vocab_map)
+  out = model_based.restore_subtrees(new, workdir, ["classifier.encoder", "lm"], vocab_map)
   emb, old_emb = out["classifier"]["encoder"]["embed"]["embedding"], \
       old["classifier"]["encoder"]["embed"]["embedding"]
   kernel, old_kernel = out["lm"]["output"]["kernel"], old["lm"]["output"]["kernel"]
@@ -76,26 +77,26 @@ def test_init_from_vocab_auto_reads_the_checkpoints_tokenizer(tmp_path):
   workdir = _save(tmp_path / "lm", old, WordTokenizer(OLD_WORDS))
   config = apply_overrides(base_config(), {"init_from.path": workdir + "/best/7",
                                            "init_from.vocab": "auto"})
-  vocab_map = checkpoint.init_from_vocab_map(config.init_from, WordTokenizer(NEW_WORDS))
+  vocab_map = model_based.init_from_vocab_map(config.init_from, WordTokenizer(NEW_WORDS))
   assert vocab_map.tolist() == EXPECTED_MAP
   config = apply_overrides(config, {"init_from.vocab": os.path.join(workdir, "tokenizer")})
-  assert checkpoint.init_from_vocab_map(config.init_from, WordTokenizer(NEW_WORDS)).tolist() \
+  assert model_based.init_from_vocab_map(config.init_from, WordTokenizer(NEW_WORDS)).tolist() \
       == EXPECTED_MAP
-  assert checkpoint.init_from_vocab_map(apply_overrides(config, {"init_from.vocab": ""}).init_from,
+  assert model_based.init_from_vocab_map(apply_overrides(config, {"init_from.vocab": ""}).init_from,
                                         WordTokenizer(NEW_WORDS)) is None
   with pytest.raises(FileNotFoundError, match="init_from.vocab"):
-    checkpoint.tokenizer_dir(str(tmp_path))
+    model_based.tokenizer_dir(str(tmp_path))
 
 
 def test_mismatch_errors_list_the_offending_paths(tmp_path):
   workdir = _save(tmp_path / "lm", _params(8, seed=0))
   # Without a vocab map the vocabularies must agree: the existing error.
   with pytest.raises(ValueError) as e:
-    checkpoint.restore_subtrees(_params(9, seed=1), workdir, ["classifier.encoder"])
+    model_based.restore_subtrees(_params(9, seed=1), workdir, ["classifier.encoder"])
   assert "classifier.encoder.embed.embedding: checkpoint (8, 5) vs model (9, 5)" in str(e.value)
   # With one, the other shapes must still match; every offending path is listed.
   with pytest.raises(ValueError) as e:
-    checkpoint.restore_subtrees(_params(9, seed=1, hidden=13), workdir,
+    model_based.restore_subtrees(_params(9, seed=1, hidden=13), workdir,
                                 ["classifier.encoder", "classifier.head", "lm"],
                                 np.array(EXPECTED_MAP))
   message = str(e.value)
@@ -108,7 +109,7 @@ def test_mismatch_errors_list_the_offending_paths(tmp_path):
   # A vocab map of the wrong length names the embedding.
   with pytest.raises(ValueError, match=r"classifier\.encoder\.embed\.embedding: checkpoint "
                                        r"\(8, 5\) vs model \(9, 5\) with a vocab map of 8"):
-    checkpoint.restore_subtrees(_params(9, seed=1), workdir, ["classifier.encoder"],
+    model_based.restore_subtrees(_params(9, seed=1), workdir, ["classifier.encoder"],
                                 np.arange(8))
 
 
@@ -121,7 +122,7 @@ def test_a_tied_softmax_bias_moves_with_its_tokens(tmp_path):
   new = {"seq2seq": {"embed": {"embedding": np.zeros((8, EMBED), np.float32)},
                      "softmax_bias": np.zeros((8,), np.float32)}}
   vocab_map = np.array([0, 1, 2, 3, 7, 6, -1, 4])
-  out = checkpoint.restore_subtrees(new, _save(tmp_path / "s2s", old), ["seq2seq"], vocab_map)
+  out = model_based.restore_subtrees(new, _save(tmp_path / "s2s", old), ["seq2seq"], vocab_map)
   bias, old_bias = out["seq2seq"]["softmax_bias"], old["seq2seq"]["softmax_bias"]
   for i, j in enumerate(vocab_map):
     if j >= 0:

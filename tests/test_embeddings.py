@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from xferlab import embeddings, finetune
+from xferlab.transfer import feature_based as embeddings, model_based as finetune
 from xferlab.config import apply_overrides
 from xferlab.data.tokenizer import WordTokenizer
 from xferlab.defaults import base_config

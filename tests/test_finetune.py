@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from xferlab import finetune
+from xferlab import optim
+from xferlab.transfer import model_based as finetune
 from xferlab.config import apply_overrides
 from xferlab.defaults import base_config
 
@@ -142,7 +143,7 @@ def test_discriminative_rates_give_each_group_its_rate():
 
 def test_slanted_triangular_follows_howard_and_ruder():
   T, peak, cut_frac, ratio = 1000, 0.01, 0.1, 32
-  schedule = finetune.slanted_triangular(T, peak, cut_frac, ratio)
+  schedule = optim.slanted_triangular(T, peak, cut_frac, ratio)
   cut = 100
 
   def paper(t):   # eq. (3) of Howard & Ruder (2018)
@@ -158,7 +159,7 @@ def test_slanted_triangular_follows_howard_and_ruder():
   # Through the config, as the optimizer's schedule.
   config = _config(**{"optimizer.schedule": "slanted_triangular", "optimizer.learning_rate": peak,
                       "optimizer.cut_frac": cut_frac, "optimizer.stlr_ratio": float(ratio)})
-  np.testing.assert_allclose(finetune.make_schedule(config.optimizer, T)(550), paper(550),
+  np.testing.assert_allclose(optim.make_schedule(config.optimizer, T)(550), paper(550),
                              rtol=1e-5)
 
 

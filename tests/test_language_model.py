@@ -93,7 +93,7 @@ def test_trains_with_carried_state_and_reports_perplexity(tmp_path):
 
 
 def test_language_model_encoder_restores_into_a_classifier(tmp_path):
-  from xferlab import checkpoint
+  from xferlab.transfer import model_based
   from xferlab.tasks.classification import ClassificationTask
   from xferlab.train import train_and_evaluate
   config = tiny_lm_config()
@@ -102,7 +102,7 @@ def test_language_model_encoder_restores_into_a_classifier(tmp_path):
   clf_config = apply_overrides(config, {"task": "classification"})
   clf = ClassificationTask().build_model(clf_config, lm_params["encoder"]["embed"]["embedding"].shape[0])
   params = nnx.to_pure_dict(nnx.state(clf, nnx.Param))
-  restored = checkpoint.restore_subtrees(params, str(tmp_path / "lm"),
+  restored = model_based.restore_subtrees(params, str(tmp_path / "lm"),
                                          ("classifier.encoder=encoder",))
   for a, b in zip(jax.tree.leaves(restored["classifier"]["encoder"]),
                   jax.tree.leaves(lm_params["encoder"])):

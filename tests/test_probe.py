@@ -1,10 +1,10 @@
-"""The linear probe of frozen encoder features (xferlab.probe), on features made here."""
+"""The linear probe of frozen encoder features (xferlab.studies.probe), on features made here."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
-from xferlab import probe  # noqa: E402
+from xferlab.studies import probe  # noqa: E402
 
 
 def test_balanced_subset_takes_each_class_equally_and_is_seeded():

@@ -83,7 +83,7 @@ def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_and_epochs
 
 def test_missing_word_vectors_name_the_command_that_makes_them(tmp_path):
   missing = str(tmp_path / "no_vectors")
-  with pytest.raises(ConfigError, match=f"python -m xferlab.word2vec --out {missing}"):
+  with pytest.raises(ConfigError, match=f"python -m xferlab.studies.word2vec --out {missing}"):
     bench.check_prerequisites("A", ["dann", "vectors_dann"], ("books", "dvd"), [],
                               vectors=missing)
 

@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 
 from xferlab import checkpoint, train
+from xferlab.transfer import model_based
 from xferlab.config import apply_overrides, to_json
 from xferlab.tasks import get_task
 from tests.conftest import ROOT, TINY
@@ -86,11 +87,11 @@ def test_partial_restore_and_mismatch_error(tiny_config, tmp_path):
   params = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[1])
   vocab = len(donor["classifier"]["encoder"]["embed"]["embedding"])
   with pytest.raises(ValueError) as e:
-    checkpoint.restore_subtrees(params, str(tmp_path / "donor"), ["classifier.encoder"])
+    model_based.restore_subtrees(params, str(tmp_path / "donor"), ["classifier.encoder"])
   assert "classifier.encoder.embed.embedding" in str(e.value) and f"({vocab}, 8)" in str(e.value)
   model = task.build_model(apply_overrides(tiny_config, {"seed": 9}), vocab)
   params = nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[1])
-  out = checkpoint.restore_subtrees(params, str(tmp_path / "donor"), ["classifier.encoder"])
+  out = model_based.restore_subtrees(params, str(tmp_path / "donor"), ["classifier.encoder"])
   np.testing.assert_array_equal(out["classifier"]["encoder"]["embed"]["embedding"],
                                 donor["classifier"]["encoder"]["embed"]["embedding"])
   np.testing.assert_array_equal(out["classifier"]["head"]["layers"][0]["kernel"],

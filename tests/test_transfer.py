@@ -10,7 +10,7 @@ from xferlab import losses
 from xferlab.config import apply_overrides
 from xferlab.data import batching
 from xferlab.tasks import get_task
-from xferlab.transfer import (CoralLoss, DomainAdversarialLoss, MMDLoss, grad_reverse,
+from xferlab.transfer.relation_based import (CoralLoss, DomainAdversarialLoss, MMDLoss, grad_reverse,
                               information_maximization)
 
 

@@ -1,11 +1,12 @@
-"""Word vectors trained with gensim (xferlab/word2vec.py) and read back by xferlab/embeddings."""
+"""Word vectors trained with gensim (xferlab.transfer.feature_based.train_word2vec) and read back by its loader."""
 
 import json
 
 import numpy as np
 import pytest
 
-from xferlab import embeddings, word2vec
+from xferlab.transfer import feature_based as embeddings
+from xferlab.transfer import feature_based as word2vec
 from xferlab.data.tokenizer import WordTokenizer
 
 pytest.importorskip("gensim")

@@ -84,7 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.coverage = False       # encoder-decoder: coverage in the attention + coverage loss
   c.model.coverage_loss_weight = 1.0   # its weight in the loss (See et al. 2017: 1)
   c.model.pretrained_vectors = ""  # word vectors (GloVe / word2vec text, .gz allowed) for the
-                                 # embedding; '' = none (xferlab.embeddings)
+                                 # embedding; '' = none (xferlab.transfer.feature_based)
   c.model.freeze_embeddings = False  # never update the embedding (adds it to finetune.frozen)
 
   c.transfer = ml_collections.ConfigDict()
@@ -96,7 +96,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.transfer.discriminator_hidden = (100,)
   c.transfer.discriminator_dropout = 0.0
   c.transfer.target_entropy = 0.0  # β of the target information-maximization term added to the
-                                 # loss (xferlab.transfer.entropy); 0 = off. Classification only
+                                 # loss (xferlab.transfer.relation_based); 0 = off. Classification only
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"      # adam | adamw | sgd
@@ -109,7 +109,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.cut_frac = 0.1     # slanted_triangular: fraction of steps spent rising to the peak
   c.optimizer.stlr_ratio = 32.0  # slanted_triangular: peak rate / lowest rate
 
-  # Fine-tuning controls (xferlab.finetune). Layer groups, bottom to top: the
+  # Fine-tuning controls (xferlab.transfer.model_based). Layer groups, bottom to top: the
   # embedding, each RNN layer, then everything else (head, transfer module).
   c.finetune = ml_collections.ConfigDict()
   c.finetune.frozen = ()         # parameter path prefixes never updated,

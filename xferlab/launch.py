@@ -324,6 +324,30 @@ def restore(workdir: str) -> Restored:
   return Restored(workdir, config, model, tokenizer, results)
 
 
+def build(config, workdir: str | None = None) -> Restored:
+  """The model ``config`` describes as a run would start it, before any training step.
+
+  The tokenizer is prepared (written into ``workdir``, a new temporary folder by
+  default), then the run's pretrained word vectors and ``init_from`` subtrees are
+  applied. Probes and studies read features of such a model through the same
+  object ``restore`` returns for a trained one.
+  """
+  import tempfile
+
+  from flax import nnx
+
+  from xferlab import train
+  from xferlab.tasks import get_task
+  from xferlab.transfer import model_based
+  model_based.check_prerequisites(config)
+  workdir = workdir or tempfile.mkdtemp(prefix="xferlab-build-")
+  task = get_task(config.task)
+  tokenizer = task.prepare(config, workdir).tokenizer
+  graphdef, params, rest = train.init_params(task, config, tokenizer.vocab_size, tokenizer,
+                                             workdir)
+  return Restored(workdir, config, nnx.merge(graphdef, params, rest), tokenizer, {})
+
+
 def _split_values(text: str) -> list[str]:
   """``"0,0.1,(1,2)"`` -> ``["0", "0.1", "(1,2)"]`` (commas inside brackets kept)."""
   parts, depth, current = [], 0, ""

@@ -90,3 +90,8 @@ def set_leaf(tree: dict, path: Sequence[str], value: Any) -> dict:
   out = dict(tree)
   out[key] = set_leaf(tree[key], path[1:], value)
   return out
+
+
+def embedding_paths(params: Any) -> list[Path]:
+  """The path of every encoder embedding matrix (``.../encoder/embed/embedding``)."""
+  return [p for p in leaf_paths(params) if p[-3:] == ("encoder", "embed", "embedding")]

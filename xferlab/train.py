@@ -35,7 +35,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from xferlab import checkpoint, embeddings, finetune, losses
+from xferlab import checkpoint, losses, optim
+from xferlab.transfer import feature_based, model_based
 from xferlab.config import flatten, from_json, to_json
 from xferlab.metrics import MetricWriter, first_non_finite
 from xferlab.tasks import get_task
@@ -68,7 +69,7 @@ def eval_params(state: TrainState):
   return state.params if state.ema_params is None else state.ema_params
 
 
-make_optimizer = finetune.make_optimizer   # the plain optimizer; build_optimizer adds controls
+make_optimizer = optim.make_optimizer   # the plain optimizer; model_based.build_optimizer adds controls
 
 
 def lambda_hparams(config) -> dict[str, jax.Array]:
@@ -291,7 +292,7 @@ class _Member:
       closable.close()
 
 
-def _init_params(task, config, vocab_size: int, tokenizer, workdir: str):
+def init_params(task, config, vocab_size: int, tokenizer, workdir: str):
   """``(graphdef, params, rest)`` of a new model: pretrained word vectors, then
   ``init_from`` subtrees (which win where both write) applied.
 
@@ -301,13 +302,13 @@ def _init_params(task, config, vocab_size: int, tokenizer, workdir: str):
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   params = nnx.to_pure_dict(params)
   if config.model.pretrained_vectors:
-    params, coverage = embeddings.apply_pretrained_vectors(params, config, tokenizer)
+    params, coverage = feature_based.apply_pretrained_vectors(params, config, tokenizer)
     with open(os.path.join(workdir, "word_vectors.json"), "w") as f:
       json.dump(coverage, f, indent=2)
   if config.init_from.path:
-    params = checkpoint.restore_subtrees(
+    params = model_based.restore_subtrees(
         params, config.init_from.path, tuple(config.init_from.subtrees),
-        checkpoint.init_from_vocab_map(config.init_from, tokenizer))
+        model_based.init_from_vocab_map(config.init_from, tokenizer))
   return graphdef, params, rest
 
 
@@ -336,7 +337,7 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   """
   configs, workdirs = list(configs), [os.path.abspath(w) for w in workdirs]
   for config in configs:
-    checkpoint.check_prerequisites(config)   # a missing init_from model: fail before writing
+    model_based.check_prerequisites(config)   # a missing init_from model: fail before writing
   if len({population_key(c) for c in configs}) > 1:
     raise ValueError("A vmapped population may differ only in "
                      f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
@@ -352,14 +353,14 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   data = task.prepare(config, workdirs[0])
   for workdir in workdirs[1:]:
     data.tokenizer.save(os.path.join(workdir, "tokenizer"))
-  inits = [_init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
+  inits = [init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
            for c, w in zip(configs, workdirs)]
   graphdef, rest = inits[0][0], inits[0][2]
   t = config.train
   total_steps = t.num_steps or t.num_epochs * data.train.batches_per_epoch
   eval_every = t.eval_every or max(1, round(t.eval_every_epochs * data.train.batches_per_epoch))
   checkpoint_every = t.checkpoint_every or eval_every
-  tx = finetune.build_optimizer(config, inits[0][1], total_steps)
+  tx = model_based.build_optimizer(config, inits[0][1], total_steps)
   train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps, population)
 
   def initial_state(c, params):

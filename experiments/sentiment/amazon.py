@@ -19,7 +19,7 @@ unlabeled text of all four domains); make it first:
 The word-vector arms read skip-gram vectors of the same unlabeled text (2.5
 minutes; the benchmark makes them itself when they are missing):
 
-  python -m xferlab.word2vec --out runs/vectors_reviews
+  python -m xferlab.studies.word2vec --out runs/vectors_reviews
 
 Protocol (``xferlab.data.domains._amazon``): the source domain's 2,000 labeled
 reviews, split once (fixed seed) into 1,600 for training and 400 for
@@ -56,14 +56,14 @@ Arms (``arms``; all run by default):
   vectors         feature-based transfer: ``source_only`` with its embedding
                   initialised from the review word vectors (``model.
                   pretrained_vectors``, 128-d skip-gram on the unlabeled reviews
-                  of all four domains, ``xferlab.word2vec``), kept frozen
+                  of all four domains, ``xferlab.studies.word2vec``), kept frozen
                   (``model.freeze_embeddings``), 12 epochs (``VECTOR_EPOCHS``,
                   chosen on source validation; the scratch arms train 6);
   vectors_dann    the same with DANN, λ = 0.1;
   vectors_dann_im ``vectors_dann`` plus information maximization on the target
                   batches (``transfer.target_entropy`` = β times the mean entropy
                   of each target review's prediction minus the entropy of the
-                  batch's mean prediction; ``xferlab.transfer.entropy``),
+                  batch's mean prediction; ``xferlab.transfer.relation_based``),
                   β = 0.1. Chosen on books' source validation accuracy (books ->
                   dvd, seed 0): SHOT's β = 1 (Liang et al. 2020) made the
                   classifier confident on target text before it had learned
@@ -146,7 +146,7 @@ def lm_arms(lm: str) -> dict:
 def vectors_arms(vectors: str, num_epochs: int = 0) -> dict:
   """The arms whose embedding starts from the review word vectors in ``vectors``; they train
   for ``num_epochs`` (0: the protocol's own number)."""
-  from xferlab.word2vec import VECTORS_FILE
+  from xferlab.transfer.feature_based import VECTORS_FILE
   # Frozen: chosen on books' source validation accuracy (DANN, books -> dvd, one seed):
   # 82.8% frozen against 81.8% fine-tuned; frozen, the target's words keep their places.
   with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE),

@@ -5,7 +5,7 @@ r"""Cross-domain sentiment, protocol B: the HATN benchmark (Li et al., AAAI 2018
   python -m benchmarks.sentiment --protocol B
 
 (the LM arms need ``python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all``;
-the vector arms ``python -m xferlab.word2vec --out runs/vectors_reviews``, which the benchmark
+the vector arms ``python -m xferlab.studies.word2vec --out runs/vectors_reviews``, which the benchmark
 runs itself.)
 
 Protocol (``xferlab.data.domains._amazon_hatn``): the source domain's

@@ -6,7 +6,7 @@ as the target (the seed's sentiment scenario).
   python -m benchmarks.sentiment --protocol movie      # 2 sources x 4 targets
 
 (the LM arms need ``python launch.py experiments/lm/reviews.py:all --workdir runs/lm_reviews_all``;
-the vector arms ``python -m xferlab.word2vec --out runs/vectors_reviews``, which the benchmark
+the vector arms ``python -m xferlab.studies.word2vec --out runs/vectors_reviews``, which the benchmark
 runs itself.)
 
 Protocol (``xferlab.data.domains._movie``): the source's labeled movie reviews

@@ -8,7 +8,7 @@ axis); the classifier reads the source half, the transfer loss both halves:
 ``L = CE(source) + λ · L_transfer(features_source, features_target) + β · L_im(target)``,
 
 ``L_im`` the information maximization of the classifier's target predictions
-(``xferlab.transfer.entropy``, β = ``transfer.target_entropy``, 0 = off).
+(``xferlab.transfer.relation_based``, β = ``transfer.target_entropy``, 0 = off).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from xferlab.data.domains import load_domain_adaptation
 from xferlab.data import load_tokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
 from xferlab.tasks.base import TaskData, train_tokenizer
-from xferlab.transfer import information_maximization, make_transfer_loss
-from xferlab.transfer.adversarial import weighted_mean
+from xferlab.transfer.relation_based import (information_maximization, make_transfer_loss,
+                                              weighted_mean)
 
 
 class ClassificationModel(nnx.Module):

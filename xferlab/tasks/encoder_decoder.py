@@ -35,7 +35,7 @@ from xferlab.models.classifier import encoder_from_config
 from xferlab.models.rnn import length_mask
 from xferlab.models.seq2seq import Seq2Seq
 from xferlab.tasks.base import TaskData
-from xferlab.transfer import make_transfer_loss
+from xferlab.transfer.relation_based import make_transfer_loss
 
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
 

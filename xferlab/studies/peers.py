@@ -9,7 +9,7 @@ the target test set with the metrics the RNN runs report
 ``xferlab.data.domains`` splits as the experiments. REFERENCES.md measured it
 at 77.9 % on average over protocol A's 12 pairs, about 20 s for all of them.
 
-  python -m xferlab.peers --name amazon --pairs books:dvd,dvd:books
+  python -m xferlab.studies.peers --name amazon --pairs books:dvd,dvd:books
 
 Needs scikit-learn (``pip install -e ".[bench]"``).
 """
@@ -66,7 +66,7 @@ def tfidf_logreg(data_config) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
   from xferlab.defaults import base_config
-  parser = argparse.ArgumentParser(prog="python -m xferlab.peers",
+  parser = argparse.ArgumentParser(prog="python -m xferlab.studies.peers",
                                    description="TF-IDF + logistic regression, source only.")
   parser.add_argument("--name", default="amazon", help="data.name: amazon | amazon_hatn | movie")
   parser.add_argument("--pairs", default="books:dvd", help="source:target,...")

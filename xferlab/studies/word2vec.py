@@ -1,6 +1,6 @@
-r"""Word vectors trained on unlabeled text (gensim's word2vec): feature-based transfer.
+r"""Review word vectors for the sentiment benchmarks (``feature_based.train_word2vec``).
 
-  python -m xferlab.word2vec --out runs/vectors_reviews        # amazon_unlabeled, 4 domains
+  python -m xferlab.studies.word2vec --out runs/vectors_reviews        # amazon_unlabeled, 4 domains
 
 Skip-gram with negative sampling (Mikolov et al. 2013) over the unlabeled
 review text of the ``amazon_unlabeled`` domains (22,426 reviews, 3.5 M words
@@ -11,7 +11,7 @@ One worker thread: with a fixed ``seed`` the vectors are the same on every
 run.
 
 Writes ``OUT/vectors.txt`` (word2vec text format, read by
-``xferlab.embeddings``: ``model.pretrained_vectors = OUT/vectors.txt``) and
+``xferlab.transfer.feature_based``: ``model.pretrained_vectors = OUT/vectors.txt``) and
 ``OUT/word2vec.json`` (the settings, the corpus size, the time taken).
 """
 
@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from xferlab.data.domains import AMAZON_DOMAINS as DOMAINS
-from xferlab.data.tokenizer import split_words
-
-VECTORS_FILE = "vectors.txt"
+from xferlab.transfer.feature_based import VECTORS_FILE, train_word2vec
 
 
 def review_texts(domains: Sequence[str] = DOMAINS, manual_dir: str | None = None) -> list[str]:
@@ -34,26 +31,6 @@ def review_texts(domains: Sequence[str] = DOMAINS, manual_dir: str | None = None
   from xferlab.data import load
   return [row["text"] for domain in domains
           for row in load(f"amazon_unlabeled/{domain}", "train", manual_dir=manual_dir)]
-
-
-def train_word2vec(texts: Iterable[str], out: str, dim: int = 128, window: int = 5,
-                   min_count: int = 3, epochs: int = 5, seed: int = 0) -> dict:
-  """Trains skip-gram vectors ``float[words, dim]`` on ``texts``; writes ``out/vectors.txt``
-  and ``out/word2vec.json``; returns the latter's contents."""
-  from gensim.models import Word2Vec
-  start = time.time()
-  sentences = [split_words(text) for text in texts]
-  model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=1,
-                   negative=5, epochs=epochs, seed=seed, workers=1)
-  os.makedirs(out, exist_ok=True)
-  model.wv.save_word2vec_format(os.path.join(out, VECTORS_FILE))
-  info = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs, "seed": seed,
-          "algorithm": "skip-gram, negative sampling 5", "texts": len(sentences),
-          "words_in_corpus": sum(map(len, sentences)), "vocabulary": len(model.wv),
-          "seconds": round(time.time() - start, 1)}
-  with open(os.path.join(out, "word2vec.json"), "w") as f:
-    json.dump(info, f, indent=2)
-  return info
 
 
 def ensure_vectors(out: str, domains: Sequence[str] = DOMAINS, dim: int = 128) -> str:
@@ -67,7 +44,7 @@ def ensure_vectors(out: str, domains: Sequence[str] = DOMAINS, dim: int = 128) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m xferlab.word2vec",
+  parser = argparse.ArgumentParser(prog="python -m xferlab.studies.word2vec",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--out", required=True, help="directory for vectors.txt")
   parser.add_argument("--domains", default=",".join(DOMAINS),

@@ -1,4 +1,4 @@
-"""Pretrained word vectors in and out of the embedding (feature-based transfer).
+"""Feature-based transfer: pretrained word vectors into the embedding, out of it, and trained.
 
 Two text formats, optionally gzipped (recognised by content, not by name):
 
@@ -24,7 +24,13 @@ the loaded vectors.
 ``apply_pretrained_vectors(params, config, tokenizer)`` writes the vectors of
 ``config.model.pretrained_vectors`` into every encoder embedding of a pure
 parameter dict; ``model.freeze_embeddings`` then freezes them
-(``xferlab.finetune.frozen_prefixes``).
+(``xferlab.transfer.model_based.frozen_prefixes``).
+
+``train_word2vec(texts, out)`` trains skip-gram vectors on unlabeled text with
+gensim's word2vec, split into words exactly as the word tokenizer splits them
+(``split_words``), so every vector lands on a vocabulary entry; one worker
+thread, so a fixed seed gives the same vectors on every run. It writes
+``out/vectors.txt`` (word2vec text format) and ``out/word2vec.json``.
 """
 
 from __future__ import annotations
@@ -32,15 +38,18 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import json
 import os
-from typing import Any, Sequence
+import time
+from typing import Any, Iterable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from xferlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, vocabulary
-from xferlab.param_paths import Path, get_leaf, leaf_paths, set_leaf
+from xferlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, split_words, vocabulary
+from xferlab.param_paths import Path, embedding_paths, get_leaf, leaf_paths, set_leaf
 
+VECTORS_FILE = "vectors.txt"   # what train_word2vec writes into its folder
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
 FORMATS = ("glove", "word2vec")
 _SP_WORD_START = "\u2581"   # sentencepiece's word-start mark "▁"
@@ -220,11 +229,6 @@ def export_word_vectors(path: str, tokenizer, matrix, fmt: str = "glove") -> Non
       f.write(token + " " + " ".join(map(str, row)) + "\n")
 
 
-def embedding_paths(params: Any) -> list[Path]:
-  """The path of every encoder embedding matrix (``.../encoder/embed/embedding``)."""
-  return [p for p in leaf_paths(params) if p[-3:] == ("encoder", "embed", "embedding")]
-
-
 def apply_pretrained_vectors(params: Any, config, tokenizer, counts: Sequence[int] | None = None
                              ) -> tuple[Any, dict[str, float]]:
   """Writes the vectors of ``config.model.pretrained_vectors`` into every encoder embedding.
@@ -242,7 +246,7 @@ def apply_pretrained_vectors(params: Any, config, tokenizer, counts: Sequence[in
   if not os.path.exists(path):
     raise FileNotFoundError(
         f"model.pretrained_vectors: no file at {path} (relative to {os.getcwd()}). Word "
-        "vectors of the unlabeled review text are made by: python -m xferlab.word2vec --out "
+        "vectors of the unlabeled review text are made by: python -m xferlab.studies.word2vec --out "
         f"{os.path.dirname(path) or '.'}")
   targets = embedding_paths(params)
   if not targets:
@@ -259,3 +263,23 @@ def apply_pretrained_vectors(params: Any, config, tokenizer, counts: Sequence[in
     leaf = get_leaf(params, p)
     params = set_leaf(params, p, jnp.asarray(_fill(np.asarray(leaf), vectors), leaf.dtype))
   return params, coverage_of(vectors, inexact, len(tokens), counts)
+
+
+def train_word2vec(texts: Iterable[str], out: str, dim: int = 128, window: int = 5,
+                   min_count: int = 3, epochs: int = 5, seed: int = 0) -> dict:
+  """Trains skip-gram vectors ``float[words, dim]`` on ``texts``; writes ``out/vectors.txt``
+  and ``out/word2vec.json``; returns the latter's contents."""
+  from gensim.models import Word2Vec
+  start = time.time()
+  sentences = [split_words(text) for text in texts]
+  model = Word2Vec(sentences, vector_size=dim, window=window, min_count=min_count, sg=1,
+                   negative=5, epochs=epochs, seed=seed, workers=1)
+  os.makedirs(out, exist_ok=True)
+  model.wv.save_word2vec_format(os.path.join(out, VECTORS_FILE))
+  info = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs, "seed": seed,
+          "algorithm": "skip-gram, negative sampling 5", "texts": len(sentences),
+          "words_in_corpus": sum(map(len, sentences)), "vocabulary": len(model.wv),
+          "seconds": round(time.time() - start, 1)}
+  with open(os.path.join(out, "word2vec.json"), "w") as f:
+    json.dump(info, f, indent=2)
+  return info

@@ -1,12 +1,12 @@
 r"""Linear probe: what a classifier's encoder knows about the labels before any fine-tuning.
 
-  python -m xferlab.probe experiments/sentiment/few_labels.py:books --arm ulmfit \
+  python -m xferlab.studies.probe experiments/sentiment/few_labels.py:books --arm ulmfit \
       [--set arms.ulmfit.init_from.path=runs/lm_reviews_books] [--labels 100,500,1600] [--seeds 3]
 
 The experiment's classifier (its ``--arm``, if given) is built as its run would start -- random
 initialization, then the ``init_from`` subtrees (e.g. a language model's
 encoder) -- and kept frozen. Its pooled features (``model.classifier.features``,
-``xferlab.analysis.encode_features``) of ``n`` class-balanced source training
+``xferlab.studies.domain_distance.encode_features``) of ``n`` class-balanced source training
 reviews train a logistic regression (standardized features; its ``C`` chosen by
 cross-validation on those ``n`` reviews only), which is scored on the target
 test reviews. The same network with random weights (``init_from.path = ""``)
@@ -33,21 +33,10 @@ def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
   """``((x_train float[n, d], y_train int[n]), (x_test, y_test))``: the frozen, freshly
   initialized (``init_from`` applied) classifier's features of the source training and the
   target test reviews of ``config``'s corpus."""
-  from flax import nnx
-
-  from xferlab.analysis import encode_features
-  from xferlab.checkpoint import check_prerequisites
+  from xferlab import launch
   from xferlab.data.domains import load_domain_adaptation
-  from xferlab.launch import Restored
-  from xferlab.tasks import get_task
-  from xferlab.train import _init_params
-  check_prerequisites(config)
-  task = get_task(config.task)
-  workdir = tempfile.mkdtemp(prefix="probe-")
-  tokenizer = task.prepare(config, workdir).tokenizer
-  graphdef, params, rest = _init_params(task, config, tokenizer.vocab_size, tokenizer, workdir)
-  model = nnx.merge(graphdef, params, rest)
-  restored = Restored(workdir, config, model, tokenizer, {})
+  from xferlab.studies.domain_distance import encode_features
+  restored = launch.build(config, tempfile.mkdtemp(prefix="probe-"))
   corpus = load_domain_adaptation(config.data, config.seed)
   (train_texts, train_labels), (test_texts, test_labels) = (corpus["source_train"],
                                                             corpus["target_test"])
@@ -78,11 +67,11 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
 
-  from xferlab.analysis import _one_thread
+  from xferlab.studies.domain_distance import one_thread
   folds = int(min(5, np.bincount(y_train).min()))
   search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)),
                         {"logisticregression__C": list(C_GRID)}, cv=folds)
-  with _one_thread():
+  with one_thread():
     search.fit(x_train, y_train)
     accuracy = float(np.mean(search.predict(x_test) == y_test))
   return {"accuracy": accuracy, "C": float(search.best_params_["logisticregression__C"])}
@@ -91,7 +80,7 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
 def main(argv: Sequence[str] | None = None) -> int:
   from xferlab.config import apply_overrides, flatten, load_experiment
   from xferlab.metrics import mean_std
-  parser = argparse.ArgumentParser(prog="python -m xferlab.probe",
+  parser = argparse.ArgumentParser(prog="python -m xferlab.studies.probe",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("experiment", help="experiment file[:argument] of a classifier")
   parser.add_argument("--set", dest="overrides", action="append", default=[],

@@ -16,7 +16,7 @@ For a trained classifier (a run's workdir, ``xferlab.launch.restore``):
 ``run_domain_distance(workdir)`` does the three for one run and caches the
 number in ``workdir/domain_distance.json``.
 
-  python -m xferlab.analysis RUN_DIR [RUN_DIR ...] --out features.png [--tsne]
+  python -m xferlab.studies.domain_distance RUN_DIR [RUN_DIR ...] --out features.png [--tsne]
 
 Needs scikit-learn (``pip install -e ".[bench]"``).
 """
@@ -33,7 +33,7 @@ import numpy as np
 NUM_TEXTS = 1000   # texts per domain for the distance (half train, half test)
 
 
-def _one_thread():
+def one_thread():
   """scikit-learn's BLAS / OpenMP pools limited to one thread: these problems are small, and
   on a machine whose cores are busy (training runs) more threads make t-SNE 100x slower."""
   from threadpoolctl import threadpool_limits
@@ -99,7 +99,7 @@ def proxy_a_distance(source: np.ndarray, target: np.ndarray, seed: int = 0) -> d
   x_test = np.concatenate([h[1][0] for h in halves])
   y_test = np.concatenate([h[1][1] for h in halves])
   classifier = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-  with _one_thread():
+  with one_thread():
     classifier.fit(x_train, y_train)
     error = float(np.mean(classifier.predict(x_test) != y_test))
   return {"pad": max(0.0, 2.0 * (1.0 - 2.0 * error)), "error": error,
@@ -171,7 +171,7 @@ def project(source: np.ndarray, target: np.ndarray, method: str = "pca",
   if method == "pca":
     xy = PCA(n_components=2, random_state=seed).fit_transform(both)
   elif method == "tsne":
-    with _one_thread():
+    with one_thread():
       xy = TSNE(n_components=2, init="pca", random_state=seed,
                 perplexity=min(30.0, max(2.0, (len(both) - 1) / 3))).fit_transform(both)
   else:
@@ -218,7 +218,7 @@ def compare_runs(workdirs: Mapping[str, str], path: str, method: str = "pca",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m xferlab.analysis", description=__doc__.split(
+  parser = argparse.ArgumentParser(prog="python -m xferlab.studies.domain_distance", description=__doc__.split(
       "\n")[0])
   parser.add_argument("runs", nargs="+", help="run workdirs (each with best/ and config.json)")
   parser.add_argument("--out", default="features.png", help="the PNG to write")
