@@ -39,7 +39,7 @@ def measure(buckets: tuple[int, ...], epochs: int = 3) -> dict:
   params = nnx.to_pure_dict(params)
   steps_per_epoch = data.train.batches_per_epoch
   tx = train.make_optimizer(config.optimizer, steps_per_epoch * (epochs + 1))
-  train._STEP_CACHE.clear()
+  train.STEP_CACHE.clear()
   train_step, _ = train.compiled_steps(task, config, graphdef, tx, steps_per_epoch * (epochs + 1))
   state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
                            rng=jax.random.PRNGKey(0))

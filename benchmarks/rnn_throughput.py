@@ -501,7 +501,7 @@ def run_sweep(args, peaks: dict) -> dict:
   accuracies = {}
   for _ in range(args.sweep_rounds):
     for mode in times:
-      train._STEP_CACHE.clear()
+      train.STEP_CACHE.clear()
       workdir = tempfile.mkdtemp(prefix=f"sweep-{mode}-")
       start = time.perf_counter()
       rows = launch.sweep(experiment, grid, workdir, overrides={"train.progress_bar": False},

@@ -93,6 +93,7 @@ def test_trains_with_carried_state_and_reports_perplexity(tmp_path):
 
 
 def test_language_model_encoder_restores_into_a_classifier(tmp_path):
+  from xferlab import checkpoint
   from xferlab.transfer import model_based
   from xferlab.tasks.classification import ClassificationTask
   from xferlab.train import train_and_evaluate

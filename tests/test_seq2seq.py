@@ -168,8 +168,10 @@ def test_adversarial_term_composes_with_lambda(tiny_config):
   seqs = [[4, 5, 6], [7, 8], [9, 10, 11, 12]]
   pairs = batching.make_batch(seqs, [0, 1, 2], 4, 12, targets=seqs)
   other = batching.make_batch(seqs[::-1], [0, 1, 2], 4, 12)
-  plain, out0 = task.loss(model, {"source": pairs, "target": other}, jnp.float32(0.0), None)
-  mixed, out = task.loss(model, {"source": pairs, "target": other}, jnp.float32(0.5), None)
+  plain, (out0, _) = task.loss(model, {"source": pairs, "target": other}, jnp.float32(0.0), None,
+                             None)
+  mixed, (out, _) = task.loss(model, {"source": pairs, "target": other}, jnp.float32(0.5), None,
+                             None)
   np.testing.assert_allclose(mixed, plain + 0.5 * out["transfer_loss"], rtol=1e-5)
   assert 0.0 <= float(out["domain_accuracy"]) <= 1.0
 

@@ -186,6 +186,7 @@ def test_resuming_with_another_configuration_is_refused_but_new_default_keys_are
   from xferlab.config import apply_overrides, to_json
   from xferlab.train import check_workdir_config
   (tmp_path / "config.json").write_text(to_json(tiny_config))
+  (tmp_path / "checkpoints" / "5").mkdir(parents=True)                   # it has trained
   check_workdir_config(tiny_config, str(tmp_path))                       # the same: fine
   with pytest.raises(ValueError, match="differs in: transfer.lam"):
     check_workdir_config(apply_overrides(tiny_config, {"transfer.lam": 0.5}), str(tmp_path))
@@ -195,6 +196,34 @@ def test_resuming_with_another_configuration_is_refused_but_new_default_keys_are
   check_workdir_config(tiny_config, str(tmp_path))                       # default: no difference
   with pytest.raises(ValueError, match="data.num_labels"):
     check_workdir_config(apply_overrides(tiny_config, {"data.num_labels": 5}), str(tmp_path))
+
+
+def test_a_workdir_without_training_takes_a_corrected_configuration(tiny_config, tmp_path,
+                                                                    capsys):
+  from xferlab import workdir
+  from xferlab.config import apply_overrides, from_json
+  workdir.claim(tiny_config, str(tmp_path))            # a run that then failed before training
+  fixed = apply_overrides(tiny_config, {"data.manual_dir": "/elsewhere"})
+  workdir.claim(fixed, str(tmp_path))
+  assert "changed: data.manual_dir" in capsys.readouterr().out
+  assert from_json((tmp_path / "config.json").read_text()).data.manual_dir == "/elsewhere"
+  (tmp_path / "best" / "3").mkdir(parents=True)        # once it has trained, a change is refused
+  with pytest.raises(ValueError, match="differs in: data.manual_dir"):
+    workdir.claim(tiny_config, str(tmp_path))
+  (tmp_path / "a_file").write_text("")
+  with pytest.raises(NotADirectoryError, match="is a file"):
+    workdir.claim(tiny_config, str(tmp_path / "a_file"))
+
+
+def test_a_bad_value_fails_in_one_line_before_anything_is_written(tiny_config, tmp_path):
+  from xferlab.config import ConfigError, apply_overrides
+  bad = apply_overrides(tiny_config, {"model.cell": "lstmm", "train.num_epochs": -1})
+  with pytest.raises(ConfigError) as error:
+    train.train_and_evaluate(bad, str(tmp_path / "run"))
+  message = str(error.value)
+  assert "\n" not in message and "model.cell = 'lstmm'" in message and "'lstm'" in message
+  assert "train.num_epochs = -1 must be at least 0" in message
+  assert not (tmp_path / "run").exists()
 
 
 def test_eval_every_epochs_sets_the_evaluation_grid(tiny_config, tmp_path):

@@ -65,11 +65,11 @@ def test_lambda_zero_gives_exactly_the_source_only_gradients(tiny_config):
   batch = jax.tree.map(jnp.asarray, _batch(config))
 
   def composed(params, lam):
-    return task.loss(nnx.merge(graphdef, params, rest), batch, lam, None)[0]
+    return task.loss(nnx.merge(graphdef, params, rest), batch, lam, None, None)[0]
 
   def source_only(params):
     m = nnx.merge(graphdef, params, rest)
-    return task.loss(m, batch, jnp.float32(0.0), None)[1]["source_loss"]
+    return task.loss(m, batch, jnp.float32(0.0), None, None)[1][0]["source_loss"]
 
   g_zero = jax.grad(composed)(params, jnp.float32(0.0))
   g_src = jax.grad(source_only)(params)
@@ -97,7 +97,7 @@ def test_source_only_arm_trains_like_lambda_zero_without_the_target_batch(tiny_c
 
   def classifier_init_and_grad(model, data):
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    loss = lambda p: task.loss(nnx.merge(graphdef, p, rest), data, jnp.float32(0.0), None)[0]
+    loss = lambda p: task.loss(nnx.merge(graphdef, p, rest), data, jnp.float32(0.0), None, None)[0]
     flat = lambda tree: {k: np.asarray(v.value) for k, v in nnx.to_flat_state(tree["classifier"])}
     return flat(params), flat(jax.grad(loss)(params))
 
@@ -162,8 +162,8 @@ def test_target_entropy_adds_beta_times_im_of_the_target_predictions(tiny_config
   plain = task.build_model(base, 50)
   with_im = task.build_model(apply_overrides(base, {"transfer.target_entropy": 0.5}), 50)
   lam = jnp.float32(0.1)
-  plain_loss, _ = task.loss(plain, batch, lam, None)
-  loss, out = task.loss(with_im, batch, lam, None)
+  plain_loss, _ = task.loss(plain, batch, lam, None, None)
+  loss, (out, _) = task.loss(with_im, batch, lam, None, None)
   target_logits, _ = with_im.classifier(batch["target"]["tokens"], batch["target"]["lengths"])
   expected_im, _ = information_maximization(target_logits, batch["target"]["weights"])
   np.testing.assert_allclose(out["im_loss"], expected_im, rtol=1e-5)
@@ -173,7 +173,7 @@ def test_target_entropy_adds_beta_times_im_of_the_target_predictions(tiny_config
   from xferlab.tasks.classification import uses_target_batches
   assert uses_target_batches(im_only) and not uses_target_batches(
       apply_overrides(im_only, {"transfer.target_entropy": 0.0}))
-  loss_none, out_none = task.loss(task.build_model(im_only, 50), batch, lam, None)
+  loss_none, (out_none, _) = task.loss(task.build_model(im_only, 50), batch, lam, None, None)
   assert "transfer_loss" not in out_none
   np.testing.assert_allclose(loss_none, out_none["source_loss"] + 0.5 * out_none["im_loss"],
                              rtol=1e-6)

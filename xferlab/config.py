@@ -157,3 +157,57 @@ def from_json(text: str) -> ml_collections.ConfigDict:
       return tuple(tuples(v) for v in x)
     return x
   return ml_collections.ConfigDict(tuples(json.loads(text)))
+
+
+# The values a key may take, and the ranges of numbers: checked by ``validate`` before a
+# run writes anything, so a typo fails in one line instead of deep inside a build.
+CHOICES = {
+    "task": ("classification", "language_model", "translation", "summarization"),
+    "data.tokenizer": ("word", "sentencepiece", "bpe"),
+    "data.word_split": ("words", "whitespace"),
+    "model.cell": ("rnn", "lstm", "gru"),
+    "model.attention": ("luong", "bahdanau"),
+    "model.scan_implementation": ("auto", "fused", "autodiff", "cudnn"),
+    "transfer.method": ("none", "dann", "coral", "mmd"),
+    "transfer.schedule": ("constant", "dann"),
+    "optimizer.name": ("adam", "adamw", "sgd"),
+    "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "slanted_triangular"),
+    "train.early_stopping_mode": ("max", "min"),
+    "train.precision": ("float32", "bfloat16"),
+}
+AT_LEAST = {   # key -> smallest valid value
+    "data.batch_size": 1, "data.eval_batch_size": 1, "data.vocab_size": 0, "data.bptt": 1,
+    "model.embed_dim": 1, "model.hidden_size": 1, "model.num_layers": 1, "model.num_classes": 2,
+    "model.unroll": 1, "train.num_steps": 0, "train.num_epochs": 0, "train.log_every": 1,
+    "train.eval_every": 0, "train.checkpoint_every": 0, "train.keep_checkpoints": 1,
+    "train.patience": 0, "train.max_train_minutes": 0, "train.devices": 0,
+    "optimizer.learning_rate": 0, "optimizer.grad_clip": 0, "decode.beam_size": 1,
+    "decode.max_length": 1,
+}
+BETWEEN = {   # key -> closed interval
+    "data.fraction": (0.0, 1.0), "model.dropout": (0.0, 1.0), "model.embed_dropout": (0.0, 1.0),
+    "model.weight_dropout": (0.0, 1.0), "model.output_dropout": (0.0, 1.0),
+    "train.ema_decay": (0.0, 1.0), "optimizer.cut_frac": (0.0, 1.0),
+}
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ``ConfigError`` naming every key whose value cannot work: a value outside its
+  ``CHOICES``, a number below ``AT_LEAST`` or outside ``BETWEEN``, or a training budget of
+  no steps. Keys a configuration lacks are not checked."""
+  flat, problems = flatten(config), []
+  for key, choices in CHOICES.items():
+    if key in flat and flat[key] not in choices:
+      close = difflib.get_close_matches(str(flat[key]), choices, n=1)
+      hint = f" (did you mean {close[0]!r}?)" if close else ""
+      problems.append(f"{key} = {flat[key]!r} is not one of {', '.join(choices)}{hint}")
+  for key, low in AT_LEAST.items():
+    if key in flat and isinstance(flat[key], (int, float)) and flat[key] < low:
+      problems.append(f"{key} = {flat[key]!r} must be at least {low}")
+  for key, (low, high) in BETWEEN.items():
+    if key in flat and isinstance(flat[key], (int, float)) and not low <= flat[key] <= high:
+      problems.append(f"{key} = {flat[key]!r} must lie in [{low}, {high}]")
+  if flat.get("train.num_steps") == 0 and flat.get("train.num_epochs") == 0:
+    problems.append("train.num_steps and train.num_epochs are both 0: nothing would train")
+  if problems:
+    raise ConfigError("Invalid configuration: " + "; ".join(problems))

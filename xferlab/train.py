@@ -1,19 +1,23 @@
-"""The one training loop: pure jitted steps, evaluation, early stopping, checkpoints.
+"""The one training loop: pure jitted steps, then small callbacks around them.
 
 ``train_and_evaluate(config, workdir)`` serves every task (``xferlab.tasks``).
+Read from the top: the state a step transforms, the steps themselves
+(compiled once per model structure by a ``StepCache``), a run's outputs
+(``Member``), the parameters a run starts from (``init_params``), and the loop
+(``run_loop``) with its callbacks (``xferlab.callbacks``).
+
 The model is split once into a graph definition and a pure parameter dict; the
 jitted steps are functions of arrays only::
 
   train_step(state, rest, batch, hparams) -> (state, metrics)
   eval_step(params, rest, batch) -> sums
 
-``state`` is a ``TrainState`` (step, params, optimizer state, RNG key, and with
-``train.ema_decay > 0`` the moving average of the parameters that evaluation,
-model selection and ``best/`` then use instead of the raw parameters).
-``hparams`` holds λ and its schedule's parameters as traced arrays, so a
-λ sweep or schedule never recompiles. Steps are cached per model structure and
-configuration, so the arms and seeds of one experiment compile once, and one
-compilation happens per bucket shape.
+``hparams`` holds λ and its schedule's parameters as traced arrays, so a λ
+sweep or schedule never recompiles. One compilation happens per bucket shape.
+
+A population of K runs that differ only in traced values (a λ sweep) is the
+same loop over a state stacked on a leading axis, with ``jax.vmap``-ed steps;
+K = 1 is the plain single run.
 
 Restore order: resume from ``workdir/checkpoints`` if present, else take
 ``config.init_from.subtrees`` from ``config.init_from.path``, else start fresh.
@@ -21,10 +25,10 @@ Restore order: resume from ``workdir/checkpoints`` if present, else take
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.struct
 import jax
@@ -33,17 +37,19 @@ import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm.auto import tqdm
 
-from xferlab import checkpoint, losses, optim
+from xferlab import callbacks as cb, checkpoint, losses, optim, workdir as workdir_lib
+from xferlab.callbacks import NonFiniteError, ema_update   # noqa: F401  (public names)
+from xferlab.config import flatten
+from xferlab.metrics import MetricWriter
+from xferlab.tasks import Task, get_task
 from xferlab.transfer import feature_based, model_based
-from xferlab.config import flatten, from_json, to_json
-from xferlab.metrics import MetricWriter, first_non_finite
-from xferlab.tasks import get_task
 
-
-class NonFiniteError(FloatingPointError):
-  """A training metric became NaN or infinite; the run stopped before saving it."""
+# The workdir contract, under the names callers have used.
+config_differences = workdir_lib.config_differences
+check_workdir_config = workdir_lib.check_config
+finished_results = workdir_lib.finished_results
+make_optimizer = optim.make_optimizer   # the plain optimizer; model_based.build_optimizer adds controls
 
 
 @flax.struct.dataclass
@@ -56,20 +62,9 @@ class TrainState:
   ema_params: Any = None   # the parameters' exponential moving average (train.ema_decay > 0)
 
 
-def ema_update(ema_params, params, step, decay: float):
-  """One step of Polyak averaging: ``ema <- d·ema + (1 - d)·params``, ``d = min(decay,
-  (1 + step) / (10 + step))`` (TensorFlow's ``ExponentialMovingAverage`` with
-  ``num_updates``), so the first steps do not leave the average at the initial weights."""
-  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
-  return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), ema_params, params)
-
-
 def eval_params(state: TrainState):
   """The parameters evaluated and kept: the moving average when there is one."""
-  return state.params if state.ema_params is None else state.ema_params
-
-
-make_optimizer = optim.make_optimizer   # the plain optimizer; model_based.build_optimizer adds controls
+  return cb.EMA.evaluated(state)
 
 
 def lambda_hparams(config) -> dict[str, jax.Array]:
@@ -103,27 +98,15 @@ def cast_floats(tree, dtype):
                       tree)
 
 
-_STEP_CACHE: dict[str, tuple] = {}
+# ------------------------------------------------------------------------------
+# The steps.
 
-
-def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int = 0):
-  """``(train_step, eval_step)`` jitted once per model structure and static configuration.
-
-  ``population > 0`` vmaps both over a leading member axis of the state, the
-  parameters and ``hparams`` (the batch is shared); 0 is a single run.
-  """
-  static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer", "finetune")}
-  static["precision"] = config.train.precision
-  static["ema_decay"] = ema_decay = config.train.ema_decay
-  for traced in ("lam", "lam_min", "gamma"):
-    static["transfer"].pop(traced)
-  key = json.dumps([task.name, repr(graphdef), static, total_steps, population], sort_keys=True,
-                   default=str)
-  if key in _STEP_CACHE:
-    return _STEP_CACHE[key]
+def make_steps(task: Task, config, graphdef, tx, total_steps: int, population: int = 0):
+  """``(train_step, eval_step)``, jitted; ``population > 0`` vmaps both over a leading member
+  axis of the state, the parameters and ``hparams`` (the batch is shared)."""
   schedule = config.transfer.schedule
   compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.train.precision]
-  stateful = getattr(task, "stateful", False)
+  ema = cb.EMA(config.train.ema_decay)
 
   def train_step(state: TrainState, rest, batch, hparams):
     dropout_key = jax.random.fold_in(state.rng, state.step)
@@ -132,22 +115,16 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int
 
     def loss_fn(params):
       model = nnx.merge(graphdef, cast_floats(params, compute_dtype), rest)
-      rngs = nnx.Rngs(dropout=dropout_key)
-      if stateful:
-        return task.loss(model, batch, lam, rngs, state.task_state)
-      loss, out = task.loss(model, batch, lam, rngs)
-      return loss, (out, state.task_state)
+      return task.loss(model, batch, lam, nnx.Rngs(dropout=dropout_key), state.task_state)
 
     (loss, (out, task_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     out = dict(out, loss=loss, lam=lam, grad_norm=optax.global_norm(grads))
     out = jax.tree.map(lambda x: x.astype(jnp.float32), out)
-    ema_params = (ema_update(state.ema_params, params, state.step, ema_decay) if ema_decay
-                  else state.ema_params)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                          task_state=jax.lax.stop_gradient(task_state),
-                         ema_params=ema_params), out
+                         ema_params=ema.update(state.ema_params, params, state.step)), out
 
   def eval_step(params, rest, batch):
     return task.eval_sums(nnx.merge(graphdef, params, rest), batch)
@@ -155,9 +132,47 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int
   if population:
     train_step = jax.vmap(train_step, in_axes=(0, None, None, 0))
     eval_step = jax.vmap(eval_step, in_axes=(0, None, None))
-  steps = (jax.jit(train_step, donate_argnums=0), jax.jit(eval_step))
-  _STEP_CACHE[key] = steps
-  return steps
+  return jax.jit(train_step, donate_argnums=0), jax.jit(eval_step)
+
+
+class StepCache:
+  """Jitted steps kept per model structure and static configuration, so the arms and seeds
+  of one experiment compile once. ``clear()`` forgets them (benchmarks timing compilation)."""
+
+  def __init__(self):
+    self._steps: dict[str, tuple] = {}
+
+  def __len__(self) -> int:
+    return len(self._steps)
+
+  def clear(self) -> None:
+    self._steps.clear()
+
+  @staticmethod
+  def key(task: Task, config, graphdef, total_steps: int, population: int) -> str:
+    static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer", "finetune")}
+    static["precision"] = config.train.precision
+    static["ema_decay"] = config.train.ema_decay
+    for traced in ("lam", "lam_min", "gamma"):
+      static["transfer"].pop(traced)
+    return json.dumps([task.name, repr(graphdef), static, total_steps, population],
+                      sort_keys=True, default=str)
+
+  def steps(self, task: Task, config, graphdef, tx, total_steps: int, population: int = 0):
+    """``(train_step, eval_step)`` of ``make_steps``, built on first use."""
+    key = self.key(task, config, graphdef, total_steps, population)
+    if key not in self._steps:
+      self._steps[key] = make_steps(task, config, graphdef, tx, total_steps, population)
+    return self._steps[key]
+
+
+STEP_CACHE = StepCache()   # the process's shared cache
+
+
+def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int = 0,
+                   cache: StepCache = STEP_CACHE):
+  """``(train_step, eval_step)`` jitted once per model structure and static configuration."""
+  return cache.steps(task, config, graphdef, tx, total_steps, population)
 
 
 def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
@@ -177,39 +192,8 @@ def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
   return out
 
 
-def config_differences(old, new) -> list[str]:
-  """The flattened keys (sorted) where configuration ``new`` differs from ``old``, a run's
-  written one: ``train.progress_bar`` aside, and keys added to xferlab after ``old`` was
-  written as long as ``new`` holds their default."""
-  from xferlab.defaults import base_config
-  a, b = flatten(old), flatten(from_json(to_json(new)))
-  defaults = flatten(from_json(to_json(base_config())))
-  added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
-  ignore = {"train.progress_bar"} | added
-  return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
-
-
-def check_workdir_config(config, workdir: str) -> None:
-  """Refuses to resume a workdir that was started with a different configuration."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    diff = config_differences(from_json(f.read()), config)
-  if diff:
-    raise ValueError(f"{workdir} holds a run with a different configuration "
-                     f"(differs in: {', '.join(diff)}); use another workdir to start a new run.")
-
-
-def finished_results(config, workdir: str) -> dict | None:
-  """The results of a finished run of ``config`` in ``workdir``, else None."""
-  path = os.path.join(workdir, "results.json")
-  if not os.path.exists(path):
-    return None
-  check_workdir_config(config, workdir)
-  with open(path) as f:
-    return json.load(f)
-
+# ------------------------------------------------------------------------------
+# Devices.
 
 def data_mesh(config) -> Mesh:
   """A one-axis mesh ``("data",)`` over ``train.devices`` local devices (0 = all)."""
@@ -236,8 +220,12 @@ def batch_placer(mesh: Mesh):
   return place
 
 
-class _Member:
-  """One run of a (possibly vmapped) population: its workdir, logs, checkpoints, early stopping."""
+# ------------------------------------------------------------------------------
+# A run's outputs.
+
+class Member:
+  """One run of a (possibly vmapped) population: its workdir, metric log, checkpoints
+  (``checkpoints/`` to resume, ``best/`` the selected model) and early-stopping tracker."""
 
   def __init__(self, config, workdir: str):
     self.config, self.workdir = config, workdir
@@ -248,15 +236,6 @@ class _Member:
     self.sign = 1.0 if t.early_stopping_mode == "max" else -1.0
     self.tracker = {"best_value": None, "best_step": None, "best_metrics": {}, "bad_evals": 0,
                     "train_seconds": 0.0, "tokens": 0, "stopped": False}
-
-  def check_finite(self, records) -> None:
-    bad = first_non_finite(records)
-    if bad:
-      s, name, value = bad
-      raise NonFiniteError(
-          f"Training metric {name!r} is {value} at step {s} (run {self.workdir}); stopped without "
-          f"saving it. Last good checkpoint: step {self.ckpt.latest_step()} in "
-          f"{self.ckpt.directory}.")
 
   def record_eval(self, step: int, results: dict, params) -> None:
     """Logs an evaluation, keeps the best model, counts evaluations without improvement."""
@@ -283,8 +262,7 @@ class _Member:
                    train_seconds=tracker["train_seconds"],
                    tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
                    train_step_compilations=compilations)   # one per batch shape
-    with open(os.path.join(self.workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
+    workdir_lib.write_results(self.workdir, results)
     return results
 
   def close(self) -> None:
@@ -292,7 +270,7 @@ class _Member:
       closable.close()
 
 
-def init_params(task, config, vocab_size: int, tokenizer, workdir: str):
+def init_params(task: Task, config, vocab_size: int, tokenizer, workdir: str):
   """``(graphdef, params, rest)`` of a new model: pretrained word vectors, then
   ``init_from`` subtrees (which win where both write) applied.
 
@@ -312,16 +290,157 @@ def init_params(task, config, vocab_size: int, tokenizer, workdir: str):
   return graphdef, params, rest
 
 
+# ------------------------------------------------------------------------------
+# The loop.
+
+@dataclasses.dataclass
+class Loop:
+  """What the callbacks see of a running population."""
+  config: Any
+  task: Task
+  data: Any                      # the task's TaskData
+  members: list[Member]
+  graphdef: Any                  # the model's structure (nnx.split)
+  train_step: Callable
+  eval_step: Callable
+  rest: Any                      # the model's non-parameter state
+  hparams: Any
+  place: Callable                # puts a batch on the device mesh
+  state: Any                     # TrainState, stacked on axis 0 for a population
+  total_steps: int
+  eval_every: int
+  checkpoint_every: int
+  population: int = 0            # 0: a single run
+  step: int = 0
+  stop: bool = False
+
+  def member_of(self, tree, i: int):
+    """Member ``i``'s slice of a stacked tree (the tree itself for a single run)."""
+    return jax.tree.map(lambda x: x[i], tree) if self.population else tree
+
+
+def run_loop(loop: Loop, callbacks: Sequence[cb.Callback], timer: cb.TimeLimit) -> None:
+  """Trains until the last step, a callback's stop or the time budget."""
+  t = loop.config.train
+  every = lambda n: loop.step % n == 0
+  for c in callbacks:
+    c.start(loop)
+  try:
+    while not loop.stop:
+      batch = next(loop.data.train)
+      loop.state, out = loop.train_step(loop.state, loop.rest, loop.place(batch), loop.hparams)
+      loop.step += 1
+      tokens = loop.data.tokens_per_batch(batch)
+      for c in callbacks:
+        c.after_step(loop, out, tokens)
+      is_last = loop.step >= loop.total_steps or timer.spent(loop, running=True)
+      evaluating = every(loop.eval_every) or is_last
+      if every(t.log_every) or evaluating or every(loop.checkpoint_every):
+        for c in callbacks:          # step metrics to the host, NaN checked, time counted
+          c.on_log(loop)
+      if evaluating:
+        for c in callbacks:
+          c.on_eval(loop)
+        loop.stop = is_last or any(c.wants_stop(loop) for c in callbacks)
+      if every(loop.checkpoint_every) or loop.stop:
+        for c in callbacks:
+          c.on_checkpoint(loop)
+      if evaluating:
+        for c in callbacks:
+          c.after_eval(loop)
+  finally:
+    for c in callbacks:
+      c.end(loop)
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains (or resumes) the run described by ``config`` in ``workdir``; returns its results.
 
   Writes ``config.json``, ``metrics.jsonl``, ``tensorboard/``, ``tokenizer/``,
   ``checkpoints/`` (latest, for resuming), ``best/`` (selected on
   ``train.early_stopping_metric``) and ``results.json``: the evaluation metrics
-  of the selected model (and the task's ``final_metrics`` of it) plus ``best_step``, ``steps``, ``train_seconds`` and
-  ``tokens_per_second``.
+  of the selected model (and the task's ``final_metrics`` of it) plus
+  ``best_step``, ``steps``, ``train_seconds`` and ``tokens_per_second``.
   """
   return train_population([config], [workdir])[0]
+
+
+def _check_population(configs) -> None:
+  from xferlab.config import validate   # pylint: disable=import-outside-toplevel
+  for config in configs:
+    validate(config)                         # bad values fail in one line, before any write
+    model_based.check_prerequisites(config)  # a missing init_from model: fail before writing
+  if len({population_key(c) for c in configs}) > 1:
+    raise ValueError("A vmapped population may differ only in "
+                     f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
+
+
+def _start_states(task, configs, inits, tx, members) -> tuple[list[TrainState], dict | None]:
+  """Each run's state at step 0, or as its latest checkpoint left it (with the data
+  iterator's position, returned for ``data.train.restore``)."""
+  states = [TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                       rng=jax.random.PRNGKey(c.seed), task_state=task.initial_task_state(c),
+                       ema_params=cb.EMA(c.train.ema_decay).init(params))
+            for c, (_, params, _) in zip(configs, inits)]
+  latest = [m.ckpt.latest_step() for m in members]
+  if all(s is None for s in latest):
+    return states, None
+  if len(set(latest)) > 1:
+    raise ValueError(f"The runs of this population stopped at different steps {latest}; "
+                     "resume them one by one (vectorize=False)")
+  for i, member in enumerate(members):
+    states[i], meta = member.ckpt.restore(states[i])
+    member.tracker = meta["tracker"]
+  return states, meta["data"]
+
+
+def build_loop(configs, workdirs, members: list[Member]) -> Loop:
+  """The data, the initial parameters, the optimizer, the compiled steps and the placed
+  state of a population."""
+  config = configs[0]
+  task = get_task(config.task)
+  data = task.prepare(config, workdirs[0])
+  for workdir in workdirs[1:]:
+    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+  inits = [init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
+           for c, w in zip(configs, workdirs)]
+  graphdef, rest = inits[0][0], inits[0][2]
+  t = config.train
+  total_steps = t.num_steps or t.num_epochs * data.train.batches_per_epoch
+  eval_every = t.eval_every or max(1, round(t.eval_every_epochs * data.train.batches_per_epoch))
+  tx = model_based.build_optimizer(config, inits[0][1], total_steps)
+  population = len(configs) if len(configs) > 1 else 0
+  train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps, population)
+  states, data_position = _start_states(task, configs, inits, tx, members)
+  if data_position is not None:
+    data.train.restore(data_position)
+  stack = lambda *xs: jnp.stack(xs)
+  state = jax.tree.map(stack, *states) if population else states[0]
+  hparams = [lambda_hparams(c) for c in configs]
+  hparams = jax.tree.map(stack, *hparams) if population else hparams[0]
+  mesh = data_mesh(config)
+  state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))   # replicated
+  return Loop(config=config, task=task, data=data, members=members, graphdef=graphdef,
+              train_step=train_step,
+              eval_step=eval_step, rest=rest, hparams=hparams, place=batch_placer(mesh),
+              state=state, total_steps=total_steps, eval_every=eval_every,
+              checkpoint_every=t.checkpoint_every or eval_every, population=population,
+              step=int(np.max(np.asarray(state.step))))
+
+
+def make_callbacks(loop: Loop) -> tuple[list[cb.Callback], cb.TimeLimit]:
+  """The callbacks of a run, in the order they act at each event."""
+  t = loop.config.train
+  metrics = cb.StepMetrics(cb.NanGuard())
+  timer = cb.TimeLimit(t.max_train_minutes)
+
+  def evaluate_fn(loop, params):
+    return evaluate(loop.task, loop.eval_step, params, loop.rest, loop.data.eval_sets,
+                    loop.place, loop.population)
+
+  evaluation = cb.EvaluateAndSelect(evaluate_fn)
+  progress = cb.Progress(t.progress_bar, loop.config.name, metrics, timer, evaluation)
+  return [metrics, timer, progress, evaluation, cb.Checkpoint()], timer
 
 
 def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[dict[str, float]]:
@@ -336,141 +455,30 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   parameters replicated: the same code runs on one device or many.
   """
   configs, workdirs = list(configs), [os.path.abspath(w) for w in workdirs]
-  for config in configs:
-    model_based.check_prerequisites(config)   # a missing init_from model: fail before writing
-  if len({population_key(c) for c in configs}) > 1:
-    raise ValueError("A vmapped population may differ only in "
-                     f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
-  population = len(configs) if len(configs) > 1 else 0
+  _check_population(configs)
   for config, workdir in zip(configs, workdirs):
-    os.makedirs(workdir, exist_ok=True)
-    check_workdir_config(config, workdir)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(to_json(config))
-
-  config = configs[0]
-  task = get_task(config.task)
-  data = task.prepare(config, workdirs[0])
-  for workdir in workdirs[1:]:
-    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
-  inits = [init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
-           for c, w in zip(configs, workdirs)]
-  graphdef, rest = inits[0][0], inits[0][2]
-  t = config.train
-  total_steps = t.num_steps or t.num_epochs * data.train.batches_per_epoch
-  eval_every = t.eval_every or max(1, round(t.eval_every_epochs * data.train.batches_per_epoch))
-  checkpoint_every = t.checkpoint_every or eval_every
-  tx = model_based.build_optimizer(config, inits[0][1], total_steps)
-  train_step, eval_step = compiled_steps(task, config, graphdef, tx, total_steps, population)
-
-  def initial_state(c, params):
-    task_state = task.initial_task_state(c) if hasattr(task, "initial_task_state") else None
-    return TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                      rng=jax.random.PRNGKey(c.seed), task_state=task_state,
-                      ema_params=jax.tree.map(jnp.copy, params) if c.train.ema_decay else None)
-
-  members = [_Member(c, w) for c, w in zip(configs, workdirs)]
-  states = [initial_state(c, params) for c, (_, params, _) in zip(configs, inits)]
-  latest = [m.ckpt.latest_step() for m in members]
-  if any(s is not None for s in latest):
-    if len(set(latest)) > 1:
-      raise ValueError(f"The runs of this population stopped at different steps {latest}; "
-                       "resume them one by one (vectorize=False)")
-    for i, member in enumerate(members):
-      states[i], meta = member.ckpt.restore(states[i])
-      member.tracker = meta["tracker"]
-    data.train.restore(meta["data"])
-  stack = lambda *xs: jnp.stack(xs)
-  state = jax.tree.map(stack, *states) if population else states[0]
-  hparams = [lambda_hparams(c) for c in configs]
-  hparams = jax.tree.map(stack, *hparams) if population else hparams[0]
-
-  mesh = data_mesh(config)
-  place = batch_placer(mesh)
-  state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))   # replicated
-  member_of = (lambda tree, i: jax.tree.map(lambda x: x[i], tree)) if population else (
-      lambda tree, i: tree)
-
-  pending: list[tuple[int, Any]] = []
-  step = int(np.max(np.asarray(state.step)))
-  done = lambda: (step >= total_steps or all(m.tracker["stopped"] for m in members)
-                  or bool(t.max_train_minutes and sum(m.tracker["train_seconds"] for m in members)
-                          >= 60 * t.max_train_minutes))
-  stop = done()
-  bar = tqdm(total=total_steps, initial=step, disable=not t.progress_bar, leave=False,
-             desc=config.name, dynamic_ncols=True)
-  window_start, window_tokens = time.perf_counter(), 0
-
-  def out_of_time() -> bool:
-    """``train.max_train_minutes`` of training (evaluation excluded) are spent."""
-    spent = sum(m.tracker["train_seconds"] for m in members) + time.perf_counter() - window_start
-    return bool(t.max_train_minutes) and spent >= 60 * t.max_train_minutes
-
-  def flush():
-    """Moves pending step metrics to the host, stops on NaN/inf, logs their mean."""
-    nonlocal pending
-    if not pending:
-      return {}
-    fetched = jax.device_get(pending)
-    pending = []
-    means = []
-    for i, member in enumerate(members):
-      records = [(s, {k: float(v[i] if population else v) for k, v in m.items()})
-                 for s, m in fetched]
-      member.check_finite(records)
-      mean = {k: float(np.mean([r[k] for _, r in records])) for k in records[0][1]}
-      if not member.tracker["stopped"]:
-        member.writer.write(records[-1][0], "train", mean)
-      means.append(mean)
-    return means[0]
-
+    workdir_lib.claim(config, workdir)
+  members = [Member(c, w) for c, w in zip(configs, workdirs)]
   try:
-    while not stop:
-      batch = next(data.train)
-      state, out = train_step(state, rest, place(batch), hparams)
-      step += 1
-      pending.append((step, out))
-      tokens = data.tokens_per_batch(batch)
-      window_tokens += tokens
-      bar.update(1)
-      is_last = step >= total_steps or out_of_time()
-      for member in members:
-        member.tracker["tokens"] += tokens if not member.tracker["stopped"] else 0
-      if (step % t.log_every == 0 or step % eval_every == 0 or step % checkpoint_every == 0
-          or is_last):
-        mean = flush()   # before any evaluation or checkpoint: never save past a NaN
-        now = time.perf_counter()
-        for member in members:
-          member.tracker["train_seconds"] += (now - window_start) / len(members)
-        bar.set_postfix(loss=f"{mean['loss']:.4f}",
-                        tok_s=f"{window_tokens / max(now - window_start, 1e-9):,.0f}")
-        window_start, window_tokens = now, 0
-      if step % eval_every == 0 or is_last:
-        kept = eval_params(state)
-        results = evaluate(task, eval_step, kept, rest, data.eval_sets, place, population)
-        for i, member in enumerate(members):
-          member.record_eval(step, results[i], member_of(kept, i))
-        stop = is_last or done()
-      if step % checkpoint_every == 0 or stop:
-        for i, member in enumerate(members):
-          member.ckpt.save(step, member_of(state, i),
-                           {"data": data.train.state(), "tracker": member.tracker})
-      window_start = time.perf_counter() if step % eval_every == 0 else window_start
-    final = [final_metrics(task, data.tokenizer, m, graphdef, member_of(state.params, i), rest)
-             for i, m in enumerate(members)]
+    loop = build_loop(configs, workdirs, members)
+    callbacks, timer = make_callbacks(loop)
+    loop.stop = (loop.step >= loop.total_steps or all(m.tracker["stopped"] for m in members)
+                 or timer.spent(loop))
+    run_loop(loop, callbacks, timer)
+    final = [final_metrics(loop, i) for i in range(len(members))]
   finally:
-    bar.close()
     for member in members:
       member.close()
-  return [m.results(step, train_step._cache_size(), extra)
+  return [m.results(loop.step, loop.train_step._cache_size(), extra)
           for m, extra in zip(members, final)]
 
 
-def final_metrics(task, tokenizer, member: _Member, graphdef, params_like, rest) -> dict:
-  """The task's after-training metrics of a member's selected (best) model, e.g. the BLEU
-  of beam-search translations; ``{}`` for tasks without ``final_metrics``."""
-  if not hasattr(task, "final_metrics"):
+def final_metrics(loop: Loop, i: int) -> dict:
+  """The task's after-training metrics of member ``i``'s selected (best) model, e.g. the
+  BLEU of beam-search translations; ``{}`` for tasks that keep the default (no restore)."""
+  if type(loop.task).final_metrics is Task.final_metrics:
     return {}
-  best, _ = member.best_ckpt.restore({"params": params_like})
-  model = nnx.merge(graphdef, best["params"], rest)
-  return task.final_metrics(model, tokenizer, member.config, member.workdir)
+  member = loop.members[i]
+  best, _ = member.best_ckpt.restore({"params": loop.member_of(loop.state.params, i)})
+  model = nnx.merge(loop.graphdef, best["params"], loop.rest)
+  return loop.task.final_metrics(model, loop.data.tokenizer, member.config, member.workdir)

@@ -1,7 +1,13 @@
-"""What a task hands the shared trainer."""
+"""The task protocol: what a task gives the shared trainer.
+
+A task says what is learned -- data, model, loss, evaluation -- and nothing
+about how training runs (``xferlab.train``). Every task subclasses ``Task``;
+the trainer calls only the methods below, and with one signature each.
+"""
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Iterator
 
@@ -21,6 +27,48 @@ class TaskData:
   train: Iterator
   eval_sets: dict[str, list]
   tokens_per_batch: Any
+
+
+class Task(abc.ABC):
+  """One learning problem. ``name`` is the value of ``config.task`` that selects it."""
+
+  name: str
+
+  @abc.abstractmethod
+  def prepare(self, config, workdir: str) -> TaskData:
+    """The tokenizer (saved into ``workdir``), the training stream and the evaluation sets."""
+
+  @abc.abstractmethod
+  def build_model(self, config, vocab_size: int):
+    """A new ``nnx.Module`` with the parameters of ``config.seed``."""
+
+  @abc.abstractmethod
+  def loss(self, model, batch, lam, rngs, task_state):
+    """``(scalar loss, (metrics dict of scalars, new task_state))`` of one training batch.
+
+    Traced inside ``jit``. ``lam`` is the transfer weight λ of this step (a
+    traced scalar), ``rngs`` the dropout ``nnx.Rngs`` (None: deterministic).
+    ``task_state`` is what ``initial_task_state`` started and the previous
+    step returned (a language model's hidden state); stateless tasks return
+    it unchanged.
+    """
+
+  @abc.abstractmethod
+  def eval_sums(self, model, batch) -> dict:
+    """Traced: additive sums over one evaluation batch, which ``eval_metrics`` turns into floats."""
+
+  @abc.abstractmethod
+  def eval_metrics(self, sums) -> dict[str, float]:
+    """Metrics of one evaluation set from its summed ``eval_sums``."""
+
+  def initial_task_state(self, config) -> Any:
+    """The ``task_state`` of step 0 (None: the task carries nothing between steps)."""
+    return None
+
+  def final_metrics(self, model, tokenizer, config, workdir: str) -> dict[str, float]:
+    """Metrics of the selected model computed once after training (BLEU of decoded
+    translations), merged into ``results.json``; none by default."""
+    return {}
 
 
 def train_tokenizer(data_config, texts, **subword_options):

@@ -26,7 +26,7 @@ from xferlab.data import batching
 from xferlab.data.domains import load_domain_adaptation
 from xferlab.data import load_tokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
-from xferlab.tasks.base import TaskData, train_tokenizer
+from xferlab.tasks.base import Task, TaskData, train_tokenizer
 from xferlab.transfer.relation_based import (information_maximization, make_transfer_loss,
                                               weighted_mean)
 
@@ -50,7 +50,7 @@ def uses_target_batches(config) -> bool:
   return config.transfer.method != "none" or config.transfer.target_entropy > 0
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
   name = "classification"
 
   def prepare(self, config, workdir: str) -> TaskData:
@@ -89,11 +89,12 @@ class ClassificationTask:
     transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
     return ClassificationModel(classifier, transfer, config.transfer.target_entropy)
 
-  def loss(self, model: ClassificationModel, batch, lam, rngs):
-    """``(L_source + λ·L_transfer + β·L_im, metrics)`` for one training batch."""
+  def loss(self, model: ClassificationModel, batch, lam, rngs, task_state=None):
+    """``(L_source + λ·L_transfer + β·L_im, (metrics, task_state))`` for one training batch."""
     if "target" not in batch:
       logits, _ = model.classifier(batch["tokens"], batch["lengths"], rngs=rngs)
-      return self._source_loss(logits, batch)
+      loss, out = self._source_loss(logits, batch)
+      return loss, (out, task_state)
     source, target = batch["source"], batch["target"]
     n = source["tokens"].shape[0]
     tokens = jnp.concatenate([source["tokens"], target["tokens"]], axis=0)
@@ -111,7 +112,7 @@ class ClassificationTask:
       im_loss, im_metrics = information_maximization(target_logits, target["weights"])
       out.update(im_metrics, im_loss=im_loss)
       loss = loss + model.target_entropy * im_loss
-    return loss, out
+    return loss, (out, task_state)
 
   @staticmethod
   def _source_loss(logits, source):

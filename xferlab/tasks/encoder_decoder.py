@@ -34,7 +34,7 @@ from xferlab.data.tokenizer import UNK_ID
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.rnn import length_mask
 from xferlab.models.seq2seq import Seq2Seq
-from xferlab.tasks.base import TaskData
+from xferlab.tasks.base import Task, TaskData
 from xferlab.transfer.relation_based import make_transfer_loss
 
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
@@ -83,7 +83,7 @@ def smoothed_cross_entropy(log_probs: jax.Array, targets: jax.Array, smoothing: 
   return (1.0 - smoothing) * nll - smoothing * log_probs.mean(-1), nll
 
 
-class EncoderDecoderTask:
+class EncoderDecoderTask(Task):
   """The shared part of encoder-decoder tasks; subclasses provide the data and the scores."""
 
   name = "encoder_decoder"
@@ -146,8 +146,9 @@ class EncoderDecoderTask:
     return EncoderDecoderModel(seq2seq, transfer, m.label_smoothing,
                                m.coverage_loss_weight if m.coverage else 0.0)
 
-  def loss(self, model: EncoderDecoderModel, batch, lam, rngs):
-    """``(CE_smoothed [+ w_cov · coverage] + λ·L_transfer, metrics)`` for one training batch."""
+  def loss(self, model: EncoderDecoderModel, batch, lam, rngs, task_state=None):
+    """``(CE_smoothed [+ w_cov · coverage] + λ·L_transfer, (metrics, task_state))`` for one
+    training batch."""
     pairs = batch["source"] if "source" in batch else batch
     seq2seq = model.seq2seq
     encoded = seq2seq.encode(pairs["tokens"], pairs["lengths"], rngs=rngs)
@@ -164,7 +165,7 @@ class EncoderDecoderTask:
       out["coverage_loss"] = mean(decoded["coverage_loss"].astype(jnp.float32))
       loss = loss + model.coverage_loss_weight * out["coverage_loss"]
     if model.transfer is None:
-      return loss, out
+      return loss, (out, task_state)
     other = batch["target"]
     other_memory, _ = seq2seq.encoder(seq2seq.in_vocab(other["tokens"]), other["lengths"],
                                       rngs=rngs)
@@ -172,7 +173,7 @@ class EncoderDecoderTask:
         mean_states(encoded["memory"], pairs["lengths"]),
         mean_states(other_memory, other["lengths"]), pairs["weights"], other["weights"], rngs=rngs)
     out.update(transfer_metrics, transfer_loss=transfer_loss)
-    return losses.compose(loss, transfer_loss, lam), out
+    return losses.compose(loss, transfer_loss, lam), (out, task_state)
 
   def eval_sums(self, model: EncoderDecoderModel, batch):
     """Teacher-forced ``{"nll", "count"}`` summed over target tokens."""

@@ -33,7 +33,7 @@ from xferlab import metrics
 from xferlab.data.tokenizer import EOS_ID
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.language_model import LanguageModel
-from xferlab.tasks.base import TaskData, train_tokenizer
+from xferlab.tasks.base import Task, TaskData, train_tokenizer
 
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
 
@@ -134,9 +134,8 @@ def zero_carry(model_config, batch_size: int):
   return [one() for _ in range(model_config.num_layers)]
 
 
-class LanguageModelTask:
+class LanguageModelTask(Task):
   name = "language_model"
-  stateful = True   # the trainer carries task_state (the hidden state) across steps
 
   def prepare(self, config, workdir: str) -> TaskData:
     train_texts = _split_texts(config.data, "train")
