@@ -6,7 +6,6 @@ real corpora and skips without them.
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -117,7 +116,7 @@ def test_pairs_and_a_missing_language_model_fail_clearly(tmp_path):
 def test_a_run_whose_language_model_is_missing_names_the_command(tmp_path):
   """Through launch (not the benchmark): the lm arm stops before training."""
   from xferlab.launch import run_config
-  from xferlab.checkpoint import check_prerequisites
+  from xferlab.transfer.model_based import check_prerequisites
   config = bench.arm_config("A", "books", "dvd", "lm", 0, [], lm=str(tmp_path / "lm"))
   with pytest.raises(FileNotFoundError, match="Make it first: python launch.py experiments/lm"):
     check_prerequisites(config)
@@ -211,30 +210,6 @@ def test_invocations_on_disjoint_pairs_share_one_results_file(tmp_path):
   assert "| K→E | 80.0 |" in (tmp_path / "results.md").read_text()
 
 
-def test_a_record_keeps_the_small_files_of_each_run_and_no_weights(tmp_path):
-  run = tmp_path / "out" / "A" / "books_dvd" / "dann" / "seed_0"
-  for name in ("config.json", "results.json", "metrics.jsonl", "domain_distance.json",
-               "domain_features.npz", "checkpoints/3/state/results.json", "best/config.json",
-               "tokenizer/vocab.txt"):
-    (run / name).parent.mkdir(parents=True, exist_ok=True)
-    (run / name).write_text(name)
-  (tmp_path / "out" / "A" / "books_dvd" / "features.png").write_text("png")
-  unfinished = tmp_path / "out" / "A" / "books_dvd" / "source_only" / "seed_0"
-  unfinished.mkdir(parents=True)
-  for name in ("config.json", "metrics.jsonl"):
-    (unfinished / name).write_text(name)
-  (tmp_path / "out" / "results.md").write_text("table")
-  copied = records.save(str(tmp_path / "out"), str(tmp_path / "record"))
-  assert sorted(copied) == sorted([
-      "results.md", "A/books_dvd/features.png", "A/books_dvd/dann/seed_0/config.json",
-      "A/books_dvd/dann/seed_0/results.json", "A/books_dvd/dann/seed_0/metrics.jsonl",
-      "A/books_dvd/dann/seed_0/domain_distance.json"])
-  assert (tmp_path / "record" / "A" / "books_dvd" / "dann" / "seed_0" / "results.json"
-          ).read_text() == "results.json"
-  with pytest.raises(FileNotFoundError, match="No benchmark output"):
-    records.save(str(tmp_path / "missing"), str(tmp_path / "record"))
-
-
 @pytest.mark.slow
 def test_smoke_run_of_one_pair_resumes(tmp_path):
   """``--pairs books:dvd --seeds 1`` with a tiny model; the second call trains nothing."""
@@ -259,7 +234,7 @@ def test_smoke_run_of_one_pair_resumes(tmp_path):
   records.save(str(tmp_path), str(tmp_path / "record"))
   assert not list((tmp_path / "record").rglob("checkpoints"))
   again = tmp_path / "again"
-  shutil.copytree(tmp_path / "record", again)
+  records.unpack(str(tmp_path / "record"), str(again))
   assert bench.main(args[:args.index("--out") + 1] + [str(again)]
                     + args[args.index("--out") + 2:]) == 0
   assert not list(again.rglob("checkpoints"))
