@@ -50,6 +50,15 @@ EXPECTED = {
     "bbc_news_summary": {"default": {"train": 1693, "validation": 204, "test": 195}},
     "scitldr": {"default": {"train": 1992, "validation": 619, "test": 618}},
     "ptb": {"default": {"train": 42068, "validation": 3370, "test": 3761}},
+    "wiki_en": {"default": {"train": 8899, "validation": 229, "test": 205}},
+}
+
+# Corpora that take over ~20 s to prepare: only the slow tests at the end prepare them
+# (pytest -m slow tests/data/test_real_corpora.py).
+MULTI30K_TASK2 = {"train": 5 * 29000, "validation": 5 * 1014, "test_2016": 5 * 1000}
+SLOW_EXPECTED = {
+    "imdb_full": {"default": {"train": 25000, "test": 25000, "unsup": 50000}},
+    "multi30k_task2": {"de": MULTI30K_TASK2, "en": MULTI30K_TASK2},
 }
 
 
@@ -61,7 +70,8 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def counts(data_dir):
   tfds.disable_progress_bar()
-  return catalog.prepare(catalog.corpus_names(), manual_dir=ROOT, data_dir=data_dir)
+  names = [n for n in catalog.corpus_names() if n not in SLOW_EXPECTED]
+  return catalog.prepare(names, manual_dir=ROOT, data_dir=data_dir)
 
 
 def load(name, split, data_dir):
@@ -297,3 +307,97 @@ def test_in_domain_upper_bound_never_sees_the_test_reviews(data_dir, monkeypatch
   assert len(corpus["source_val"][0]) == round(0.1 * len(texts))
   test = {_norm(t) for t in corpus["target_test"][0]}
   assert len(corpus["target_test"][0]) == 2000 and not {_norm(t) for t in texts} & test
+
+
+def test_wiki_en_word_counts_ids_and_order_match_source_md(counts, data_dir):
+  del counts
+  words = {"train": 21845928, "validation": 595914, "test": 478139}
+  ids = {}
+  for split, total in words.items():
+    records = load("wiki_en", split, data_dir)
+    assert sum(len(r["text"].split()) for r in records) == total
+    assert all(r["title"] and r["text"] for r in records)
+    ids[split] = [r["id"] for r in records]
+  assert sum(map(len, ids.values())) == len(set().union(*ids.values()))   # disjoint, unique
+  assert ids["train"] != sorted(ids["train"])                             # seeded article order
+  assert ids["train"][:3] == [21288, 43001, 30906]    # the order must not change between runs
+
+
+def test_imdb_full_builder_order_mixes_labels_from_the_first_rows():
+  """Fast: the builder's reader and seeded order on the real files, without preparing."""
+  from xferlab.data.corpora import imdb_full, text
+  path = ROOT / "imdb_full" / "train.jsonl.gz"
+  rows = imdb_full._read(path, labeled=True)  # pylint: disable=protected-access
+  assert len(rows) == 25000 and [r["label"] for r in rows[:3]] == [1, 1, 1]    # sorted by label
+  order = text.seeded_order(len(rows), imdb_full.ImdbFull.SHUFFLE_SEED)
+  first = [rows[i]["label"] for i in order[:200]]
+  assert 70 < sum(first) < 130
+  assert [(rows[i]["label"], rows[i]["id"]) for i in order[:3]] == [(0, 9772), (0, 7982), (0, 8099)]
+
+
+@pytest.fixture(scope="module")
+def slow_counts(data_dir):
+  tfds.disable_progress_bar()
+  return catalog.prepare(list(SLOW_EXPECTED), manual_dir=ROOT, data_dir=data_dir)
+
+
+@pytest.mark.slow
+def test_slow_corpora_counts_match_their_source_md(slow_counts):
+  assert slow_counts == SLOW_EXPECTED
+
+
+@pytest.mark.slow
+def test_imdb_full_words_labels_ratings_and_flags(slow_counts, data_dir):
+  del slow_counts
+  # SOURCE.md's whitespace words; test's tags count as words there ("<br", "/>"), so check
+  # the file itself, then what the builder keeps after turning them into newlines.
+  assert sum(len(r["text"].split()) for r in derived("imdb_full/test.jsonl.gz")) == 5713167
+  words = {"train": 5742489, "test": 5656265, "unsup": 11515319}
+  flags = {"train": (99, 123), "test": (202, 0), "unsup": (497, 268)}   # (duplicate, in_test)
+  for split, total in words.items():
+    records = load("imdb_full", split, data_dir)
+    assert sum(len(r["text"].split()) for r in records) == total
+    assert not any("<br />" in r["text"] or r["text"] != r["text"].strip() for r in records)
+    flagged = (sum(r["duplicate"] for r in records), sum(r["in_test"] for r in records))
+    assert flagged == flags[split]
+    exact = [r["text"] for r in records]
+    assert len(exact) - len(set(exact)) == {"train": 97, "test": 199, "unsup": 493}[split]
+    labels = collections.Counter(r["label"] for r in records)
+    if split == "unsup":
+      assert labels == {-1: 50000} and {r["rating"] for r in records} == {0}
+      continue
+    assert labels == {0: 12500, 1: 12500}
+    assert 35 < sum(r["label"] for r in records[:100]) < 65                # shuffled, label-mixed
+    assert all(r["label"] == (r["rating"] >= 7) for r in records)
+  ratings = collections.Counter(r["rating"] for r in load("imdb_full", "test", data_dir))
+  assert ratings == {1: 5022, 2: 2302, 3: 2541, 4: 2635, 7: 2307, 8: 2850, 9: 2344, 10: 4999}
+  assert sum("<br />" in r["text"] for r in derived("imdb_full/test.jsonl.gz")) == 14535
+  # 130 of them have their tags only at the start or end, which stripping removes.
+  assert sum("\n" in r["text"] for r in load("imdb_full", "test", data_dir)) == 14405
+
+
+@pytest.mark.slow
+def test_multi30k_task2_word_counts_per_caption_file(slow_counts, data_dir):
+  del slow_counts
+  # Train: SOURCE.md's table. Validation / test_2016: SOURCE.md gives the first and the
+  # extreme file ("8,144 ... 9,562"); the rest measured on the files with zcat | wc -w.
+  words = {
+      "de": {"train": [239845, 256404, 273527, 298057, 323178],
+             "validation": [8144, 8867, 8603, 9562, 9494],
+             "test_2016": [7531, 8647, 9569, 10408, 10617]},
+      "en": {"train": [521356, 404067, 338213, 284863, 229698],
+             "validation": [18551, 14222, 11969, 10193, 8192],
+             "test_2016": [18136, 14009, 11773, 9852, 7917]},
+  }
+  for lang, per_split in words.items():
+    for split, expected in per_split.items():
+      records = load(f"multi30k_task2/{lang}", split, data_dir)
+      counted = [0] * 5
+      for r in records:
+        counted[r["caption"] - 1] += len(r["text"].split())
+      assert counted == expected, (lang, split)
+      assert [(r["image"], r["caption"]) for r in records[:6]] == [
+          (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 1)]
+      assert len({r["image_file"] for r in records}) == len(records) // 5
+  test_images = {r["image_file"] for r in load("multi30k_task2/en", "test", data_dir)}
+  assert len(test_images) == 1000 and all(f.endswith(".jpg") for f in test_images)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import logging
+import random
 import re
 from typing import Hashable, Iterable
 
 log = logging.getLogger(__name__)
 
 REPLACEMENT_CHAR = "\ufffd"
+_WHITESPACE = re.compile(r"\s+")
 _GLUED_SENTENCE = re.compile(r'(?P<end>(?<=[a-z0-9%)"])[.!?])(?P<quote>"?)(?=[A-Z])')
 
 
@@ -49,6 +51,13 @@ def duplicate_flags(keys: Iterable[Hashable]) -> list[bool]:
   return flags
 
 
+def without_whitespace(text: str) -> str:
+  """``text`` with all whitespace removed: a key under which two copies of one review
+  match even when one had its line-break markup turned into newlines and the
+  other had it deleted (``"end.\n\nNext"`` vs ``"end.Next"``)."""
+  return _WHITESPACE.sub("", text)
+
+
 def log_replacement_chars(texts: Iterable[str], where: str) -> int:
   """Logs how many texts carry U+FFFD, characters already lost in the original release."""
   n = sum(REPLACEMENT_CHAR in t for t in texts)
@@ -56,3 +65,16 @@ def log_replacement_chars(texts: Iterable[str], where: str) -> int:
     log.info("%s: %d text(s) contain U+FFFD (characters lost upstream, kept as they are).",
              where, n)
   return n
+
+
+def seeded_order(n: int, seed: int) -> list[int]:
+  """A fixed permutation of ``range(n)``: ``random.Random(seed).shuffle(list(range(n)))``.
+
+  Builders write rows in this order when their files are sorted (by label, by
+  id) so that any prefix of a split is a random sample. Python's seeded
+  ``random.Random`` gives the same permutation on every platform and Python 3
+  version, and needs no NumPy.
+  """
+  order = list(range(n))
+  random.Random(seed).shuffle(order)
+  return order
