@@ -75,13 +75,13 @@ def test_paired_stream_pads_both_halves_to_one_length():
 
 def test_balanced_label_subset_is_balanced_and_takes_everything_when_asked():
   import numpy as np
-  from xferlab.data.domains import _balanced_subset
+  from xferlab.data.domains import balanced_subset
   labels = np.array([1] * 7 + [0] * 3)                       # 7 positive, 3 negative
   texts = [f"t{i}" for i in range(10)]
-  t, l = _balanced_subset(texts, labels, 4, seed=0)
+  t, l = balanced_subset(texts, labels, 4, seed=0)
   assert len(t) == 4 and l.sum() == 2                        # two of each
-  t, l = _balanced_subset(texts, labels, 8, seed=0)
+  t, l = balanced_subset(texts, labels, 8, seed=0)
   assert len(t) == 8 and (l == 0).sum() == 3                 # every negative, positives fill up
-  t, l = _balanced_subset(texts, labels, 10, seed=1)
+  t, l = balanced_subset(texts, labels, 10, seed=1)
   assert sorted(t) == sorted(texts)                          # all of them
-  assert _balanced_subset(texts, labels, 4, seed=1)[0] != _balanced_subset(texts, labels, 4, seed=2)[0]
+  assert balanced_subset(texts, labels, 4, seed=1)[0] != balanced_subset(texts, labels, 4, seed=2)[0]

@@ -107,7 +107,7 @@ def test_a_beam_as_wide_as_the_search_space_finds_the_most_probable_output():
     state, last, log_p = model.initial_state(encoded), jnp.full((len(candidates),), BOS_ID), []
     for t in range(3):
       scores, state, _ = model.decode_step(encoded, state, last)
-      log_p.append(np.asarray(decode._log_probs(scores))[np.arange(len(candidates)),
+      log_p.append(np.asarray(decode.normalized_log_probs(scores))[np.arange(len(candidates)),
                                                          candidates[:, t]])
       last = jnp.asarray(candidates[:, t])
     log_p = np.stack(log_p, 1)

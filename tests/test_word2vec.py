@@ -29,7 +29,7 @@ def test_vectors_are_written_readable_deterministic_and_learn_co_occurrence(tmp_
   assert ((tmp_path / "a" / "vectors.txt").read_text()
           == (tmp_path / "b" / "vectors.txt").read_text())        # one worker, fixed seed
   tokenizer = WordTokenizer.train(texts)                           # the classifier's own words
-  tokens = embeddings._tokens(tokenizer)
+  tokens = embeddings.token_strings(tokenizer)
   vectors, _, _ = embeddings.read_word_vectors(str(tmp_path / "a" / "vectors.txt"), tokenizer, 16)
   assert len(vectors) == 13                                        # every word and the "."
   row = {t: vectors[tokens.index(t)] for t in ("cat", "kitten", "car")}

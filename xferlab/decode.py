@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from xferlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
-def _log_probs(scores: jax.Array) -> jax.Array:
+def normalized_log_probs(scores: jax.Array) -> jax.Array:
   """``log_softmax`` with PAD and BOS excluded."""
   banned = (jnp.arange(scores.shape[-1]) == PAD_ID) | (jnp.arange(scores.shape[-1]) == BOS_ID)
   return jax.nn.log_softmax(jnp.where(banned, -jnp.inf, scores.astype(jnp.float32)), axis=-1)
@@ -42,7 +42,7 @@ def greedy(model, source: jax.Array, source_lengths: jax.Array, max_length: int)
   def body(c):
     step, state, last, out, finished = c
     scores, state, _ = model.decode_step(encoded, state, last)
-    token = jnp.argmax(_log_probs(scores), axis=-1).astype(jnp.int32)
+    token = jnp.argmax(normalized_log_probs(scores), axis=-1).astype(jnp.int32)
     token = jnp.where(finished, PAD_ID, token)
     out = out.at[:, step].set(token)
     return step + 1, state, token, out, finished | (token == EOS_ID)
@@ -84,7 +84,7 @@ def beam_search(model, source: jax.Array, source_lengths: jax.Array, max_length:
   def body(c):
     step, state, last, tokens, scores, finished, lengths = c
     step_scores, state, _ = model.decode_step(encoded, state, last)
-    log_p = _log_probs(step_scores).reshape(n, k, -1)                 # [N, K, V]
+    log_p = normalized_log_probs(step_scores).reshape(n, k, -1)                 # [N, K, V]
     vocab = log_p.shape[-1]
     only_pad = jnp.where(jnp.arange(vocab) == PAD_ID, 0.0, -jnp.inf)
     log_p = jnp.where(finished[..., None], only_pad, log_p)

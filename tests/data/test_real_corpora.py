@@ -327,7 +327,7 @@ def test_imdb_full_builder_order_mixes_labels_from_the_first_rows():
   """Fast: the builder's reader and seeded order on the real files, without preparing."""
   from xferlab.data.corpora import imdb_full, text
   path = ROOT / "imdb_full" / "train.jsonl.gz"
-  rows = imdb_full._read(path, labeled=True)  # pylint: disable=protected-access
+  rows = imdb_full.read_rows(path, labeled=True)  # pylint: disable=protected-access
   assert len(rows) == 25000 and [r["label"] for r in rows[:3]] == [1, 1, 1]    # sorted by label
   order = text.seeded_order(len(rows), imdb_full.ImdbFull.SHUFFLE_SEED)
   first = [rows[i]["label"] for i in order[:200]]

@@ -138,7 +138,7 @@ def _with_num_labels(train, data_config, seed: int):
   ``data.label_seed`` (-1 = the run's seed)."""
   if not data_config.num_labels:
     return train
-  return _balanced_subset(train[0], train[1], data_config.num_labels,
+  return balanced_subset(train[0], train[1], data_config.num_labels,
                           seed if data_config.label_seed < 0 else data_config.label_seed)
 
 
@@ -236,7 +236,7 @@ def _movie(data_config, seed: int = 0) -> dict:
           "target_unlabeled": _unlabeled(data_config), "target_test": _blitzer_test(data_config)}
 
 
-def _balanced_subset(texts, labels, n: int, seed: int):
+def balanced_subset(texts, labels, n: int, seed: int):
   """``n`` examples chosen with ``seed``, half of each class as near as the data allow.
 
   A class with fewer examples than its half gives all of them and the other

@@ -16,9 +16,8 @@ import os
 import re
 from typing import Iterable, Protocol, Sequence
 
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
+from xferlab.special_ids import (BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID,  # noqa: F401
+                                 SPECIAL_TOKENS, UNK, UNK_ID)
 
 _WORD_RE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 

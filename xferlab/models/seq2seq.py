@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xferlab.data.tokenizer import UNK_ID
+from xferlab.special_ids import UNK_ID
 from xferlab.models.attention import Attention
 from xferlab.models.cells import make_cell
 from xferlab.models.classifier import TextEncoder

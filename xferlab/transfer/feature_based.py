@@ -67,7 +67,8 @@ def _open_text(path: str, mode: str = "r"):
   return open(path, "w", encoding="utf-8", newline="\n")
 
 
-def _tokens(tokenizer) -> list[str]:
+def token_strings(tokenizer) -> list[str]:
+  """The vocabulary of a tokenizer (or a list of tokens itself), in id order."""
   return list(tokenizer) if isinstance(tokenizer, (list, tuple)) else vocabulary(tokenizer)
 
 
@@ -106,7 +107,7 @@ def read_word_vectors(path: str, tokenizer, dim: int | None = None
     with a vector; ``inexact[id]`` is 1 where the match was not the exact token
     string (case-folded, or a piece without its ``▁``), else 0.
   """
-  tokens = _tokens(tokenizer)
+  tokens = token_strings(tokenizer)
   exact, folded = _lookup_tables(tokens)
   best: dict[int, tuple[int, int, str]] = {}   # id -> (priority, line number, line)
   with _open_text(path) as f:
@@ -196,7 +197,7 @@ def load_word_vectors(path: str, tokenizer, dim: int | None = None, *,
   Returns:
     ``(matrix float32[vocab_size, dim], coverage)``; see ``coverage_of``.
   """
-  tokens = _tokens(tokenizer)
+  tokens = token_strings(tokenizer)
   vectors, inexact, dim = read_word_vectors(path, tokens, dim)
   if init is None:
     std = float(np.std(np.stack(list(vectors.values())))) if vectors else 1.0
@@ -215,7 +216,7 @@ def export_word_vectors(path: str, tokenizer, matrix, fmt: str = "glove") -> Non
   """
   if fmt not in FORMATS:
     raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
-  tokens = _tokens(tokenizer)
+  tokens = token_strings(tokenizer)
   matrix = np.asarray(matrix, dtype=np.float32)
   if matrix.ndim != 2 or len(matrix) != len(tokens):
     raise ValueError(f"matrix has shape {matrix.shape}; expected ({len(tokens)}, dim)")
@@ -252,7 +253,7 @@ def apply_pretrained_vectors(params: Any, config, tokenizer, counts: Sequence[in
   if not targets:
     raise ValueError("model.pretrained_vectors is set but the model has no "
                      ".../encoder/embed/embedding parameter")
-  tokens = _tokens(tokenizer)
+  tokens = token_strings(tokenizer)
   shapes = {tuple(np.shape(get_leaf(params, p))) for p in targets}
   if len(shapes) != 1 or next(iter(shapes))[0] != len(tokens):
     raise ValueError(f"Embeddings of shapes {sorted(shapes)} do not fit the tokenizer's "

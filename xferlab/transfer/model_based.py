@@ -131,28 +131,8 @@ def restore_subtrees(params: dict, path: str, subtrees: Sequence[str],
       problems.append(f"{old_name}: missing in the checkpoint")
       continue
     new_sub, old_sub = _get_subtree(out, name), _get_subtree(source_params, old_name)
-    new_leaves, old_leaves = _flatten_paths(new_sub), _flatten_paths(old_sub)
-    axes = {}
-    for p in sorted(set(new_leaves) | set(old_leaves)):
-      where = ".".join((name,) + p)
-      if p not in old_leaves:
-        problems.append(f"{where}: missing in the checkpoint")
-      elif p not in new_leaves:
-        problems.append(f"{where}: missing in the new model")
-      else:
-        old_shape, new_shape = np.shape(old_leaves[p]), np.shape(new_leaves[p])
-        axis = (None if vocab_map is None else
-                _vocab_axis(where.split(".")[-1], old_shape, new_shape, old_vocab, len(vocab_map)))
-        if axis is not None:
-          axes[p] = axis
-          if not _fits(old_shape, new_shape, axis, len(vocab_map)):
-            problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape} "
-                            f"with a vocab map of {len(vocab_map)} entries")
-          elif np.any(vocab_map >= old_shape[axis]) or np.any(vocab_map < -1):
-            problems.append(f"{where}: the vocab map points outside the checkpoint's "
-                            f"{old_shape[axis]} rows")
-        elif new_shape != old_shape:
-          problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape}")
+    old_leaves = _flatten_paths(old_sub)
+    axes = _vocab_axes(name, new_sub, old_sub, vocab_map, old_vocab, problems)
     if not problems:
       _set_subtree(out, name, map_with_paths(
           lambda p, new: _carry(old_leaves[p], new, axes.get(p), vocab_map), new_sub))
@@ -160,6 +140,36 @@ def restore_subtrees(params: dict, path: str, subtrees: Sequence[str],
     raise ValueError(f"Cannot restore {list(subtrees)} from {path}; mismatched parameters:\n  "
                      + "\n  ".join(problems))
   return out
+
+
+def _vocab_axes(name: str, new_sub, old_sub, vocab_map, old_vocab, problems: list) -> dict:
+  """Compares one subtree leaf by leaf; appends every mismatch to ``problems`` and returns
+  ``{leaf path: vocabulary axis}`` for the leaves the vocabulary map reindexes."""
+  new_leaves, old_leaves = _flatten_paths(new_sub), _flatten_paths(old_sub)
+  axes = {}
+  for p in sorted(set(new_leaves) | set(old_leaves)):
+    where = ".".join((name,) + p)
+    if p not in old_leaves:
+      problems.append(f"{where}: missing in the checkpoint")
+      continue
+    if p not in new_leaves:
+      problems.append(f"{where}: missing in the new model")
+      continue
+    old_shape, new_shape = np.shape(old_leaves[p]), np.shape(new_leaves[p])
+    axis = (None if vocab_map is None else
+            _vocab_axis(where.split(".")[-1], old_shape, new_shape, old_vocab, len(vocab_map)))
+    if axis is None:
+      if new_shape != old_shape:
+        problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape}")
+      continue
+    axes[p] = axis
+    if not _fits(old_shape, new_shape, axis, len(vocab_map)):
+      problems.append(f"{where}: checkpoint {old_shape} vs model {new_shape} "
+                      f"with a vocab map of {len(vocab_map)} entries")
+    elif np.any(vocab_map >= old_shape[axis]) or np.any(vocab_map < -1):
+      problems.append(f"{where}: the vocab map points outside the checkpoint's "
+                      f"{old_shape[axis]} rows")
+  return axes
 
 
 def _carry(old: Any, new: Any, axis: int | None, vocab_map: np.ndarray | None) -> np.ndarray:

@@ -92,7 +92,7 @@ class ImdbFull(base.CorpusBuilder):
             for split in ("train", "test", "unsup")}
 
   def _generate_examples(self, path, split, test_keys: "_TestKeys"):
-    rows = _read(path, labeled=split != "unsup")
+    rows = read_rows(path, labeled=split != "unsup")
     rows = [rows[i] for i in text.seeded_order(len(rows), self.SHUFFLE_SEED)]
     text.log_replacement_chars([r["text"] for r in rows], str(path))
     keys = [text.without_whitespace(r["text"]) for r in rows]
@@ -109,11 +109,11 @@ class _TestKeys:
 
   def get(self) -> set[str]:
     if self._texts is None:
-      self._texts = {text.without_whitespace(r["text"]) for r in _read(self._path, labeled=True)}
+      self._texts = {text.without_whitespace(r["text"]) for r in read_rows(self._path, labeled=True)}
     return self._texts
 
 
-def _read(path, labeled: bool) -> list[dict]:
+def read_rows(path, labeled: bool) -> list[dict]:
   """The rows of one file as examples (without the flags), in file order."""
   required = ("id", "rating", "label", "text") if labeled else ("id", "text")
   rows = []
