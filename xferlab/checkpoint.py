@@ -11,16 +11,117 @@ A run's workdir holds ``checkpoints/`` (the latest few, for resuming) and
 
 Restoring parts of a checkpoint into another model (``config.init_from``) is
 model-based transfer: ``xferlab.transfer.model_based``.
+
+A corrupt checkpoint (a truncated or deleted file after a full disk or a kill
+during a copy) is skipped: ``Checkpointer.restore`` (latest step),
+``restore_selected`` and ``load_state`` fall back to the previous readable one
+with a ``CheckpointFallbackWarning`` naming both; if none is readable a
+``CheckpointError`` names the directory.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+class CheckpointError(OSError):
+  """No readable checkpoint where one was expected (names the directory)."""
+
+
+class CheckpointFallbackWarning(UserWarning):
+  """The newest checkpoint was unreadable; an older one was used."""
+
+
+def _reason(error: BaseException) -> str:
+  """An orbax / TensorStore error in one short line."""
+  text = " ".join(str(error).split()) or type(error).__name__
+  text = text.split(" See full TensorStore details")[0]
+  return f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
+
+
+def _warn_fallback(failed: list[tuple[str, BaseException]], used: str) -> None:
+  warnings.warn(
+      "unreadable checkpoint " + "; ".join(f"{path} ({_reason(e)})" for path, e in failed)
+      + f"; using the previous one, {used}", CheckpointFallbackWarning, stacklevel=3)
+
+
+def _like(source: Any, like: Any) -> Any:
+  """``source`` (nested dicts from orbax, str keys) in the structure, key types and dtypes of
+  ``like``."""
+  if isinstance(like, Mapping):
+    lookup = {str(k): k for k in source}
+    return {k: _like(source[lookup[str(k)]], v) for k, v in like.items()}
+  return np.asarray(source, dtype=np.asarray(like).dtype)
+
+
+def restore_selected(workdir: str, params_like: Any) -> Any:
+  """The selected (best) parameters of a run, in the structure of ``params_like``.
+
+  Reads ``workdir/best``'s newest readable step. If no step of ``best/`` is readable, takes
+  the parameters (the moving average when the run kept one, as ``best/`` does) of
+  ``checkpoints/``: the step ``best/`` held if it is there and readable, else the newest
+  readable one. A fallback warns (``CheckpointFallbackWarning``) naming the unreadable and
+  the used checkpoint; if nothing is readable, ``CheckpointError`` names ``workdir``.
+  """
+  workdir = os.path.abspath(workdir)
+  best_dir, ckpt_dir = os.path.join(workdir, "best"), os.path.join(workdir, "checkpoints")
+  failed: list[tuple[str, BaseException]] = []
+  best_steps = _steps(best_dir)
+  for step in best_steps:
+    path = os.path.join(best_dir, str(step))
+    try:
+      state = _read_state(path)
+      params = _like(state["params"], params_like)
+    except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+      failed.append((path, e))
+      continue
+    if failed:
+      _warn_fallback(failed, path)
+    return params
+  ckpt_steps = _steps(ckpt_dir)
+  if best_steps and best_steps[0] in ckpt_steps:   # the selected step first
+    ckpt_steps.remove(best_steps[0])
+    ckpt_steps.insert(0, best_steps[0])
+  for step in ckpt_steps:
+    path = os.path.join(ckpt_dir, str(step))
+    try:
+      state = _read_state(path)
+      kept = state.get("ema_params") if isinstance(state.get("ema_params"), Mapping) else None
+      params = _like(kept if kept else state["params"], params_like)
+    except Exception as e:  # pylint: disable=broad-except
+      failed.append((path, e))
+      continue
+    if failed:
+      _warn_fallback(failed, path + ("" if best_steps and step == best_steps[0] else
+                                     " (not the selected step: the latest readable one)"))
+    return params
+  if not failed:
+    raise CheckpointError(f"No checkpoint in {workdir}: expected best/ or checkpoints/ with "
+                          "numbered step directories")
+  raise CheckpointError(f"No readable checkpoint in {workdir}: "
+                        + "; ".join(f"{p} ({_reason(e)})" for p, e in failed))
+
+
+def _steps(directory: str) -> list[int]:
+  """The numbered step directories of ``directory``, newest first."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted((int(d) for d in os.listdir(directory)
+                 if d.isdigit() and os.path.isdir(os.path.join(directory, d))), reverse=True)
+
+
+def _read_state(step_dir: str) -> dict:
+  """A step directory's ``state`` item without a target (nested dicts of numpy arrays)."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Sharding info not provided")
+    with ocp.PyTreeCheckpointer() as ckptr:
+      return ckptr.restore(os.path.join(step_dir, "state"))
 
 
 class Checkpointer:
@@ -37,16 +138,45 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """Every step directory, oldest first (readable or not)."""
+    return sorted(self._manager.all_steps())
+
   def save(self, step: int, state: Any, meta: Mapping[str, Any]) -> None:
+    """Saves ``step``; an existing step of that number (an unreadable one that a resume fell
+    back from) is replaced."""
+    if step in self._manager.all_steps():
+      self._manager.delete(step)
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))), force=True)
     self._manager.wait_until_finished()
 
   def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
-    """Restores into the structure (and dtypes) of ``target``; latest step by default."""
-    step = self.latest_step() if step is None else step
-    if step is None:
+    """Restores into the structure (and dtypes) of ``target``.
+
+    ``step=None`` takes the latest readable step: an unreadable newer one (a truncated or
+    deleted file) is skipped with a ``CheckpointFallbackWarning`` naming both; if no step is
+    readable, ``CheckpointError`` names the directory. An explicit ``step`` is read or fails.
+    """
+    if step is not None:
+      return self._restore_step(target, step)
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    if not steps:
       raise FileNotFoundError(f"No checkpoint in {self.directory}")
+    failed: list[tuple[str, BaseException]] = []
+    for candidate in steps:
+      try:
+        out = self._restore_step(target, candidate)
+      except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
+        failed.append((os.path.join(self.directory, str(candidate)), e))
+        continue
+      if failed:
+        _warn_fallback(failed, os.path.join(self.directory, str(candidate)))
+      return out
+    raise CheckpointError(f"No readable checkpoint in {self.directory}: "
+                          + "; ".join(f"{p} ({_reason(e)})" for p, e in failed)) from failed[0][1]
+
+  def _restore_step(self, target: Any, step: int) -> tuple[Any, dict]:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
@@ -74,7 +204,25 @@ def _step_dir(path: str) -> str:
 
 
 def load_state(path: str) -> dict:
-  """Reads a checkpoint's ``state`` item without a target: nested dicts of numpy arrays."""
+  """Reads a checkpoint's ``state`` item without a target: nested dicts of numpy arrays.
+
+  Given a workdir or a checkpoint directory, an unreadable newest step falls back to the
+  previous readable one (``CheckpointFallbackWarning``); a step directory is read or fails.
+  """
   step_dir = _step_dir(path)
-  with ocp.PyTreeCheckpointer() as ckptr:
-    return ckptr.restore(os.path.join(step_dir, "state"))
+  if os.path.abspath(path) == step_dir:
+    return _read_state(step_dir)
+  parent = os.path.dirname(step_dir)
+  failed: list[tuple[str, BaseException]] = []
+  for step in _steps(parent):
+    candidate = os.path.join(parent, str(step))
+    try:
+      state = _read_state(candidate)
+    except Exception as e:  # pylint: disable=broad-except
+      failed.append((candidate, e))
+      continue
+    if failed:
+      _warn_fallback(failed, candidate)
+    return state
+  raise CheckpointError(f"No readable checkpoint in {parent}: "
+                        + "; ".join(f"{p} ({_reason(e)})" for p, e in failed))

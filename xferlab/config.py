@@ -41,10 +41,18 @@ def load_experiment(spec: str) -> tuple[ml_collections.ConfigDict, ModuleType]:
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   sys.modules[name] = module
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:   # a syntax error, a failing import: name the file
+    raise ConfigError(f"Experiment file {path} fails to load: {type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
     raise ConfigError(f"{path} defines no get_config(arg=None)")
-  config = module.get_config(arg or None)
+  try:
+    config = module.get_config(arg or None)
+  except (ValueError, KeyError, TypeError, IndexError) as e:   # an argument it does not accept
+    message = e.args[0] if isinstance(e, KeyError) and e.args else e
+    raise ConfigError(f"{path} does not accept the argument {arg!r}: {message}"
+                      + (" (see the experiment file's docstring)" if arg else "")) from e
   return config, module
 
 
@@ -87,6 +95,25 @@ def _valid_keys(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def _unknown_key_error(config, key: str) -> ConfigError:
+  parts = key.split(".")
+  node, depth = config, 0
+  while depth < len(parts) - 1 and isinstance(node, ml_collections.ConfigDict) and (
+      parts[depth] in node and isinstance(node[parts[depth]], ml_collections.ConfigDict)):
+    node, depth = node[parts[depth]], depth + 1
+  if depth < len(parts) - 1:   # a section on the way does not exist
+    where = ".".join(parts[:depth])
+    missing = ".".join(parts[:depth + 1])
+    sections = sorted(k for k, v in node.items() if isinstance(v, ml_collections.ConfigDict))
+    close = difflib.get_close_matches(parts[depth], sections, n=3, cutoff=0.5)
+    if parts[depth] in node:
+      return ConfigError(f"Unknown config key {key!r}: {missing!r} is a value "
+                         f"({node[parts[depth]]!r}), not a section; set it as {missing}=...")
+    keys = difflib.get_close_matches(key, _valid_keys(config), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint += f" Closest keys: {', '.join(keys)}." if keys else ""
+    return ConfigError(f"Unknown config key {key!r}: there is no section {missing!r}"
+                       f"{' under ' + repr(where) if where else ''}.{hint} Sections: "
+                       f"{', '.join(sections) or '(none)'}")
   valid = _valid_keys(config)
   close = difflib.get_close_matches(key, valid, n=5, cutoff=0.5)
   parent = key.rpartition(".")[0]
@@ -121,7 +148,8 @@ def set_value(config: ml_collections.ConfigDict, key: str, value: Any, raw: str 
     node[leaf] = value
   except TypeError as e:
     raise ConfigError(f"Config key {key!r} holds {type(current).__name__} "
-                      f"({current!r}); cannot set it to {value!r}: {e}") from None
+                      f"({current!r}); cannot set it to {value!r} "
+                      f"({type(value).__name__})") from None
 
 
 def apply_overrides(config: ml_collections.ConfigDict,

@@ -249,6 +249,15 @@ def write_sweep_report(rows: list[dict], metric: str, workdir: str) -> None:
 class Restored:
   """A trained model restored from a run's workdir, ready to use.
 
+  Every text method takes one text (a ``str``) or a sequence of texts and follows
+  ``xferlab.text_inputs``: a bare ``str`` gives one result (not one per character), a
+  non-string element raises ``TypeError`` naming its index, ``[]`` gives an empty result,
+  control characters and lone surrogates are cleaned, and texts longer than the model's
+  maximum length (the largest of ``data.buckets``) are cut with an ``InputTruncatedWarning``.
+
+  Compiled functions are kept on the object: the first call compiles once per padded shape
+  (a power-of-two number of rows, a bucketed length); later calls of those shapes reuse it.
+
   Attributes:
     config: the run's resolved configuration.
     model: the NNX model with the selected (best) parameters.
@@ -261,28 +270,50 @@ class Restored:
     self.workdir, self.config, self.model, self.tokenizer = workdir, config, model, tokenizer
     self.results = results
     self._task = get_task(config.task)
+    self._cache: dict = {}   # jitted functions, reused across calls
 
-  def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-    """``float[len(texts), classes]`` class probabilities (classifiers)."""
-    if not hasattr(self._task, "predict"):
-      raise TypeError(f"Task {self.config.task!r} does not predict classes")
-    return self._task.predict(self.model, self.tokenizer, self.config, list(texts))
+  def _texts(self, texts) -> tuple[list[str], bool]:
+    from xferlab.text_inputs import as_texts, max_chars_for
+    return as_texts(texts, max_chars=max_chars_for(self.config))
 
-  def predict(self, texts: Sequence[str]) -> np.ndarray:
-    """``int[len(texts)]`` predicted classes (1 = positive for sentiment)."""
-    return np.argmax(self.predict_proba(texts), axis=-1)
+  def _needs(self, method: str, verb: str) -> None:
+    if not hasattr(self._task, method):
+      raise TypeError(f"Task {self.config.task!r} does not {verb}")
 
-  def translate(self, texts: Sequence[str]) -> list[str]:
-    """Beam-search translations (``config.decode``) of ``texts``, in order (translation runs)."""
-    if not hasattr(self._task, "translate"):
-      raise TypeError(f"Task {self.config.task!r} does not translate")
-    return self._task.translate(self.model, self.tokenizer, self.config, list(texts))
+  def compilations(self) -> int:
+    """How many shapes the cached jitted functions have compiled so far."""
+    return sum(f.jitted._cache_size() for f in self._cache.values() if hasattr(f, "jitted"))
 
-  def summarize(self, texts: Sequence[str]) -> list[str]:
-    """Beam-search summaries (``config.decode``) of ``texts``, in order (summarization runs)."""
-    if not hasattr(self._task, "summarize"):
-      raise TypeError(f"Task {self.config.task!r} does not summarize")
-    return self._task.summarize(self.model, self.tokenizer, self.config, list(texts))
+  def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+    """Class probabilities (classifiers): ``float32[classes]`` for one ``str``,
+    ``float32[len(texts), classes]`` for a sequence (``[0, classes]`` for ``[]``)."""
+    self._needs("predict", "predict classes")
+    items, single = self._texts(texts)
+    probs = self._task.predict(self.model, self.tokenizer, self.config, items, cache=self._cache)
+    return probs[0] if single else probs
+
+  def predict(self, texts: str | Sequence[str]) -> np.ndarray | int:
+    """Predicted classes (1 = positive for sentiment): an ``int`` for one ``str``,
+    ``int64[len(texts)]`` for a sequence (``[0]``-shaped for ``[]``)."""
+    probs = self.predict_proba(texts)
+    classes = np.argmax(probs, axis=-1)
+    return int(classes) if np.ndim(classes) == 0 else classes
+
+  def translate(self, texts: str | Sequence[str]) -> str | list[str]:
+    """Beam-search translations (``config.decode``) (translation runs): a ``str`` for one
+    ``str``, else a list in the order of ``texts``; an empty text translates to ``""``."""
+    self._needs("translate", "translate")
+    items, single = self._texts(texts)
+    out = self._task.translate(self.model, self.tokenizer, self.config, items, cache=self._cache)
+    return out[0] if single else out
+
+  def summarize(self, texts: str | Sequence[str]) -> str | list[str]:
+    """Beam-search summaries (``config.decode``) (summarization runs): a ``str`` for one
+    ``str``, else a list in the order of ``texts``; an empty text summarizes to ``""``."""
+    self._needs("summarize", "summarize")
+    items, single = self._texts(texts)
+    out = self._task.summarize(self.model, self.tokenizer, self.config, items, cache=self._cache)
+    return out[0] if single else out
 
 
 def _run_dirs(workdir: str) -> list[str]:
@@ -313,12 +344,11 @@ def restore(workdir: str) -> Restored:
   tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
   model = get_task(config.task).build_model(config, tokenizer.vocab_size)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "best"), None)
-  try:
-    state, _ = ckpt.restore({"params": nnx.to_pure_dict(params)})
-  finally:
-    ckpt.close()
-  model = nnx.merge(graphdef, state["params"], rest)
+  # best/'s newest readable step; an unreadable one falls back (with a warning) to the previous
+  # readable checkpoint, in best/ or checkpoints/.
+  import jax
+  selected = checkpoint.restore_selected(workdir, nnx.to_pure_dict(params))
+  model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, selected), rest)
   results_path = os.path.join(workdir, "results.json")
   results = json.load(open(results_path)) if os.path.exists(results_path) else {}
   return Restored(workdir, config, model, tokenizer, results)
@@ -362,9 +392,90 @@ def _split_values(text: str) -> list[str]:
   return parts + [current]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="launch.py", description="Run, or sweep, an xferlab experiment.")
+class _Parser(argparse.ArgumentParser):
+  """An argument parser whose errors are one line (and exit status 2)."""
+
+  def error(self, message):
+    self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def experiment_files(root: str | None = None) -> list[tuple[str, str]]:
+  """``(path, first docstring line)`` of every experiment file under ``experiments/`` (of the
+  current directory, else of the checkout this package lies in)."""
+  import ast
+  import glob
+  here = os.path.join(os.getcwd(), "experiments")
+  checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "experiments")
+  root = root or (here if os.path.isdir(here) else checkout)
+  found = []
+  for path in sorted(glob.glob(os.path.join(root, "**", "*.py"), recursive=True)):
+    if os.path.basename(path).startswith("_"):
+      continue
+    try:
+      with open(path) as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    except (OSError, SyntaxError, ValueError):
+      doc = ""
+    shown = os.path.relpath(path)
+    found.append((shown if not shown.startswith("..") else path, doc.strip().split("\n")[0]))
+  return found
+
+
+def _epilog() -> str:
+  files = experiment_files()
+  if not files:
+    return "No experiments/ folder found here."
+  width = max(len(p) for p, _ in files)
+  return "experiments:\n" + "\n".join(f"  {p:<{width}}  {d}" for p, d in files)
+
+
+def _check_workdir(path: str) -> None:
+  """Fails in one line when ``path`` cannot be a workdir: a file, inside a file, read-only."""
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ConfigError(f"--workdir {path} is a file, not a directory; name a directory")
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    raise ConfigError(f"--workdir {path} lies inside {existing}, which is a file")
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ConfigError(f"--workdir {path}: {existing} is not writable")
+
+
+def _one_line(error: BaseException) -> str:
+  """An exception as one line; a missing corpus with what to do about it."""
+  try:
+    from xferlab.data.corpora.files import ManualDataError
+  except Exception:  # pylint: disable=broad-except
+    ManualDataError = ()
+  text = str(error)
+  if ManualDataError and isinstance(error, ManualDataError):
+    import re
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    missing = next((line[len("Missing:"):].strip().split(", ") for line in lines
+                    if line.startswith("Missing:")), [])
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    corpus = re.match(r"Corpus '([^']+)'", text)
+    name = corpus.group(1).split("/")[0] if corpus else "NAME"
+    fetch = (f"; or fetch them: python -m xferlab.data prepare {name} --download"
+             if "--download" in text else "")
+    return (f"{lines[0]} Missing: {shown}. Pass --manual-dir DIR (the folder with one "
+            f"sub-folder per corpus, like ../shared/data) or set XFERLAB_DATA, then rerun; to "
+            f"prepare it alone: python -m xferlab.data prepare {name} --manual-dir DIR{fetch}.")
+  if isinstance(error, KeyError) and error.args:
+    text = str(error.args[0])
+  return " ".join(text.split()) or type(error).__name__
+
+
+USER_ERRORS = (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
+               IsADirectoryError, PermissionError, ValueError, KeyError, TypeError, OSError)
+
+
+def _parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+      prog="launch.py", description="Run, or sweep, an xferlab experiment.", epilog=_epilog(),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("experiment", help="path/to/experiment.py[:arg]")
   parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="override a config value (a Python literal; repeatable)")
@@ -375,27 +486,72 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--vectorize", action="store_true",
                       help="train sweep points that differ only in λ values as one vmapped program")
   parser.add_argument("--workdir", default=None, help="output directory (resumes if it exists)")
-  args = parser.parse_args(argv)
+  parser.add_argument("--manual-dir", default=None, metavar="DIR",
+                      help="the corpora folder, one sub-folder per corpus (sets data.manual_dir; "
+                      "default: $XFERLAB_DATA, else ../shared/data)")
+  parser.add_argument("--debug", action="store_true",
+                      help="show the full traceback of an error")
+  return parser
+
+
+def _sweep_grid(items: Sequence[str]) -> dict[str, list] | None:
+  """``["a.b=1,2", ...]`` -> ``{"a.b": [1, 2], ...}``; None without items."""
+  if not items:
+    return None
+  grid = {}
+  for item in items:
+    key, sep, values = item.partition("=")
+    if not sep:
+      raise ConfigError(f"--sweep {item!r} is not of the form KEY=V1,V2,...")
+    grid[key.strip()] = [parse_value(v.strip()) for v in _split_values(values)]
+  return grid
+
+
+def _launch(args, overrides: list[str]) -> None:
+  """Runs what the parsed command line asks for."""
+  if args.workdir:
+    _check_workdir(args.workdir)
+  if args.sweep or args.use_experiment_sweep:
+    sweep(args.experiment, _sweep_grid(args.sweep), args.workdir, overrides,
+          vectorize=args.vectorize)
+    return
+  config, _ = load_experiment(args.experiment)
+  config = apply_overrides(config, overrides)
+  workdir = args.workdir or _default_workdir(config)
+  results = run_config(config, workdir)
+  if not config.arms and not len(config.seeds) > 1:
+    print(json.dumps(results, indent=2))
+  print(f"[xferlab] results in {os.path.join(workdir, 'results.json')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """The command line; returns the exit status. Every error is one line on stderr (status 2 for
+  a wrong invocation or configuration, 1 for a failure while running; ``--debug`` re-raises
+  with the traceback)."""
   try:
-    if args.sweep or args.use_experiment_sweep:
-      grid = None
-      if args.sweep:
-        grid = {}
-        for item in args.sweep:
-          key, sep, values = item.partition("=")
-          if not sep:
-            raise ConfigError(f"--sweep {item!r} is not of the form KEY=V1,V2,...")
-          grid[key.strip()] = [parse_value(v.strip()) for v in _split_values(values)]
-      sweep(args.experiment, grid, args.workdir, args.overrides, vectorize=args.vectorize)
-    else:
-      config, _ = load_experiment(args.experiment)
-      config = apply_overrides(config, args.overrides)
-      workdir = args.workdir or _default_workdir(config)
-      results = run_config(config, workdir)
-      if not config.arms and not len(config.seeds) > 1:
-        print(json.dumps(results, indent=2))
-      print(f"[xferlab] results in {os.path.join(workdir, 'results.json')}")
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    args = _parser().parse_args(argv)
+  except SystemExit as e:   # --help, or a usage error already printed in one line
+    return int(e.code or 0)
+  overrides = list(args.overrides)
+  if args.manual_dir is not None:
+    overrides.append(f"data.manual_dir={args.manual_dir}")
+  try:
+    _launch(args, overrides)
+  except KeyboardInterrupt:
+    if args.debug:
+      raise
+    print("error: interrupted; rerun the same command to resume", file=sys.stderr)
+    return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if args.debug:
+      raise
+    if isinstance(e, ConfigError):
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+      return 2
+    if isinstance(e, USER_ERRORS):
+      print(f"error: {_one_line(e)}", file=sys.stderr)
+      return 1
+    print(f"error: {type(e).__name__}: {_one_line(e)} (an internal error: rerun with --debug "
+          "for the traceback)", file=sys.stderr)
+    return 1
   return 0

@@ -465,7 +465,8 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
     loop.stop = (loop.step >= loop.total_steps or all(m.tracker["stopped"] for m in members)
                  or timer.spent(loop))
     run_loop(loop, callbacks, timer)
-    final = [final_metrics(loop, i) for i in range(len(members))]
+    rates = {f"unk_rate_{split}": rate for split, rate in loop.data.unknown_rates.items()}
+    final = [dict(rates, **final_metrics(loop, i)) for i in range(len(members))]
   finally:
     for member in members:
       member.close()

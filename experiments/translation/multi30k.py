@@ -7,7 +7,8 @@ r"""Multi30k translation with an attentional RNN, and transfer between language 
       --set init_from.path=runs/translation/en-fr --workdir runs/translation/en-de-10-transfer
 
 Argument ``PAIR[,FRACTION[,ARM]]``:
-  PAIR      en-de | en-fr | en-cs, or reversed (de-en, ...);
+  PAIR      en-de | en-fr | en-cs, or reversed (de-en, ...); en-cs and cs-en add Czech to
+            the joint vocabulary (every pair's languages are covered);
   FRACTION  share of the 29,000 training pairs (default 1.0; the same subset for every seed);
   ARM       scratch (default) | transfer | adversarial:
     scratch      random initialization;
@@ -66,6 +67,8 @@ def get_config(arg=None):
   c.data.tokenizer = "sentencepiece"
   c.data.vocab_size = 8000
   c.data.vocab_languages = ("en", "fr", "de")
+  if "cs" in c.data.pair.split("-"):   # the vocabulary covers both languages of every pair
+    c.data.vocab_languages += ("cs",)
   c.data.buckets = (12, 16, 20, 24, 32, 48, 80)   # fine: padding costs softmax work
   c.data.batch_size = 64
   c.data.eval_batch_size = 128
@@ -115,6 +118,8 @@ def get_config(arg=None):
     c.init_from.made_by = (f"python launch.py experiments/translation/multi30k.py:{parent} "
                            f"--workdir runs/translation/{parent}")
     c.optimizer.learning_rate = 1e-3
+    if "cs" in c.data.vocab_languages:   # the parent's en+fr+de vocabulary: move rows by string
+      c.init_from.vocab = "auto"
   if arm == "mixed":
     c.data.language_tags = True
     c.data.mix_pair = _parent(c.data.pair)

@@ -14,6 +14,13 @@ gives different models for different thread counts), quiet, and reads at most
 
 Every tokenizer keeps the ids ``pad=0, unk=1, bos=2, eos=3`` of
 ``xferlab.data.tokenizer``.
+
+New tokenizers are trained with ``byte_fallback=True``: a character outside the
+vocabulary becomes its UTF-8 bytes (256 byte pieces), never ``UNK``, so emoji, CJK
+and rare accents survive encoding and decoding. A vocabulary too small for the
+byte pieces (under ~300) is trained without them (logged). Tokenizers saved
+before (without byte pieces) still load; their ``decode`` never renders `` ⁇ ``
+either (``SentencePieceTokenizer.decode``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ DEFAULT_OPTIONS = {
     "num_threads": 1,  # models differ between thread counts: one thread is reproducible anywhere
     "seed": 0,  # sentencepiece's random generator seed
     "max_sentence_length": 4192,  # bytes; longer texts are cut at spaces for training
+    "byte_fallback": True,  # unseen characters -> UTF-8 byte pieces instead of UNK
 }
 # Options fixed by xferlab's id convention; callers may not change them.
 _FIXED_OPTIONS = {
@@ -59,7 +67,8 @@ class SentencePieceTokenizer:
   """A trained sentencepiece model behind the ``Tokenizer`` protocol.
 
   ``encode`` returns ids without BOS/EOS (like ``WordTokenizer``); ``decode``
-  drops PAD/BOS/EOS and renders UNK as `` ⁇ ``.
+  drops PAD/BOS/EOS and ``UNK`` (or puts copied source spans in its place): it never
+  renders sentencepiece's `` ⁇ ``.
   """
 
   kind = "sentencepiece"
@@ -92,8 +101,28 @@ class SentencePieceTokenizer:
   def encode(self, text: str) -> list[int]:
     return self._sp.encode(text, out_type=int)
 
-  def decode(self, ids: Sequence[int]) -> str:
-    return self._sp.decode([int(i) for i in ids])
+  def decode(self, ids: Sequence[int], unknowns: Sequence[str] | None = None) -> str:
+    """The text of ``ids``: PAD/BOS/EOS dropped, byte pieces joined into characters; the
+    k-th ``UNK`` becomes ``unknowns[k]`` (``unknown_spans`` of the source: a copy) and any
+    other ``UNK`` is dropped."""
+    ids = [int(i) for i in ids if int(i) not in (PAD_ID, BOS_ID, EOS_ID)]
+    if UNK_ID not in ids:
+      return self._sp.decode(ids)
+    unknowns = list(unknowns or ())
+    parts, k = [], 0
+    for piece in self._sp.decode(ids, return_type="proto").pieces:
+      if piece.id == UNK_ID:   # surface " ⁇ "; the spaces around it are pieces of their own
+        parts.append(unknowns[k] if k < len(unknowns) else "")
+        k += 1
+      else:
+        parts.append(piece.surface)
+    text = "".join(parts)
+    return text if k <= len(unknowns) else " ".join(text.split())
+
+  def unknown_spans(self, text: str) -> list[str]:
+    """The spans of ``text`` encoded as ``UNK`` (none with byte fallback), in order."""
+    return [p.surface for p in self._sp.encode(text, return_type="proto").pieces
+            if p.id == UNK_ID]
 
   def save(self, directory: str) -> None:
     """Writes ``tokenizer.json`` (``{"kind": "sentencepiece", ...}``) and the ``.model`` file."""
@@ -193,10 +222,19 @@ def _train_sentencepiece(texts: Iterable[str], model_type: str, vocab_size: int,
   trainer_options = {k: v for k, v in options.items() if k != "seed"}
   model = io.BytesIO()
   spm.set_random_generator_seed(int(options["seed"]))
-  spm.SentencePieceTrainer.train(
-      sentence_iterator=training_sentences(texts, options["max_sentence_length"]),
-      model_writer=model, model_type=model_type, vocab_size=vocab_size,
-      **trainer_options, **_FIXED_OPTIONS)
+  try:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=training_sentences(texts, options["max_sentence_length"]),
+        model_writer=model, model_type=model_type, vocab_size=vocab_size,
+        **trainer_options, **_FIXED_OPTIONS)
+  except RuntimeError as e:
+    if not (trainer_options.get("byte_fallback") and "required_chars" in str(e)):
+      raise
+    # Too small a vocabulary for the 256 byte pieces: train without them.
+    log.warning("vocab_size %d leaves no room for byte-fallback pieces; training without "
+                "byte_fallback (unseen characters will be UNK)", vocab_size)
+    return _train_sentencepiece(texts, model_type, vocab_size,
+                                {**options, "byte_fallback": False})
   return SentencePieceTokenizer(model.getvalue())
 
 

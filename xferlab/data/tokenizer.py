@@ -83,8 +83,29 @@ class WordTokenizer:
   def encode(self, text: str) -> list[int]:
     return [self.stoi.get(w, UNK_ID) for w in self.tokens(text)]
 
-  def decode(self, ids: Sequence[int]) -> str:
-    return " ".join(self.itos[i] for i in ids if i not in (PAD_ID, BOS_ID, EOS_ID))
+  def decode(self, ids: Sequence[int], unknowns: Sequence[str] | None = None) -> str:
+    """The words of ``ids`` (PAD/BOS/EOS dropped) joined by spaces.
+
+    ``UNK`` is rendered as ``<unk>``, unless ``unknowns`` is given (``unknown_spans`` of the
+    source): then the k-th ``UNK`` becomes the k-th unknown source word (a copy), and ``UNK``s
+    beyond them are dropped -- an output never shows ``<unk>``.
+    """
+    words, k = [], 0
+    for i in ids:
+      i = int(i)
+      if i in (PAD_ID, BOS_ID, EOS_ID):
+        continue
+      if i == UNK_ID and unknowns is not None:
+        if k < len(unknowns):
+          words.append(unknowns[k])
+        k += 1
+        continue
+      words.append(self.itos[i])
+    return " ".join(words)
+
+  def unknown_spans(self, text: str) -> list[str]:
+    """The words of ``text`` outside the vocabulary (each occurrence, in order)."""
+    return [w for w in self.tokens(text) if w not in self.stoi]
 
   def save(self, directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
@@ -95,6 +116,32 @@ class WordTokenizer:
   def from_dict(cls, d: dict, directory: str) -> "WordTokenizer":
     del directory  # everything is in the JSON file
     return cls(d["itos"][len(SPECIAL_TOKENS):], split=d["split"])
+
+
+def unknown_spans(tokenizer: Tokenizer, text: str) -> list[str]:
+  """The spans of ``text`` that ``tokenizer`` encodes as ``UNK`` (in order); ``[]`` for a
+  tokenizer that cannot tell."""
+  return tokenizer.unknown_spans(text) if hasattr(tokenizer, "unknown_spans") else []
+
+
+def decode_without_unknowns(tokenizer: Tokenizer, ids: Sequence[int],
+                            unknowns: Sequence[str] = ()) -> str:
+  """``tokenizer.decode(ids)`` with every ``UNK`` replaced by the next of ``unknowns`` (copied
+  source spans) or dropped: never ``<unk>`` or `` ⁇ ``."""
+  try:
+    return tokenizer.decode(ids, unknowns=list(unknowns))
+  except TypeError:   # a tokenizer without the keyword: drop UNK ids
+    return tokenizer.decode([i for i in ids if int(i) != UNK_ID])
+
+
+def unknown_rate(sequences: Iterable[Sequence[int]], vocab_size: int | None = None) -> float:
+  """The share of ids that are ``UNK`` (or, with ``vocab_size``, outside the vocabulary: the
+  extended ids of copyable words) over all ids of ``sequences``; 0.0 when there are none."""
+  total = unknown = 0
+  for seq in sequences:
+    total += len(seq)
+    unknown += sum(1 for i in seq if i == UNK_ID or (vocab_size is not None and i >= vocab_size))
+  return unknown / total if total else 0.0
 
 
 def vocabulary(tokenizer: Tokenizer) -> list[str]:

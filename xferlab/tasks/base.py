@@ -22,11 +22,14 @@ class TaskData:
       ``batches_per_epoch``.
     eval_sets: name -> list of batches; metric names are ``f"{name}_{metric}"``.
     tokens_per_batch: counts the real tokens of a training batch (throughput).
+    unknown_rates: split -> share of its tokens that are ``UNK`` (``check_unknown_rates``);
+      the trainer writes them to ``results.json`` as ``unk_rate_<split>``.
   """
   tokenizer: Any
   train: Iterator
   eval_sets: dict[str, list]
   tokens_per_batch: Any
+  unknown_rates: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Task(abc.ABC):
@@ -83,3 +86,23 @@ def train_tokenizer(data_config, texts, **subword_options):
   from xferlab.data.sentencepiece_tokenizer import train_tokenizer as train_subwords
   model_type = {"sentencepiece": "unigram"}.get(d.tokenizer, d.tokenizer)
   return train_subwords(texts, model_type=model_type, vocab_size=d.vocab_size, **subword_options)
+
+
+UNKNOWN_RATE_WARNING = 0.005   # warn when more than 0.5% of a split's tokens are unknown
+
+
+class UnknownTokenWarning(UserWarning):
+  """Many tokens of a split are outside the vocabulary (``UNK``)."""
+
+
+def check_unknown_rates(rates: dict[str, float]) -> dict[str, float]:
+  """Warns about every split whose unknown-token rate (``{"source_train": 0.001, ...}``) is
+  above ``UNKNOWN_RATE_WARNING``; returns the rates, for ``TaskData.unknown_rates``."""
+  import warnings
+  high = {k: v for k, v in rates.items() if v > UNKNOWN_RATE_WARNING}
+  if high:
+    warnings.warn("unknown-token rate above 0.5%: " + ", ".join(
+        f"{k} {100 * v:.2f}%" for k, v in high.items()) + "; the vocabulary does not cover "
+        "this text (train the tokenizer on it, raise data.vocab_size, or use byte_fallback)",
+        UnknownTokenWarning, stacklevel=2)
+  return {k: float(v) for k, v in rates.items()}

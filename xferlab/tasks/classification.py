@@ -26,7 +26,9 @@ from xferlab.data import batching
 from xferlab.data.domains import load_domain_adaptation
 from xferlab.data import load_tokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
-from xferlab.tasks.base import Task, TaskData, train_tokenizer
+from xferlab.data.tokenizer import UNK_ID, unknown_rate
+from xferlab.tasks.base import Task, TaskData, check_unknown_rates, train_tokenizer
+from xferlab.text_inputs import batch_rows, time_buckets, truncate_ids
 from xferlab.transfer.relation_based import (information_maximization, make_transfer_loss,
                                               weighted_mean)
 
@@ -74,11 +76,17 @@ class ClassificationTask(Task):
       train = batching.PairedStream(source, target)
       tokens = lambda b: int(b["source"]["lengths"].sum() + b["target"]["lengths"].sum())
     eval_sets = {}
+    rates = {"source_train": unknown_rate(source.sequences)}
+    if uses_target_batches(config):
+      rates["target_unlabeled"] = unknown_rate(target.sequences)
     for name, part in (("source_val", "source_val"), ("target", "target_test")):
       texts, labels = corpus[part]
-      eval_sets[name] = batching.eval_batches(encode(texts), config.data.eval_batch_size,
+      encoded = encode(texts)
+      rates[name] = unknown_rate(encoded)
+      eval_sets[name] = batching.eval_batches(encoded, config.data.eval_batch_size,
                                               buckets, labels)
-    return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens)
+    return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens,
+                    unknown_rates=check_unknown_rates(rates))
 
   def build_model(self, config, vocab_size: int) -> ClassificationModel:
     m = config.model
@@ -116,6 +124,7 @@ class ClassificationTask(Task):
 
   @staticmethod
   def _source_loss(logits, source):
+    """``(loss, metrics)`` of the labeled source rows."""
     xent = optax.softmax_cross_entropy_with_integer_labels(logits, source["labels"])
     correct = (jnp.argmax(logits, -1) == source["labels"]).astype(jnp.float32)
     loss = weighted_mean(xent, source["weights"])
@@ -129,17 +138,31 @@ class ClassificationTask(Task):
   def eval_metrics(self, sums) -> dict[str, float]:
     return metrics.classification_metrics(sums)
 
-  def predict(self, model: ClassificationModel, tokenizer, config, texts):
-    """Class probabilities ``float[len(texts), classes]`` in the order of ``texts``."""
-    sequences = [tokenizer.encode(t) or [0] for t in texts]
+  def predict(self, model: ClassificationModel, tokenizer, config, texts: list[str],
+              cache: dict | None = None):
+    """Class probabilities ``float[len(texts), classes]`` in the order of ``texts``.
+
+    ``texts`` is a list of clean strings (``xferlab.text_inputs.as_texts``); an empty text
+    reads as one unknown token; texts longer than the largest bucket are cut there (one
+    ``InputTruncatedWarning``). Batches are padded to a power-of-two number of rows and a
+    bucketed length (``text_inputs.batch_rows`` / ``time_buckets``), and the jitted forward
+    pass is kept in ``cache`` (``Restored`` passes its own): repeated calls do not recompile.
+    """
+    cache = {} if cache is None else cache
+    buckets = time_buckets(tuple(config.data.buckets))
+    sequences = truncate_ids([tokenizer.encode(t) or [UNK_ID] for t in texts], max(buckets))
+    probs = np.zeros((len(texts), config.model.num_classes), np.float32)
+    if not sequences:
+      return probs
     lengths = np.array([len(s) for s in sequences])
     order = np.argsort(lengths, kind="stable")
-    probs = np.zeros((len(texts), config.model.num_classes), np.float32)
-    bs = config.data.eval_batch_size
-    forward = _jitted_probabilities(model)
+    bs = batch_rows(len(texts), config.data.eval_batch_size)
+    if "probabilities" not in cache:
+      cache["probabilities"] = _jitted_probabilities(model)
+    forward = cache["probabilities"]
     for start in range(0, len(texts), bs):
       idx = order[start:start + bs]
-      time = batching.bucket_length(int(lengths[idx].max()), tuple(config.data.buckets))
+      time = batching.bucket_length(int(lengths[idx].max()), buckets)
       batch = batching.make_batch(sequences, idx, bs, time)
       probs[idx] = np.asarray(forward(batch["tokens"], batch["lengths"]))[:len(idx)]
     return probs
@@ -153,4 +176,6 @@ def _jitted_probabilities(model: ClassificationModel):
     logits, _ = nnx.merge(graphdef, state)(tokens, lengths)
     return jax.nn.softmax(logits, axis=-1)
 
-  return lambda tokens, lengths: forward(state, tokens, lengths)
+  call = lambda tokens, lengths: forward(state, tokens, lengths)
+  call.jitted = forward   # ``call.jitted._cache_size()``: the number of compiled shapes
+  return call

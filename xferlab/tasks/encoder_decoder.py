@@ -30,11 +30,12 @@ from flax import nnx
 
 from xferlab import decode, losses, metrics
 from xferlab.data import batching
-from xferlab.data.tokenizer import UNK_ID
+from xferlab.data.tokenizer import UNK_ID, unknown_rate
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.rnn import length_mask
 from xferlab.models.seq2seq import Seq2Seq
-from xferlab.tasks.base import Task, TaskData
+from xferlab.tasks.base import Task, TaskData, check_unknown_rates
+from xferlab.text_inputs import batch_rows
 from xferlab.transfer.relation_based import make_transfer_loss
 
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
@@ -110,6 +111,9 @@ class EncoderDecoderTask(Task):
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     buckets = tuple(d.buckets)
     sources, targets = self.encode_pairs(tokenizer, *self.load_pairs(d, "train"), config)
+    vocab = tokenizer.vocab_size
+    rates = {"train_source": unknown_rate(sources, vocab),
+             "train_target": unknown_rate(targets, vocab)}
     seed = batching.shuffle_seed(config)
     target_buckets = tuple(d.target_buckets)
     train = batching.BatchStream(sources, None, d.batch_size, buckets, seed=seed, targets=targets,
@@ -124,9 +128,12 @@ class EncoderDecoderTask(Task):
     for name, split in self.eval_sets.items():
       src, tgt = self.load_pairs(d, split)
       src, tgt = self.encode_pairs(tokenizer, src, [self.reference(t) for t in tgt], config)
+      rates.update({f"{name}_source": unknown_rate(src, vocab),
+                    f"{name}_target": unknown_rate(tgt, vocab)})
       eval_sets[name] = batching.eval_batches(src, d.eval_batch_size, buckets, targets=tgt,
                                               target_buckets=target_buckets)
-    return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens)
+    return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets, tokens_per_batch=tokens,
+                    unknown_rates=check_unknown_rates(rates))
 
   @staticmethod
   def reference(target):
@@ -187,16 +194,30 @@ class EncoderDecoderTask(Task):
     return metrics.perplexity_metrics(sums)
 
 
-def generate(seq2seq, sequences: list[list[int]], config) -> list[list[int]]:
-  """Decodes every source (length-sorted batches, jitted once per bucket) with
-  ``decode.beam_size`` (1 = greedy), ``decode.alpha`` and ``decode.max_length``;
-  the output ids (``EOS`` and padding cut) in input order."""
+def generate(seq2seq, sequences: list[list[int]], config, cache: dict | None = None,
+             buckets: tuple[int, ...] | None = None) -> list[list[int]]:
+  """Decodes every source (length-sorted batches) with ``decode.beam_size`` (1 = greedy),
+  ``decode.alpha`` and ``decode.max_length``; the output ids (``EOS`` and padding cut) in
+  input order.
+
+  Batches have a power-of-two number of rows (at most ``data.eval_batch_size``) and one of the
+  padded lengths ``buckets`` (default ``data.buckets``; ``translate`` / ``summarize`` pass the
+  finer ``text_inputs.time_buckets``), so the jitted decoder -- kept in ``cache`` across calls
+  -- compiles once per such shape. Sources longer than the largest bucket are cut to it.
+  """
   dc = config.decode
+  if not sequences:
+    return []
+  cache = {} if cache is None else cache
   lengths = np.array([len(s) for s in sequences])
   order = np.argsort(lengths, kind="stable")
   out: list[list[int]] = [[] for _ in sequences]
-  bs, buckets = config.data.eval_batch_size, tuple(config.data.buckets)
-  run = _jitted_decoder(seq2seq, dc.beam_size, dc.max_length, dc.alpha)
+  bs = batch_rows(len(sequences), config.data.eval_batch_size)
+  buckets = tuple(buckets or config.data.buckets)
+  key = ("decoder", dc.beam_size, dc.max_length, dc.alpha)
+  if key not in cache:
+    cache[key] = _jitted_decoder(seq2seq, dc.beam_size, dc.max_length, dc.alpha)
+  run = cache[key]
   for start in range(0, len(sequences), bs):
     idx = order[start:start + bs]
     time = batching.bucket_length(int(lengths[idx].max()), buckets)
@@ -217,4 +238,6 @@ def _jitted_decoder(seq2seq, beam_size: int, max_length: int, alpha: float):
       return decode.greedy(model, tokens, lengths, max_length)
     return decode.beam_search(model, tokens, lengths, max_length, beam_size, alpha)
 
-  return lambda tokens, lengths: run(state, tokens, lengths)
+  call = lambda tokens, lengths: run(state, tokens, lengths)
+  call.jitted = run   # ``call.jitted._cache_size()``: the number of compiled shapes
+  return call

@@ -42,6 +42,7 @@ from xferlab import metrics
 from xferlab.data.tokenizer import UNK_ID, WordTokenizer, load_tokenizer
 from xferlab.tasks.encoder_decoder import (EncoderDecoderModel, EncoderDecoderTask, generate,
                                            training_subset)
+from xferlab.text_inputs import time_buckets, warn_truncated
 
 CORPORA = {"bbc": "bbc_news_summary", "scitldr": "scitldr"}
 TARGET_FIELDS = ("summary", "title")
@@ -163,13 +164,37 @@ class SummarizationTask(EncoderDecoderTask):
              for s, t in zip(sources, targets)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
-  def summarize(self, model: EncoderDecoderModel, tokenizer, config, texts) -> list[str]:
-    """Beam-search summaries of ``texts`` (``decode.*``), copied words written back."""
-    encoded = [extended_ids(tokenizer, t, None, max(config.data.buckets)) for t in texts]
-    outputs = generate(model.seq2seq, [e[0] or [UNK_ID] for e in encoded], config)
+  def summarize(self, model: EncoderDecoderModel, tokenizer, config, texts: list[str],
+                cache: dict | None = None, buckets: tuple[int, ...] | None = None,
+                warn: bool = True) -> list[str]:
+    """Beam-search summaries of ``texts`` (``decode.*``), copied words written back.
+
+    ``texts`` are clean strings (``xferlab.text_inputs.as_texts``). An empty or
+    whitespace-only text summarizes to ``""``; a document longer than the largest bucket is
+    read up to it (one ``InputTruncatedWarning`` when ``warn``). An ``UNK`` the model
+    generates is dropped (out-of-vocabulary source words come out through the copy
+    distribution). The jitted decoder is kept in ``cache``; ``buckets`` are the padded
+    lengths (default: ``text_inputs.time_buckets`` of ``data.buckets``).
+    """
+    buckets = tuple(buckets or time_buckets(tuple(config.data.buckets)))
+    max_source = max(config.data.buckets)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    if warn:
+      cut = sum(len(tokenizer.tokens(texts[i])) > max_source for i in keep)
+      if cut:
+        warn_truncated(cut, len(texts), f"{max_source} words")
+    encoded = [extended_ids(tokenizer, texts[i], None, max_source) for i in keep]
+    outputs = generate(model.seq2seq, [e[0] or [UNK_ID] for e in encoded], config, cache, buckets)
     vocab = tokenizer.vocab_size
-    words = lambda ids, oov: [tokenizer.itos[i] if i < vocab else oov[i - vocab] for i in ids]
-    return [" ".join(words(ids, e[2])) for ids, e in zip(outputs, encoded)]
+
+    def words(ids, oov):
+      return [tokenizer.itos[i] if i < vocab else oov[i - vocab] for i in ids
+              if i != UNK_ID and i - vocab < len(oov)]
+
+    out = [""] * len(texts)
+    for i, ids, e in zip(keep, outputs, encoded):
+      out[i] = " ".join(words(ids, e[2]))
+    return out
 
   def final_metrics(self, model: EncoderDecoderModel, tokenizer, config, workdir: str):
     """ROUGE of the selected model's beam-search summaries of each evaluation split."""
@@ -177,7 +202,8 @@ class SummarizationTask(EncoderDecoderTask):
     os.makedirs(os.path.join(workdir, "summaries"), exist_ok=True)
     for name, split in self.eval_sets.items():
       documents, references = self.load_pairs(config.data, split)
-      predictions = self.summarize(model, tokenizer, config, documents)
+      predictions = self.summarize(model, tokenizer, config, documents,
+                                   buckets=tuple(config.data.buckets), warn=False)
       with open(os.path.join(workdir, "summaries", f"{split}.jsonl"), "w") as f:
         for prediction, refs in zip(predictions, references):
           f.write(json.dumps({"prediction": prediction, "references": refs}) + "\n")

@@ -37,14 +37,16 @@ written to ``workdir/translations/``.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from xferlab import metrics
-from xferlab.data.tokenizer import load_tokenizer
+from xferlab.data.tokenizer import UNK_ID, decode_without_unknowns, load_tokenizer, unknown_spans
 from xferlab.tasks.base import train_tokenizer
 from xferlab.tasks.encoder_decoder import (EncoderDecoderModel, EncoderDecoderTask, generate,
                                            training_subset)
+from xferlab.text_inputs import time_buckets, truncate_ids
 
 MULTI30K_LANGUAGES = ("de", "fr", "cs")
 
@@ -128,12 +130,29 @@ def load_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
   return sources, targets
 
 
+def vocab_languages(data_config) -> tuple[str, ...]:
+  """``data.vocab_languages`` plus every language the run reads (``data.pair``,
+  ``data.mix_pair``, ``data.adversarial_pair``) that it lacks, with a warning: the vocabulary
+  must cover both sides of every pair, or their letters become unknown pieces."""
+  d = data_config
+  languages = list(d.vocab_languages)
+  read = [lang for pair in (d.pair, d.mix_pair, d.adversarial_pair) if pair
+          for lang in parse_pair(pair)]
+  missing = [lang for lang in dict.fromkeys(read) if lang not in languages]
+  if missing:
+    warnings.warn(f"data.vocab_languages {tuple(languages)} lacks {tuple(missing)}, which the "
+                  f"run reads; the vocabulary is trained on {tuple(languages + missing)}",
+                  stacklevel=2)
+  return tuple(languages + missing)
+
+
 def tokenizer_texts(data_config) -> list[str]:
-  """The monolingual training text the joint vocabulary is trained on."""
+  """The monolingual training text the joint vocabulary is trained on (``vocab_languages``)."""
   d = data_config
   if d.name == "copy":
     return copy_corpus("train")
-  return [text for lang in d.vocab_languages for text in multi30k_side(lang, "train", d.manual_dir)]
+  return [text for lang in vocab_languages(d)
+          for text in multi30k_side(lang, "train", d.manual_dir)]
 
 
 class TranslationTask(EncoderDecoderTask):
@@ -159,16 +178,37 @@ class TranslationTask(EncoderDecoderTask):
     other.pair, other.fraction = d.adversarial_pair, 1.0
     return load_pairs(other, "train")[0]
 
-  def translate(self, model: EncoderDecoderModel, tokenizer, config, texts) -> list[str]:
+  def translate(self, model: EncoderDecoderModel, tokenizer, config, texts: list[str],
+                cache: dict | None = None) -> list[str]:
     """Beam-search translations of ``texts`` (``decode.beam_size``, ``decode.alpha``,
-    ``decode.max_length``), in order."""
-    return self._translate_prepared(model, tokenizer, config, tag_sources(config.data, texts))
+    ``decode.max_length``), in order.
+
+    ``texts`` are clean strings (``xferlab.text_inputs.as_texts``). An empty or
+    whitespace-only text translates to ``""``; a source longer than the largest bucket is cut
+    there (one ``InputTruncatedWarning``). Unknown output tokens become the source's unknown
+    spans in order (a copy) or are dropped: no ``<unk>`` or `` ⁇ ``. The jitted decoder is kept
+    in ``cache`` (``Restored`` passes its own).
+    """
+    out = [""] * len(texts)
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    sources = tag_sources(config.data, [texts[i] for i in keep])
+    buckets = time_buckets(tuple(config.data.buckets))
+    hypotheses = self._translate_prepared(model, tokenizer, config, sources, cache, buckets)
+    for i, hypothesis in zip(keep, hypotheses):
+      out[i] = hypothesis
+    return out
 
   @staticmethod
-  def _translate_prepared(model, tokenizer, config, sources: list[str]) -> list[str]:
-    """``translate`` of sources that already carry their language tag (if the run uses tags)."""
-    sequences = [tokenizer.encode(t) or [0] for t in sources]
-    return [tokenizer.decode(ids) for ids in generate(model.seq2seq, sequences, config)]
+  def _translate_prepared(model, tokenizer, config, sources: list[str], cache=None,
+                          buckets=None) -> list[str]:
+    """``translate`` of sources that already carry their language tag (if the run uses tags);
+    with ``buckets``, long sources are cut with a warning."""
+    sequences = [tokenizer.encode(t) or [UNK_ID] for t in sources]
+    if buckets:
+      sequences = truncate_ids(sequences, max(buckets))
+    outputs = generate(model.seq2seq, sequences, config, cache, buckets)
+    return [decode_without_unknowns(tokenizer, ids, unknown_spans(tokenizer, source))
+            for ids, source in zip(outputs, sources)]
 
   def final_metrics(self, model: EncoderDecoderModel, tokenizer, config, workdir: str):
     """BLEU / chrF of the selected model's beam-search translations of each evaluation split."""

@@ -1,0 +1,82 @@
+"""A corrupt newest checkpoint (a truncated data file, deleted metadata) falls back to the
+previous readable one with a warning naming both; none readable names the directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from xferlab import checkpoint, launch
+from xferlab.checkpoint import CheckpointError, CheckpointFallbackWarning
+from tests.conftest import QUICKSTART, TINY
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  """A finished tiny run (6 steps: checkpoints/4, checkpoints/6, best/6), kept pristine."""
+  workdir = tmp_path_factory.mktemp("ckpt") / "run"
+  launch.run(QUICKSTART + ":dann", TINY, str(workdir))
+  return workdir
+
+
+def _copy(trained, tmp_path):
+  run = tmp_path / "run"
+  shutil.copytree(trained, run)
+  return run
+
+
+def _truncate_data(step_dir):
+  """Cuts the array data files of a step directory to their first bytes (a copy stopped by a
+  full disk). (Cutting one file in half need not hit the parameters' bytes.)"""
+  data = os.path.join(step_dir, "state", "ocdbt.process_0", "d")
+  for name in os.listdir(data):
+    with open(os.path.join(data, name), "r+b") as f:
+      f.truncate(min(8, os.path.getsize(os.path.join(data, name))))
+
+
+def _delete_metadata(step_dir):
+  os.remove(os.path.join(step_dir, "state", "_METADATA"))
+
+
+TEXTS = ["a sturdy pan , really great", "flimsy lid , awful"]
+
+
+@pytest.mark.parametrize("corrupt", [_truncate_data, _delete_metadata])
+def test_restore_falls_back_from_a_corrupt_best_checkpoint(trained, tmp_path, corrupt):
+  expected = launch.restore(str(trained)).predict_proba(TEXTS)
+  run = _copy(trained, tmp_path)
+  corrupt(run / "best" / "6")
+  with pytest.warns(CheckpointFallbackWarning, match=r"best/6.*checkpoints/6"):
+    restored = launch.restore(str(run))
+  # The run keeps no moving average, so checkpoints/6 holds the selected parameters.
+  np.testing.assert_allclose(restored.predict_proba(TEXTS), expected, rtol=1e-5)
+  corrupt(run / "checkpoints" / "6")
+  with pytest.warns(CheckpointFallbackWarning, match=r"checkpoints/4 \(not the selected"):
+    launch.restore(str(run))
+  corrupt(run / "checkpoints" / "4")
+  with pytest.raises(CheckpointError, match=f"No readable checkpoint in {run}"):
+    launch.restore(str(run))
+
+
+@pytest.mark.parametrize("corrupt", [_truncate_data, _delete_metadata])
+def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, corrupt):
+  run = _copy(trained, tmp_path)
+  os.remove(run / "results.json")          # as if killed after the last checkpoint
+  corrupt(run / "checkpoints" / "6")
+  ckpt = checkpoint.Checkpointer(str(run / "checkpoints"), None)
+  try:
+    assert ckpt.all_steps() == [4, 6]
+  finally:
+    ckpt.close()
+  with pytest.warns(CheckpointFallbackWarning, match=r"checkpoints/6.*checkpoints/4"):
+    results = launch.run(QUICKSTART + ":dann", TINY, str(run))
+  assert results["steps"] == 6
+  ckpt = checkpoint.Checkpointer(str(run / "checkpoints"), None)
+  try:
+    assert ckpt.latest_step() == 6       # the corrupt step was replaced by a good one
+  finally:
+    ckpt.close()
+  launch.restore(str(run))               # and reads without a warning

@@ -1,0 +1,87 @@
+"""The command line fails in one clear line, never a traceback (``xferlab.launch.main``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from xferlab.launch import main
+from tests.conftest import QUICKSTART, ROOT, TINY
+
+MULTI30K = os.path.join(ROOT, "experiments", "translation", "multi30k.py")
+TINY_SETS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+
+
+def _fails(capsys, argv, status, *fragments):
+  """Runs ``main(argv)``; checks the status and one line of stderr holding every fragment."""
+  code = main(argv)
+  err = capsys.readouterr().err.strip()
+  assert code == status, err
+  assert "Traceback" not in err and err.count("error: ") == 1, err
+  err = err.splitlines()[-1]   # (preparing a corpus may log a line before it)
+  assert err.startswith(("error: ", "launch.py: error: ")), err
+  for fragment in fragments:
+    assert fragment in err, err
+  return err
+
+
+def test_wrong_invocations_exit_in_one_line(capsys, tmp_path):
+  _fails(capsys, [], 2, "required: experiment")
+  _fails(capsys, ["experiments/missing.py"], 2, "not found", "experiments/missing.py")
+  _fails(capsys, [QUICKSTART + ":bogus"], 2, "does not accept the argument 'bogus'")
+  _fails(capsys, [QUICKSTART, "--set", "train.num_epochs=abc"], 2, "train.num_epochs", "'abc'")
+  _fails(capsys, [QUICKSTART, "--set", "trainer.no_such_key=1"], 2,
+         "no section 'trainer'", "'train'")
+  _fails(capsys, [QUICKSTART, "--set", "transfer.lamda=0.1"], 2, "transfer.lam")
+  _fails(capsys, [QUICKSTART, "--set", "novalue"], 2, "key=value")
+  _fails(capsys, [QUICKSTART, "--sweep", "transfer.lam"], 2, "KEY=V1,V2")
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  _fails(capsys, [QUICKSTART, "--workdir", str(a_file)], 2, "is a file")
+  _fails(capsys, [QUICKSTART, "--workdir", str(a_file / "below")], 2, "which is a file")
+  assert os.listdir(tmp_path) == ["a_file"]          # nothing was written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_workdir(capsys, tmp_path):
+  tmp_path.chmod(0o500)
+  try:
+    _fails(capsys, [QUICKSTART, "--workdir", str(tmp_path / "run")], 2, "not writable")
+  finally:
+    tmp_path.chmod(0o700)
+
+
+def test_help_lists_the_experiments(capsys):
+  assert main(["--help"]) == 0
+  out = capsys.readouterr().out
+  for name in ("quickstart.py", "translation/multi30k.py", "summarization/news_to_science.py",
+               "--manual-dir"):
+    assert name in out
+
+
+def test_missing_corpus_names_where_it_looked_and_the_option(capsys, tmp_path, monkeypatch):
+  monkeypatch.setenv("XFERLAB_DATA_DIR", str(tmp_path / "tfds"))   # nothing prepared
+  empty = tmp_path / "corpora"
+  empty.mkdir()
+  err = _fails(capsys, [MULTI30K + ":smoke", "--manual-dir", str(empty),
+                        "--workdir", str(tmp_path / "run")], 1, "multi30k", "--manual-dir")
+  assert str(empty) in err
+
+
+def test_finished_workdir_with_another_config_is_refused_in_one_line(capsys, tmp_path):
+  workdir = str(tmp_path / "run")
+  assert main([QUICKSTART + ":dann", *TINY_SETS, "--workdir", workdir]) == 0
+  capsys.readouterr()
+  _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--set", "transfer.lam=0.5",
+                  "--workdir", workdir], 1, "transfer.lam")
+
+
+def test_the_script_prints_no_traceback():
+  bad = subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"), QUICKSTART + ":bogus"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "bogus" in bad.stderr
