@@ -258,3 +258,21 @@ def test_ema_run_evaluates_and_keeps_the_moving_average(tiny_config, tmp_path):
     np.testing.assert_array_equal(kept, ema)
   assert any(not np.allclose(e, r) for e, r in zip(jax.tree.leaves(state["ema_params"]),
                                                    jax.tree.leaves(state["params"])))
+
+
+def test_a_final_only_evaluation_set_scores_the_selected_model_once(tiny_config, tmp_path):
+  """train.final_eval_sets: the target set is never scored during training, and the selected
+  model's score on it equals what scoring it at every evaluation recorded for that model."""
+  from xferlab.metrics import read_metrics
+  config = apply_overrides(tiny_config, {"train.num_epochs": 3})
+  every = train.train_and_evaluate(config, str(tmp_path / "every"))
+  once = train.train_and_evaluate(
+      apply_overrides(config, {"train.final_eval_sets": ("target",)}), str(tmp_path / "once"))
+  assert once["best_step"] == every["best_step"]
+  for key in ("target_accuracy", "target_macro_f1", "source_val_accuracy"):
+    assert once[key] == pytest.approx(every[key], abs=1e-6)
+  assert not any(k.startswith("target_") for row in read_metrics(str(tmp_path / "once"))
+                 for k in row)
+  with pytest.raises(ValueError, match="final_eval_sets names"):
+    train.train_and_evaluate(apply_overrides(config, {"train.final_eval_sets": ("nope",)}),
+                             str(tmp_path / "bad"))

@@ -153,6 +153,9 @@ def _train_section() -> ml_collections.ConfigDict:
   s.devices = 0                  # data parallelism over this many local devices; 0 = all of them
   s.ema_decay = 0.0              # > 0: evaluate, select and keep an exponential moving average
                                  # of the weights (Polyak averaging), decay min(d, (1+t)/(10+t))
+  s.final_eval_sets = ()         # evaluation sets scored once, on the selected model after
+                                 # training (e.g. ("target",): 25,000 IMDb test reviews); () =
+                                 # every set at every evaluation
   s.precision = "float32"        # float32 | bfloat16 (mixed: bf16 compute, f32 parameters)
   return s
 

@@ -435,8 +435,9 @@ def make_callbacks(loop: Loop) -> tuple[list[cb.Callback], cb.TimeLimit]:
   timer = cb.TimeLimit(t.max_train_minutes)
 
   def evaluate_fn(loop, params):
-    return evaluate(loop.task, loop.eval_step, params, loop.rest, loop.data.eval_sets,
-                    loop.place, loop.population)
+    sets = {k: v for k, v in loop.data.eval_sets.items() if k not in t.final_eval_sets}
+    return evaluate(loop.task, loop.eval_step, params, loop.rest, sets, loop.place,
+                    loop.population)
 
   evaluation = cb.EvaluateAndSelect(evaluate_fn)
   progress = cb.Progress(t.progress_bar, loop.config.name, metrics, timer, evaluation)
@@ -461,17 +462,36 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   members = [Member(c, w) for c, w in zip(configs, workdirs)]
   try:
     loop = build_loop(configs, workdirs, members)
+    unknown = set(configs[0].train.final_eval_sets) - set(loop.data.eval_sets)
+    if unknown:
+      raise ValueError(f"train.final_eval_sets names {sorted(unknown)}; this task's evaluation "
+                       f"sets are {sorted(loop.data.eval_sets)}")
     callbacks, timer = make_callbacks(loop)
     loop.stop = (loop.step >= loop.total_steps or all(m.tracker["stopped"] for m in members)
                  or timer.spent(loop))
     run_loop(loop, callbacks, timer)
     rates = {f"unk_rate_{split}": rate for split, rate in loop.data.unknown_rates.items()}
-    final = [dict(rates, **final_metrics(loop, i)) for i in range(len(members))]
+    scored = final_evaluation(loop)
+    final = [dict(rates, **scored[i], **final_metrics(loop, i)) for i in range(len(members))]
   finally:
     for member in members:
       member.close()
   return [m.results(loop.step, loop.train_step._cache_size(), extra)
           for m, extra in zip(members, final)]
+
+
+def final_evaluation(loop: Loop) -> list[dict]:
+  """Each run's selected model scored on ``train.final_eval_sets``, the evaluation sets too
+  large to score at every evaluation (one dict per run; empty without such sets)."""
+  names = tuple(loop.config.train.final_eval_sets)
+  if not names:
+    return [{} for _ in loop.members]
+  best = [m.best_ckpt.restore({"params": loop.member_of(loop.state.params, i)})[0]["params"]
+          for i, m in enumerate(loop.members)]
+  params = jax.tree.map(lambda *xs: jnp.stack(xs), *best) if loop.population else best[0]
+  sets = {k: loop.data.eval_sets[k] for k in names}
+  return evaluate(loop.task, loop.eval_step, params, loop.rest, sets, loop.place,
+                  loop.population)
 
 
 def final_metrics(loop: Loop, i: int) -> dict:

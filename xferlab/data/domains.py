@@ -12,7 +12,9 @@ ever used for evaluation. ``data.name`` picks the corpus and protocol:
 * ``amazon``: protocol A, the Blitzer et al. 2007 benchmark (``_amazon``);
 * ``amazon_hatn``: protocol B, the HATN benchmark (``_amazon_hatn``);
 * ``movie``: movie reviews (``imdb_2k`` or ``rt_polarity``) to an Amazon
-  domain (``_movie``).
+  domain (``_movie``);
+* ``imdb``: the IMDb benchmark itself (``imdb_full``; ``_imdb``): a labeled
+  budget of its 25,000 training reviews, tested on its 25,000 test reviews.
 
 Every split that depends on a random choice uses a fixed seed (0), never the
 run's seed, so every arm and seed of an experiment sees the same data.
@@ -236,6 +238,37 @@ def _movie(data_config, seed: int = 0) -> dict:
           "target_unlabeled": _unlabeled(data_config), "target_test": _blitzer_test(data_config)}
 
 
+IMDB_VALIDATION_FRACTION = 0.1   # imdb: of the labeled budget, held out for model choice
+
+
+def _imdb(data_config, seed: int = 0) -> dict:
+  """The IMDb benchmark (Maas et al. 2011) on ``imdb_full``.
+
+  The labeled budget: ``data.num_labels`` training reviews (0 = all 25,000),
+  class-balanced, chosen with ``data.label_seed`` (-1 = the run's seed), so each
+  seed reads a different subset. Validation is carved from that budget and only
+  from it (10 %, at least 2 reviews, class-balanced, with the same seed); the
+  rest trains. Target unlabeled text: the 50,000 ``unsup`` reviews. Test: the
+  25,000 test reviews, as published results use them (not deduplicated).
+  ``data.source`` and ``data.target`` are not read.
+  """
+  from xferlab.data import load
+  manual_dir = data_config.manual_dir or None
+  train = _texts_labels(load("imdb_full", "train", manual_dir=manual_dir))
+  chosen = seed if data_config.label_seed < 0 else data_config.label_seed
+  if data_config.num_labels:
+    train = balanced_subset(train[0], train[1], data_config.num_labels, chosen)
+  num_val = max(2, int(round(IMDB_VALIDATION_FRACTION * len(train[0]))))
+  val_texts, val_labels = balanced_subset(train[0], train[1], num_val, chosen + 1_000_003)
+  held = set(val_texts)
+  keep = [i for i, t in enumerate(train[0]) if t not in held]
+  source_train = ([train[0][i] for i in keep], train[1][keep])
+  unlabeled = [r["text"] for r in load("imdb_full", "unsup", manual_dir=manual_dir)]
+  return {"source_train": source_train, "source_val": (val_texts, val_labels),
+          "target_unlabeled": unlabeled,
+          "target_test": _texts_labels(load("imdb_full", "test", manual_dir=manual_dir))}
+
+
 def balanced_subset(texts, labels, n: int, seed: int):
   """``n`` examples chosen with ``seed``, half of each class as near as the data allow.
 
@@ -257,7 +290,7 @@ def balanced_subset(texts, labels, n: int, seed: int):
 
 
 LOADERS = {"synthetic": _synthetic, "amazon": _amazon, "amazon_hatn": _amazon_hatn,
-           "movie": _movie}
+           "movie": _movie, "imdb": _imdb}
 
 
 def load_domain_adaptation(data_config, seed: int = 0) -> dict:

@@ -1,6 +1,7 @@
 r"""Review word vectors for the sentiment benchmarks (``feature_based.train_word2vec``).
 
   python -m xferlab.studies.word2vec --out runs/vectors_reviews        # amazon_unlabeled, 4 domains
+  python -m xferlab.studies.word2vec --domains imdb --out runs/vectors_imdb   # IMDb unsup
 
 Skip-gram with negative sampling (Mikolov et al. 2013) over the unlabeled
 review text of the ``amazon_unlabeled`` domains (22,426 reviews, 3.5 M words
@@ -27,8 +28,11 @@ from xferlab.transfer.feature_based import VECTORS_FILE, train_word2vec
 
 
 def review_texts(domains: Sequence[str] = DOMAINS, manual_dir: str | None = None) -> list[str]:
-  """The ``amazon_unlabeled`` reviews of ``domains``, in order."""
+  """The ``amazon_unlabeled`` reviews of ``domains`` in order; ``("imdb",)``: the 50,000
+  unlabeled ``imdb_full`` reviews (never its test reviews)."""
   from xferlab.data import load
+  if tuple(domains) == ("imdb",):
+    return [row["text"] for row in load("imdb_full", "unsup", manual_dir=manual_dir)]
   return [row["text"] for domain in domains
           for row in load(f"amazon_unlabeled/{domain}", "train", manual_dir=manual_dir)]
 
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--out", required=True, help="directory for vectors.txt")
   parser.add_argument("--domains", default=",".join(DOMAINS),
-                      help="amazon_unlabeled domains, comma-separated")
+                      help="amazon_unlabeled domains, comma-separated; 'imdb' = imdb_full unsup")
   parser.add_argument("--dim", type=int, default=128, help="the classifier's model.embed_dim")
   parser.add_argument("--epochs", type=int, default=5)
   parser.add_argument("--seed", type=int, default=0)

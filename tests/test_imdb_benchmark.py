@@ -1,0 +1,65 @@
+"""The IMDb benchmark's arms, its resumable bookkeeping and its report (no corpus needed)."""
+
+import json
+
+import pytest
+
+from benchmarks import imdb
+from xferlab.config import validate
+
+
+@pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_wiki_imdb", "lm_wiki", "glove",
+                                 "vectors"])
+def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
+  for budget in (100, 1000, 0):
+    config, module = imdb.arm_config(arm, budget, 2, str(tmp_path / "lms"),
+                                     str(tmp_path / "vec"))
+    validate(config)
+    assert config.seed == 2 and config.data.num_labels == budget
+    assert config.data.name == "imdb" and tuple(config.train.final_eval_sets) == ("target",)
+    assert config.train.early_stopping_metric == "source_val_accuracy"   # never the test set
+    assert config.train.num_steps >= 30 and config.train.eval_every >= 1
+    if arm.startswith("lm_"):
+      assert config.init_from.path.startswith(str(tmp_path / "lms"))
+      assert config.init_from.subtrees == ("classifier.encoder=encoder",)
+      assert config.data.tokenizer_path == config.init_from.path + "/tokenizer"
+      assert config.finetune.discriminative_factor == 2.6
+    else:
+      assert not config.init_from.path
+    if arm in ("glove", "vectors"):
+      assert config.model.freeze_embeddings and config.model.pretrained_vectors
+    assert "not found; make it first" in imdb.missing(config, module)
+
+
+def test_a_missing_language_model_names_the_command_that_makes_it(tmp_path):
+  config, module = imdb.arm_config("lm_wiki", 100, 0, str(tmp_path), str(tmp_path))
+  assert imdb.missing(config, module).endswith(
+      "make it first: python launch.py experiments/lm/wiki.py --workdir runs/wiki")
+
+
+def test_the_report_has_a_row_per_arm_and_a_column_per_budget(tmp_path):
+  runs = {"100": {"scratch": [{"target_accuracy": 0.6, "target_macro_f1": 0.6,
+                               "source_val_accuracy": 0.7},
+                              {"target_accuracy": 0.8, "target_macro_f1": 0.8,
+                               "source_val_accuracy": 0.9}]},
+          "25000": {"scratch": [{"target_accuracy": 0.87, "target_macro_f1": 0.87,
+                                 "source_val_accuracy": 0.88}], "nbsvm": []}}
+  summary = imdb.summarize(runs)
+  assert summary["100"]["scratch"]["test_accuracy"]["mean"] == pytest.approx(0.7)
+  assert summary["100"]["scratch"]["seeds"] == 2 and "nbsvm" not in summary["25000"]
+  imdb.write_reports(str(tmp_path), summary)
+  assert json.loads((tmp_path / "results.json").read_text())["25000"]["scratch"]["seeds"] == 1
+  table = (tmp_path / "results.md").read_text()
+  assert "| arm | 100 labels | 25,000 labels |" in table
+  assert "| scratch | 70.00 ± 10.00 (2) | 87.00 ± 0.00 (1) |" in table
+
+
+def test_the_smoke_arm_trains_and_scores_its_test_set_once(tmp_path):
+  from xferlab import launch
+  from xferlab.config import load_experiment
+  from xferlab.metrics import read_metrics
+  config, _ = load_experiment(imdb.EXPERIMENT + ":smoke")
+  results = launch.run_config(config, str(tmp_path / "run"), verbose=False)
+  assert 0.0 <= results["target_accuracy"] <= 1.0
+  assert not any(k.startswith("target_") for row in read_metrics(str(tmp_path / "run"))
+                 for k in row)
