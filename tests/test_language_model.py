@@ -1,6 +1,11 @@
 """Language modelling: the continuous stream, the carried state, exact evaluation, tying."""
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -122,3 +127,88 @@ def test_review_lm_without_its_general_lm_names_the_command(tmp_path):
                                               "python launch.py experiments/lm/ptb.py"):
     train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()    # nothing written
+
+
+LM_KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from xferlab import checkpoint, launch
+    from xferlab.config import from_json
+    kill_at = int(sys.argv[2])
+    save = checkpoint.Checkpointer.save
+    def save_then_die(self, step, state, meta):
+      save(self, step, state, meta)
+      if step == kill_at and self.directory.endswith("checkpoints"):
+        print("KILLED AT DATA POSITION", meta["data"]["position"], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)      # a hard kill: no cleanup runs
+    checkpoint.Checkpointer.save = save_then_die
+    launch.run_config(from_json(open(sys.argv[1]).read()), sys.argv[3])
+""")
+
+
+def test_killed_mid_epoch_and_resumed_lm_run_ends_like_an_uninterrupted_one(tmp_path):
+  """A SIGKILL right after the step-3 checkpoint; the resumed run reads batch 4 of the epoch next
+  (the stream position and the carried hidden state are in the checkpoint) and ends with the
+  parameters and perplexities of a run never killed."""
+  from xferlab import checkpoint
+  from xferlab.config import to_json
+  config = tiny_lm_config(**{"train.num_steps": 8, "train.eval_every": 4,
+                             "train.checkpoint_every": 3, "train.log_every": 1,
+                             "model.dropout": 0.2, "model.embed_dropout": 0.1})
+  epoch = lm.LanguageModelTask().prepare(config, str(tmp_path / "prepare")).train.batches_per_epoch
+  assert epoch > 8                  # the kill, and the whole run, fall inside the first epoch
+  (tmp_path / "config.json").write_text(to_json(config))
+  (tmp_path / "kill.py").write_text(LM_KILL_SCRIPT.format(root=ROOT))
+  run = lambda kill_at, workdir: subprocess.run(
+      [sys.executable, str(tmp_path / "kill.py"), str(tmp_path / "config.json"), str(kill_at),
+       str(workdir)], capture_output=True, text=True, timeout=300)
+  killed = run(3, tmp_path / "resumed")
+  assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+  assert "KILLED AT DATA POSITION 3" in killed.stdout
+  assert not (tmp_path / "resumed" / "results.json").exists()
+  resumed = run(-1, tmp_path / "resumed")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  straight = run(-1, tmp_path / "straight")
+  assert straight.returncode == 0, straight.stderr[-2000:]
+  a = checkpoint.load_state(str(tmp_path / "resumed" / "checkpoints"))
+  b = checkpoint.load_state(str(tmp_path / "straight" / "checkpoints"))
+  assert int(a["step"]) == int(b["step"]) == 8
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):     # parameters, Adam, hidden state
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  ra = json.loads((tmp_path / "resumed" / "results.json").read_text())
+  rb = json.loads((tmp_path / "straight" / "results.json").read_text())
+  for key in ("valid_perplexity", "test_perplexity", "best_step"):
+    assert ra[key] == pytest.approx(rb[key], rel=1e-6), key
+  # The resumed run picked up after step 3: its training log has steps 1-3 once (killed run)
+  # and 4-8 once (resumed run), with the losses of the uninterrupted run.
+  log = lambda w: [(r["step"], r["loss"]) for r in map(json.loads, open(w / "metrics.jsonl"))
+                   if r["split"] == "train"]
+  la, lb = log(tmp_path / "resumed"), log(tmp_path / "straight")
+  assert [s for s, _ in la] == [s for s, _ in lb] == list(range(1, 9))
+  for (step, x), (_, y) in zip(la, lb):
+    assert x == pytest.approx(y, rel=1e-5), step
+
+
+def test_token_streams_are_int32_arrays_cached_by_texts_and_tokenizer(tmp_path, monkeypatch):
+  from xferlab.data.tokenizer import EOS_ID, WordTokenizer
+  texts = ["the cat sat .", "a dog ran", "the end"] * 50
+  tok = WordTokenizer.train(texts, split="words")
+  stream = lm.token_stream(tok, texts)
+  assert stream.dtype == np.int32
+  expected = [i for t in texts for i in tok.encode(t) + [EOS_ID]]
+  np.testing.assert_array_equal(stream, expected)
+  monkeypatch.setattr(lm, "CACHE_MIN_CHARS", 0)
+  first = lm.cached_token_stream(tok, texts, str(tmp_path))
+  assert len(list(tmp_path.glob("*.npy"))) == 1
+  monkeypatch.setattr(lm, "token_stream", lambda *a: pytest.fail("tokenized again"))
+  np.testing.assert_array_equal(lm.cached_token_stream(tok, texts, str(tmp_path)), first)
+  other = WordTokenizer.train(texts[:3], max_size=6, split="words")     # another tokenizer
+  with pytest.raises(pytest.fail.Exception, match="tokenized again"):
+    lm.cached_token_stream(other, texts, str(tmp_path))
+
+
+def test_imdb_held_out_reviews_are_a_fixed_one_percent_each():
+  splits = [lm.imdb_split_of(f"review {i}") for i in range(20000)]
+  assert splits == [lm.imdb_split_of(f"review {i}") for i in range(20000)]
+  for split in ("validation", "test"):
+    assert 0.007 < splits.count(split) / len(splits) < 0.013

@@ -68,6 +68,10 @@ def _model_section() -> ml_collections.ConfigDict:
   s.variational_dropout = False  # one dropout mask per sequence, shared over time
   s.output_dropout = 0.0         # language model: on the last layer's outputs
   s.tie_embeddings = True        # language model: softmax weights = input embedding
+  s.adaptive_softmax_cutoffs = ()  # language model: adaptive softmax (Grave et al. 2017)
+                                 # over word ids in frequency order, e.g. (2000, 10000): a head
+                                 # over ids < 2000 + one logit per tail cluster; () = full softmax
+  s.adaptive_softmax_div = 4.0   # tail cluster i works in dimension d / div ** (i + 1)
   s.pooling = ("last", "mean", "max")
   s.head_hidden = ()
   s.unroll = 1                   # lax.scan unroll factor

@@ -14,14 +14,34 @@ single jitted call. Metrics: ``loss`` (mean NLL in nats per token) and ``perplex
 ``data.name``: ``ptb`` (Penn Treebank, Mikolov's preprocessing), ``reviews``
 (``amazon_unlabeled`` reviews of ``data.source``: no review of the labeled
 Blitzer benchmark is among them; ``all`` = the four domains; 2.5% of each
-domain are validation, 2.5% test) or ``synthetic`` (the quick-start corpus,
-for tests).
+domain are validation, 2.5% test), ``wiki`` (``wiki_en``: 22 M words of
+Wikipedia, split by article; each paragraph is one text), ``imdb``
+(``imdb_full`` train + unsup reviews; 1% of them are validation and 1% test,
+chosen by a hash of the text, so duplicates stay together; the labeled IMDb
+test reviews, and the train / unsup copies of them, are never read) or ``synthetic`` (the quick-start corpus, for tests).
+
+Scale. Token streams are int32 numpy arrays built text by text (never a Python
+list of every id). A split of at least ``CACHE_MIN_CHARS`` characters is cached
+as ``.npy`` under ``<data dir>/token_streams/`` (next to ``tokenizers/``), keyed
+by a hash of its texts and of the tokenizer, so a second run or a resume does not
+tokenize again; the word tokenizer of such a corpus is cached too (the
+``xferlab.data.sentencepiece_tokenizer`` cache). ``data.tokenizer_path`` uses a
+saved tokenizer instead of training one.
+
+With ``model.adaptive_softmax_cutoffs`` the training batches also carry
+``tail_positions`` (per tail cluster, the flat positions of its targets, padded
+to a capacity fixed from the whole epoch), so the train step gathers exactly
+those positions and compiles once (``xferlab.models.adaptive_softmax``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 import os
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -30,12 +50,18 @@ import optax
 from flax import nnx
 
 from xferlab import metrics
-from xferlab.data.tokenizer import EOS_ID
+from xferlab.data.tokenizer import EOS_ID, load_tokenizer
+from xferlab.models import adaptive_softmax
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.language_model import LanguageModel
 from xferlab.tasks.base import Task, TaskData, train_tokenizer
 
+log = logging.getLogger(__name__)
+
 REVIEW_DOMAINS = ("books", "dvd", "electronics", "kitchen")
+IMDB_HELD_OUT = 0.01   # imdb: share of train + unsup reviews held out for validation (and test)
+CACHE_MIN_CHARS = 10_000_000   # splits this large have their token streams (and word tokenizer) cached
+_STREAM_CACHE_FORMAT = 1
 
 
 def _split_texts(data_config, split: str) -> list[str]:
@@ -46,12 +72,16 @@ def _split_texts(data_config, split: str) -> list[str]:
     return [row["text"] for row in load("ptb", split, manual_dir=data_config.manual_dir or None)]
   if name == "reviews":
     return _review_texts(data_config, split)
+  if name == "wiki":
+    return _wiki_texts(data_config, split)
+  if name == "imdb":
+    return _imdb_texts(data_config, split)
   if name == "synthetic":
     from xferlab.data.domains import load_domain_adaptation
     corpus = load_domain_adaptation(data_config)
     return {"train": corpus["target_unlabeled"] + corpus["source_train"][0],
             "validation": corpus["source_val"][0], "test": corpus["target_test"][0]}[split]
-  raise ValueError(f"Unknown language-model data.name {name!r}; choose ptb, reviews or synthetic")
+  raise ValueError(f"Unknown language-model data.name {name!r}; choose ptb, reviews, wiki, imdb or synthetic")
 
 
 def _review_texts(data_config, split: str) -> list[str]:
@@ -67,13 +97,106 @@ def _review_texts(data_config, split: str) -> list[str]:
   return texts
 
 
+def _wiki_texts(data_config, split: str) -> list[str]:
+  """The paragraphs of ``wiki_en``'s articles (each one text, so each ends in ``EOS``)."""
+  from xferlab.data import load
+  rows = load("wiki_en", split, manual_dir=data_config.manual_dir or None)
+  return [p for row in rows for p in row["text"].split("\n") if p.strip()]
+
+
+def imdb_split_of(text: str) -> str:
+  """``train`` | ``validation`` | ``test`` for an IMDb train or unsup review, by a hash of its text."""
+  bucket = int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "little") % 10_000
+  held = round(IMDB_HELD_OUT * 10_000)
+  return "validation" if bucket < held else "test" if bucket < 2 * held else "train"
+
+
+def _imdb_texts(data_config, split: str) -> list[str]:
+  """``imdb_full`` train + unsup reviews of one split of ours: never its labeled test split, nor
+  the train / unsup rows that repeat a test review (``in_test``)."""
+  from xferlab.data import load
+  texts = []
+  for corpus_split in ("train", "unsup"):
+    rows = load("imdb_full", corpus_split, manual_dir=data_config.manual_dir or None)
+    texts += [r["text"] for r in rows
+              if not r.get("in_test", False) and imdb_split_of(r["text"]) == split]
+  return texts
+
+
 def token_stream(tokenizer, texts) -> np.ndarray:
-  """``int32[n]``: every text's ids followed by ``EOS``."""
-  ids = []
+  """``int32[n]``: every text's ids followed by ``EOS``, encoded text by text into arrays."""
+  chunks, buffer = [], []
   for text in texts:
-    ids.extend(tokenizer.encode(text))
-    ids.append(EOS_ID)
-  return np.asarray(ids, np.int32)
+    buffer.extend(tokenizer.encode(text))
+    buffer.append(EOS_ID)
+    if len(buffer) >= 1 << 20:
+      chunks.append(np.asarray(buffer, np.int32))
+      buffer = []
+  chunks.append(np.asarray(buffer, np.int32))
+  return np.concatenate(chunks)
+
+
+def _texts_digest(texts) -> str:
+  h = hashlib.sha256()
+  for text in texts:
+    data = text.encode("utf-8")
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+  return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+  """A hash of everything that decides a tokenizer's ids."""
+  proto = getattr(tokenizer, "model_proto", None)
+  data = proto if proto is not None else json.dumps(
+      [getattr(tokenizer, "kind", type(tokenizer).__name__), getattr(tokenizer, "split", None),
+       list(tokenizer.itos)]).encode()
+  return hashlib.sha256(data).hexdigest()
+
+
+def stream_cache_dir() -> str:
+  """``<data dir>/token_streams``, next to the tokenizer cache."""
+  from xferlab.data import catalog
+  return os.fspath(catalog.data_dir_for() / "token_streams")
+
+
+def cached_token_stream(tokenizer, texts, cache_dir: str | None = None) -> np.ndarray:
+  """``token_stream(tokenizer, texts)``, cached as ``.npy`` when the texts are large
+  (``CACHE_MIN_CHARS``): the key hashes the texts and the tokenizer."""
+  if sum(len(t) for t in texts) < CACHE_MIN_CHARS:
+    return token_stream(tokenizer, texts)
+  cache_dir = cache_dir or stream_cache_dir()
+  key = hashlib.sha256(f"{_STREAM_CACHE_FORMAT} {tokenizer_fingerprint(tokenizer)} "
+                       f"{_texts_digest(texts)}".encode()).hexdigest()[:24]
+  path = os.path.join(cache_dir, f"{key}.npy")
+  if os.path.exists(path):
+    log.info("Using the cached token stream %s", path)
+    return np.load(path)
+  stream = token_stream(tokenizer, texts)
+  os.makedirs(cache_dir, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=cache_dir)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      np.save(f, stream)
+    os.replace(tmp, path)             # atomic: never a half-written cache entry
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+  log.info("Tokenized %d tokens, cached in %s", len(stream), path)
+  return stream
+
+
+def lm_tokenizer(data_config, train_texts):
+  """``data.tokenizer_path`` if set, else one trained on ``train_texts`` (a large corpus's
+  word tokenizer through the cache of ``xferlab.data.sentencepiece_tokenizer``)."""
+  d = data_config
+  if d.tokenizer_path:
+    return load_tokenizer(d.tokenizer_path)
+  if d.tokenizer == "word" and sum(len(t) for t in train_texts) >= CACHE_MIN_CHARS:
+    from xferlab.data.sentencepiece_tokenizer import train_tokenizer as cached_train
+    return cached_train(train_texts, model_type="word", vocab_size=d.vocab_size or None,
+                        split=d.word_split)
+  return train_tokenizer(d, train_texts)
 
 
 def batchify(stream: np.ndarray, rows: int) -> np.ndarray:
@@ -87,13 +210,26 @@ def batchify(stream: np.ndarray, rows: int) -> np.ndarray:
 class StreamBatches:
   """Endless ``[rows, bptt]`` windows over a batchified stream, in order; resumable."""
 
-  def __init__(self, stream: np.ndarray, rows: int, bptt: int):
+  def __init__(self, stream: np.ndarray, rows: int, bptt: int, cutoffs=()):
+    """``cutoffs``: an adaptive softmax's; batches then carry ``tail_positions``, padded to
+    the largest count of any batch of the epoch (so every batch has the same shapes)."""
     self.data = batchify(stream, rows)
     self.bptt = bptt
     self.batches_per_epoch = (self.data.shape[1] - 1) // bptt
     if self.batches_per_epoch < 1:
       raise ValueError(f"Rows of {self.data.shape[1]} tokens are shorter than bptt = {bptt}")
     self.position = 0
+    self.cutoffs = tuple(cutoffs)
+    self.capacities = self._tail_capacities() if self.cutoffs else ()
+
+  def _tail_capacities(self) -> tuple[int, ...]:
+    """Per tail cluster, the most targets that fall in it in any one batch (rounded up to 8)."""
+    n, bptt = self.batches_per_epoch, self.bptt
+    targets = self.data[:, 1:n * bptt + 1].reshape(len(self.data), n, bptt)
+    bounds = (*self.cutoffs, np.iinfo(np.int32).max)
+    return tuple(adaptive_softmax.round_capacity(
+        ((targets >= lo) & (targets < hi)).sum(axis=(0, 2)).max())
+        for lo, hi in zip(bounds[:-1], bounds[1:]))
 
   def __iter__(self):
     return self
@@ -102,7 +238,11 @@ class StreamBatches:
     start = (self.position % self.batches_per_epoch) * self.bptt
     self.position += 1
     window = self.data[:, start:start + self.bptt + 1]
-    return {"inputs": window[:, :-1], "targets": window[:, 1:]}
+    batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
+    if self.cutoffs:
+      batch["tail_positions"] = adaptive_softmax.tail_positions(batch["targets"], self.cutoffs,
+                                                                self.capacities)
+    return batch
 
   def state(self) -> dict:
     return {"position": self.position}
@@ -139,11 +279,15 @@ class LanguageModelTask(Task):
 
   def prepare(self, config, workdir: str) -> TaskData:
     train_texts = _split_texts(config.data, "train")
-    tokenizer = train_tokenizer(config.data, train_texts)
+    tokenizer = lm_tokenizer(config.data, train_texts)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     d = config.data
-    train = StreamBatches(token_stream(tokenizer, train_texts), d.batch_size, d.bptt)
-    eval_sets = {name: [eval_stream_batch(token_stream(tokenizer, _split_texts(d, split)),
+    cutoffs = adaptive_softmax.check_cutoffs(config.model.adaptive_softmax_cutoffs,
+                                             tokenizer.vocab_size)
+    train = StreamBatches(cached_token_stream(tokenizer, train_texts), d.batch_size, d.bptt,
+                          cutoffs)
+    del train_texts
+    eval_sets = {name: [eval_stream_batch(cached_token_stream(tokenizer, _split_texts(d, split)),
                                           d.eval_batch_size)]
                  for name, split in (("valid", "validation"), ("test", "test"))}
     return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets,
@@ -153,13 +297,19 @@ class LanguageModelTask(Task):
     rngs = nnx.Rngs(params=config.seed)
     encoder = encoder_from_config(config.model, vocab_size, rngs)
     return LanguageModel(encoder, tie_embeddings=config.model.tie_embeddings,
-                         output_dropout=config.model.output_dropout, rngs=rngs)
+                         output_dropout=config.model.output_dropout,
+                         adaptive_cutoffs=tuple(config.model.adaptive_softmax_cutoffs),
+                         adaptive_div=config.model.adaptive_softmax_div, rngs=rngs)
 
   def initial_task_state(self, config):
     return zero_carry(config.model, config.data.batch_size)
 
   def loss(self, model: LanguageModel, batch, lam, rngs, carry):
     """``(mean NLL, (metrics, final carry))``; ``lam`` is unused (no transfer term)."""
+    if model.adaptive is not None:
+      features, carry = model.features(batch["inputs"], carry, rngs=rngs)
+      nll = model.nll(features, batch["targets"], batch.get("tail_positions")).mean()
+      return nll, ({"perplexity": jnp.exp(nll)}, carry)
     logits, carry = model(batch["inputs"], carry, rngs=rngs)
     nll = optax.softmax_cross_entropy_with_integer_labels(
         logits.astype(jnp.float32), batch["targets"]).mean()
@@ -172,8 +322,12 @@ class LanguageModelTask(Task):
 
     def body(carry, xs):
       inputs, targets, weights = xs
-      logits, carry = model(inputs, carry)
-      nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
+      if model.adaptive is not None:    # every tail computed densely: no backward pass here
+        features, carry = model.features(inputs, carry)
+        nll = model.nll(features, targets)
+      else:
+        logits, carry = model(inputs, carry)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
       return carry, ((nll * weights).sum(), weights.sum())
 
     carry = jax.tree.map(jnp.zeros_like, model.initial_carry(rows))
