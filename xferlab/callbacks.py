@@ -24,15 +24,20 @@ seconds, tokens, stopped).
 
 from __future__ import annotations
 
+import glob
+import os
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
-from xferlab.metrics import first_non_finite
+from xferlab.metrics import (DegenerateResultWarning, degenerate_classification,
+                             degenerate_scores, empty_outputs, first_non_finite)
 
 
 class Callback:
@@ -125,11 +130,15 @@ class TimeLimit(Callback):
       member.tracker["tokens"] += tokens if not member.tracker["stopped"] else 0
 
   def spent(self, loop, running: bool = False) -> bool:
-    """Whether the budget is spent (``running``: counting the open window too)."""
+    """Whether the budget is spent (``running``: counting the open window too). With several
+    processes, process 0's clock decides for all, so they stop at the same step."""
     seconds = sum(m.tracker["train_seconds"] for m in loop.members)
     if running:
       seconds += time.perf_counter() - self.window_start
-    return bool(self.max_seconds) and seconds >= self.max_seconds
+    spent = bool(self.max_seconds) and seconds >= self.max_seconds
+    if self.max_seconds and jax.process_count() > 1:
+      spent = bool(multihost_utils.broadcast_one_to_all(np.bool_(spent)))
+    return spent
 
   def on_log(self, loop) -> None:
     now = time.perf_counter()
@@ -195,6 +204,51 @@ class EvaluateAndSelect(Callback):
 
   def wants_stop(self, loop) -> bool:
     return all(m.tracker["stopped"] for m in loop.members)
+
+
+class DegenerateCheck(Callback):
+  """Warns, once a run has its results, when its selected model is degenerate: a classifier
+  that predicts one class for every evaluated example or whose accuracy is at chance (within
+  a point of the majority-class rate), a translation or summarization model whose outputs are
+  all empty or whose BLEU / ROUGE is 0. Each finding is one ``DegenerateResultWarning`` and
+  one printed line (process 0 only: ``enabled``)."""
+
+  def __init__(self, enabled: bool = True, stream=None):
+    self.enabled = enabled
+    self.stream = stream or sys.stderr
+    self.latest: dict[int, dict[str, str | None]] = {}     # run -> set -> finding
+    self.selected: dict[int, dict[str, str | None]] = {}   # the same, of the selected model
+
+  def observe(self, i: int, name: str, sums) -> None:
+    """``xferlab.train.evaluate``'s ``on_sums``: run ``i``'s summed sums of set ``name``."""
+    self.latest.setdefault(i, {})[name] = degenerate_classification(sums)
+
+  def on_eval(self, loop) -> None:
+    for i, member in enumerate(loop.members):
+      if member.tracker["best_step"] == loop.step:   # this evaluation selected the model
+        self.selected[i] = dict(self.latest.get(i, {}))
+
+  def findings(self, i: int, workdir: str, results: dict) -> list[str]:
+    """What is degenerate about run ``i``: its selected model's sets, its final scores and
+    the outputs its task wrote (``translations/``, ``summaries/``)."""
+    found = [f"{name}: {text}" for name, text in sorted(self.selected.get(i, {}).items())
+             if text]
+    found += degenerate_scores(results)
+    outputs = sorted(glob.glob(os.path.join(workdir, "translations", "*.txt"))
+                     + glob.glob(os.path.join(workdir, "summaries", "*.jsonl")))
+    found += [text for text in map(empty_outputs, outputs) if text]
+    return found
+
+  def report(self, loop, final: list[dict]) -> None:
+    """Warns about each run's findings, given its final metrics (one dict per run)."""
+    if not self.enabled:
+      return
+    for i, member in enumerate(loop.members):
+      results = dict(member.tracker["best_metrics"], **final[i])
+      for text in self.findings(i, member.workdir, results):
+        line = f"degenerate result in {member.workdir}: {text}"
+        warnings.warn(line, DegenerateResultWarning, stacklevel=2)
+        print(f"[xferlab] warning: {line}", file=self.stream, flush=True)
 
 
 class Checkpoint(Callback):

@@ -71,6 +71,12 @@ def results_table(results: Mapping[str, Any], metrics: Sequence[str]) -> str:
   return "\n".join(lines)
 
 
+def _primary() -> bool:
+  """Whether this process writes summaries (process 0 of a ``jax.distributed`` run)."""
+  from xferlab.train import is_primary   # keeps the import light
+  return is_primary()
+
+
 def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
   """Runs a resolved configuration (every arm and seed) in ``workdir``; returns its results."""
   from xferlab.train import finished_results, train_and_evaluate   # keeps the import light
@@ -78,8 +84,9 @@ def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = 
   runs = _single_runs(config, workdir)
   if len(runs) == 1 and not config.arms:
     return finished_results(runs[0][2], runs[0][3]) or train_and_evaluate(runs[0][2], runs[0][3])
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(to_json(config))
+  if _primary():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(to_json(config))
   per_arm: dict[str, list[dict]] = {}
   for arm, seed, sub, sub_dir in runs:
     if verbose:
@@ -90,17 +97,23 @@ def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = 
   for arm, seed_results in per_arm.items():
     numeric = [k for k, v in seed_results[0].items() if isinstance(v, (int, float))]
     results[arm] = {k: mean_std([r[k] for r in seed_results]) for k in numeric}
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  _write_summary(config, workdir, results, verbose)
+  return results
+
+
+def _write_summary(config, workdir: str, results: dict, verbose: bool) -> None:
+  """``results.json`` and ``results.md`` (mean ± std per arm) of a multi-run configuration."""
   shown = [m for m in (config.report_metric, "target_macro_f1", "source_val_accuracy")
            if m in next(iter(results.values()))]
   table = results_table(results, shown)
-  with open(os.path.join(workdir, "results.md"), "w") as f:
-    f.write(f"# {config.name}\n\nmean ± std over seeds {tuple(config.seeds) or (config.seed,)}, "
-            f"in %\n\n{table}\n")
+  if _primary():
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+    with open(os.path.join(workdir, "results.md"), "w") as f:
+      f.write(f"# {config.name}\n\nmean ± std over seeds "
+              f"{tuple(config.seeds) or (config.seed,)}, in %\n\n{table}\n")
   if verbose:
     print(table, flush=True)
-  return results
 
 
 def run(experiment: str, overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -182,7 +195,8 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
     print(f"[xferlab] sweep point {_point_name(point)} -> {point_dir}", flush=True)
     results = run_config(apply_overrides(config, point), point_dir)
     rows.append({"point": point, "workdir": os.path.abspath(point_dir), "results": results})
-  write_sweep_report(rows, config.report_metric, workdir)
+  if _primary():
+    write_sweep_report(rows, config.report_metric, workdir)
   return rows
 
 
@@ -536,6 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.manual_dir is not None:
     overrides.append(f"data.manual_dir={args.manual_dir}")
   try:
+    from xferlab.launch_local import initialize_from_env   # multi-host: join jax.distributed
+    initialize_from_env()
     _launch(args, overrides)
   except KeyboardInterrupt:
     if args.debug:

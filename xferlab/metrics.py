@@ -3,7 +3,9 @@
 * classification metrics from a confusion matrix (accumulated on device, one
   small array per evaluation set);
 * ``MetricWriter``: every record goes to ``workdir/metrics.jsonl`` and to
-  TensorBoard-readable event files in ``workdir/tensorboard``.
+  TensorBoard-readable event files in ``workdir/tensorboard`` (``NullWriter``: nowhere);
+* degenerate results (``degenerate_classification``, ``degenerate_scores``,
+  ``empty_outputs``), which ``xferlab.callbacks.DegenerateCheck`` warns about.
 """
 
 from __future__ import annotations
@@ -122,6 +124,74 @@ class MetricWriter:
   def close(self) -> None:
     self._file.close()
     self._tb.close()
+
+
+class NullWriter:
+  """A ``MetricWriter`` that writes nothing: the processes of a multi-host run other than
+  process 0 (which writes the run's ``metrics.jsonl``)."""
+
+  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    pass
+
+  def close(self) -> None:
+    pass
+
+
+class DegenerateResultWarning(UserWarning):
+  """A trained model whose results are degenerate: a constant prediction, accuracy at chance,
+  empty outputs or a score of 0."""
+
+
+CHANCE_MARGIN = 0.01   # accuracy within 1 point of the majority-class rate is at chance
+
+
+def degenerate_classification(confusion) -> str | None:
+  """What is degenerate about a classifier's ``[true, predicted]`` confusion matrix: one class
+  predicted for every example, or accuracy within ``CHANCE_MARGIN`` of the majority-class
+  rate; None when neither (or when ``confusion`` is not a square matrix of counts)."""
+  confusion = np.asarray(confusion, np.float64) if not isinstance(confusion, Mapping) else None
+  if confusion is None or confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
+    return None
+  total = confusion.sum()
+  if total <= 0:
+    return None
+  predicted = confusion.sum(axis=0)
+  if np.count_nonzero(predicted) == 1 and confusion.shape[0] > 1:
+    return f"predicts class {int(np.argmax(predicted))} for all {int(total)} examples"
+  accuracy, majority = np.trace(confusion) / total, confusion.sum(axis=1).max() / total
+  if abs(accuracy - majority) <= CHANCE_MARGIN:
+    return (f"accuracy {100 * accuracy:.1f}% is at chance (the majority class is "
+            f"{100 * majority:.1f}% of the {int(total)} examples)")
+  return None
+
+
+def degenerate_scores(results: Mapping[str, float]) -> list[str]:
+  """The generation scores of ``results`` that are 0: ``<set>_bleu`` (all-empty or unrelated
+  translations) and ``<set>_rouge*`` all 0 for a set (empty summaries)."""
+  found = [f"{k[:-len('_bleu')]}: BLEU is 0 (are the outputs empty?)" for k, v in results.items()
+           if k.endswith("_bleu") and isinstance(v, (int, float)) and v == 0]
+  rouge: dict[str, list[float]] = {}
+  for k, v in results.items():
+    head, sep, tail = k.partition("_rouge")
+    if sep and isinstance(v, (int, float)):
+      rouge.setdefault(head, []).append(float(v))
+  found += [f"{name}: every ROUGE score is 0 (are the summaries empty?)"
+            for name, values in rouge.items() if values and not any(values)]
+  return found
+
+
+def empty_outputs(path: str) -> str | None:
+  """``"all N outputs in PATH are empty"`` when a task's output file (translations: one per
+  line; summaries: JSON lines with a ``prediction``) holds only empty outputs, else None."""
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    lines = f.read().splitlines()
+  if path.endswith(".jsonl"):
+    lines = [json.loads(line).get("prediction", "") for line in lines if line.strip()]
+  if lines and not any(line.strip() for line in lines):
+    return f"all {len(lines)} outputs in {path} are empty"
+  return None
 
 
 def read_metrics(workdir: str, split: str = "eval") -> list[dict]:

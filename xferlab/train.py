@@ -25,9 +25,13 @@ Restore order: resume from ``workdir/checkpoints`` if present, else take
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from typing import Any, Callable, Sequence
 
 import flax.struct
@@ -36,12 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from xferlab import callbacks as cb, checkpoint, losses, optim, workdir as workdir_lib
 from xferlab.callbacks import NonFiniteError, ema_update   # noqa: F401  (public names)
 from xferlab.config import flatten
-from xferlab.metrics import MetricWriter
+from xferlab.metrics import MetricWriter, NullWriter
 from xferlab.tasks import Task, get_task
 from xferlab.transfer import feature_based, model_based
 
@@ -176,8 +181,9 @@ def compiled_steps(task, config, graphdef, tx, total_steps: int, population: int
 
 
 def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
-             population: int = 0) -> list[dict[str, float]]:
-  """Metrics over every evaluation set, named ``f"{set}_{metric}"``; one dict per member."""
+             population: int = 0, on_sums: Callable | None = None) -> list[dict[str, float]]:
+  """Metrics over every evaluation set, named ``f"{set}_{metric}"``; one dict per member.
+  ``on_sums(member, set, sums)`` sees each member's summed ``eval_sums`` of each set."""
   out = [{} for _ in range(max(population, 1))]
   for name, batches in eval_sets.items():
     sums = None
@@ -187,37 +193,140 @@ def evaluate(task, eval_step, params, rest, eval_sets, place=lambda b: b,
     sums = jax.device_get(sums)
     for i, member in enumerate(out):
       member_sums = jax.tree.map(lambda x: x[i], sums) if population else sums
+      if on_sums is not None:
+        on_sums(i, name, member_sums)
       for metric, value in task.eval_metrics(member_sums).items():
         member[f"{name}_{metric}"] = value
   return out
 
 
 # ------------------------------------------------------------------------------
-# Devices.
+# Devices and processes.
+#
+# One process (the default) or several joined by ``jax.distributed``
+# (``python -m xferlab.launch_local --processes N -- ...``, docs/multihost.md).
+# With several, every process runs this same loop: it draws the same global
+# batches, feeds the rows its devices hold, and the jitted steps see one
+# global array. Process 0 alone writes a run's files; orbax checkpoints are
+# saved by all processes together and written once.
+
+def is_primary() -> bool:
+  """Whether this process writes a run's files: process 0 (the only one without
+  ``jax.distributed``). The others compute the same steps and write nothing into the run."""
+  return jax.process_index() == 0
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process got here (a no-op in a single process)."""
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
+
+
+_SCRATCH: list[str] = []
+
+
+def output_dir(workdir: str) -> str:
+  """Where this process writes a run's side outputs (tokenizer, translations): ``workdir`` on
+  process 0, else a private temporary folder removed at exit."""
+  if is_primary():
+    return workdir
+  if not _SCRATCH:
+    _SCRATCH.append(tempfile.mkdtemp(prefix=f"xferlab-process{jax.process_index()}-"))
+    atexit.register(shutil.rmtree, _SCRATCH[0], True)
+  return _SCRATCH[0]
+
 
 def data_mesh(config) -> Mesh:
-  """A one-axis mesh ``("data",)`` over ``train.devices`` local devices (0 = all)."""
-  devices = jax.local_devices()
-  n = config.train.devices or len(devices)
-  if n > len(devices):
-    raise ValueError(f"train.devices = {n}, but JAX sees only {len(devices)} local devices")
-  return Mesh(np.array(devices[:n]), ("data",))
+  """A one-axis mesh ``("data",)`` over ``train.devices`` local devices (0 = all) of every
+  process, in process order: process ``i`` of ``N`` (each with as many devices) holds rows
+  ``[i·B/N, (i+1)·B/N)`` of a batch of ``B``."""
+  local = jax.local_devices()
+  n = config.train.devices or len(local)
+  if n > len(local):
+    raise ValueError(f"train.devices = {n}, but JAX sees only {len(local)} local devices")
+  if jax.process_count() == 1:
+    return Mesh(np.array(local[:n]), ("data",))
+  by_process: dict[int, list] = {}
+  for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
+    by_process.setdefault(device.process_index, []).append(device)
+  return Mesh(np.array([d for p in sorted(by_process) for d in by_process[p][:n]]), ("data",))
+
+
+def process_rows(rows: int, sharding: NamedSharding) -> slice:
+  """The rows of a ``[rows, ...]`` batch split on ``sharding`` that this process's devices
+  hold (one contiguous block on a ``data_mesh``)."""
+  held = [index[0] for index in sharding.addressable_devices_indices_map((rows,)).values()]
+  start, stop = min(i.start or 0 for i in held), max(rows if i.stop is None else i.stop
+                                                        for i in held)
+  return slice(start, stop)
 
 
 def batch_placer(mesh: Mesh):
-  """Puts a batch (a pytree of ``[batch, ...]`` arrays) on the mesh, split on the batch axis."""
+  """Puts a batch (a pytree of ``[batch, ...]`` arrays) on the mesh, split on the batch axis.
+
+  With several processes each is given the same global batch, keeps its own rows
+  (``process_rows``) and ``jax.make_array_from_process_local_data`` assembles the global
+  array, so N processes compute what one process does with the same global batch."""
   n = mesh.devices.size
   sharding = NamedSharding(mesh, PartitionSpec("data"))
+  processes = jax.process_count()
+
+  def to_global(x):
+    x = np.asarray(x)
+    return jax.make_array_from_process_local_data(
+        sharding, x[process_rows(x.shape[0], sharding)], x.shape)
 
   def place(batch):
     for leaf in jax.tree.leaves(batch):
       if leaf.shape[0] % n:
-        raise ValueError(f"A batch of {leaf.shape[0]} rows cannot be split over {n} devices; "
+        where = f"{n} devices" + (f" of {processes} processes" if processes > 1 else "")
+        raise ValueError(f"A batch of {leaf.shape[0]} rows cannot be split over {where}; "
                          "make data.batch_size and data.eval_batch_size multiples of the "
                          "device count, or set train.devices")
+    if processes > 1:
+      return jax.tree.map(to_global, batch)
     return jax.device_put(batch, sharding) if n > 1 else batch
 
   return place
+
+
+def replicate(tree, mesh: Mesh):
+  """``tree`` on every device of ``mesh``. Across processes each gives its (equal) host copy:
+  a process-local ``jax.Array`` cannot be ``device_put`` onto other processes' devices."""
+  sharding = NamedSharding(mesh, PartitionSpec())
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def prepare_data(task: Task, config, workdirs: Sequence[str]):
+  """The task's data (``Task.prepare``), its tokenizer saved into every workdir.
+
+  With several processes, process 0 prepares first (it trains and saves the tokenizer and
+  fills any cache); the others then prepare the same data into a private folder, and all
+  check that they hold the same vocabulary, epoch and evaluation batches."""
+  data = task.prepare(config, workdirs[0]) if is_primary() else None
+  sync_processes("xferlab: data prepared")
+  if data is None:
+    data = task.prepare(config, output_dir(workdirs[0]))
+  for workdir in workdirs[1:] if is_primary() else ():
+    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+  if jax.process_count() > 1:
+    multihost_utils.assert_equal(data_digest(data), "The processes prepared different data "
+                                 "(tokenizer, batches per epoch or evaluation sets)")
+  return data
+
+
+def data_digest(data) -> np.ndarray:
+  """A fingerprint (``uint32[2]``) of a task's vocabulary size, epoch length and evaluation
+  batches."""
+  h = hashlib.sha256(repr((data.tokenizer.vocab_size,
+                           data.train.batches_per_epoch)).encode())
+  for name in sorted(data.eval_sets):
+    for leaf in jax.tree.leaves(data.eval_sets[name]):
+      h.update(np.ascontiguousarray(leaf).tobytes())
+  return np.frombuffer(h.digest()[:8], np.uint32)
 
 
 # ------------------------------------------------------------------------------
@@ -232,7 +341,7 @@ class Member:
     t = config.train
     self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
     self.best_ckpt = checkpoint.Checkpointer(os.path.join(workdir, "best"), 1)
-    self.writer = MetricWriter(workdir)
+    self.writer = MetricWriter(workdir) if is_primary() else NullWriter()   # process 0 writes
     self.sign = 1.0 if t.early_stopping_mode == "max" else -1.0
     self.tracker = {"best_value": None, "best_step": None, "best_metrics": {}, "bad_evals": 0,
                     "train_seconds": 0.0, "tokens": 0, "stopped": False}
@@ -262,7 +371,8 @@ class Member:
                    train_seconds=tracker["train_seconds"],
                    tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
                    train_step_compilations=compilations)   # one per batch shape
-    workdir_lib.write_results(self.workdir, results)
+    if is_primary():
+      workdir_lib.write_results(self.workdir, results)
     return results
 
   def close(self) -> None:
@@ -274,14 +384,14 @@ def init_params(task: Task, config, vocab_size: int, tokenizer, workdir: str):
   """``(graphdef, params, rest)`` of a new model: pretrained word vectors, then
   ``init_from`` subtrees (which win where both write) applied.
 
-  Word-vector coverage is written to ``workdir/word_vectors.json``.
+  Word-vector coverage is written to ``workdir/word_vectors.json`` (by process 0).
   """
   model = task.build_model(config, vocab_size)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   params = nnx.to_pure_dict(params)
   if config.model.pretrained_vectors:
     params, coverage = feature_based.apply_pretrained_vectors(params, config, tokenizer)
-    with open(os.path.join(workdir, "word_vectors.json"), "w") as f:
+    with open(os.path.join(output_dir(workdir), "word_vectors.json"), "w") as f:
       json.dump(coverage, f, indent=2)
   if config.init_from.path:
     params = model_based.restore_subtrees(
@@ -399,9 +509,7 @@ def build_loop(configs, workdirs, members: list[Member]) -> Loop:
   state of a population."""
   config = configs[0]
   task = get_task(config.task)
-  data = task.prepare(config, workdirs[0])
-  for workdir in workdirs[1:]:
-    data.tokenizer.save(os.path.join(workdir, "tokenizer"))
+  data = prepare_data(task, config, workdirs)
   inits = [init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
            for c, w in zip(configs, workdirs)]
   graphdef, rest = inits[0][0], inits[0][2]
@@ -419,7 +527,7 @@ def build_loop(configs, workdirs, members: list[Member]) -> Loop:
   hparams = [lambda_hparams(c) for c in configs]
   hparams = jax.tree.map(stack, *hparams) if population else hparams[0]
   mesh = data_mesh(config)
-  state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))   # replicated
+  state = replicate(state, mesh)
   return Loop(config=config, task=task, data=data, members=members, graphdef=graphdef,
               train_step=train_step,
               eval_step=eval_step, rest=rest, hparams=hparams, place=batch_placer(mesh),
@@ -434,14 +542,16 @@ def make_callbacks(loop: Loop) -> tuple[list[cb.Callback], cb.TimeLimit]:
   metrics = cb.StepMetrics(cb.NanGuard())
   timer = cb.TimeLimit(t.max_train_minutes)
 
+  degenerate = cb.DegenerateCheck(enabled=is_primary())
+
   def evaluate_fn(loop, params):
     sets = {k: v for k, v in loop.data.eval_sets.items() if k not in t.final_eval_sets}
     return evaluate(loop.task, loop.eval_step, params, loop.rest, sets, loop.place,
-                    loop.population)
+                    loop.population, on_sums=degenerate.observe)
 
   evaluation = cb.EvaluateAndSelect(evaluate_fn)
   progress = cb.Progress(t.progress_bar, loop.config.name, metrics, timer, evaluation)
-  return [metrics, timer, progress, evaluation, cb.Checkpoint()], timer
+  return [metrics, timer, progress, evaluation, degenerate, cb.Checkpoint()], timer
 
 
 def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[dict[str, float]]:
@@ -453,12 +563,14 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
   of them on the same batches. K = 1 is the plain single run (no vmap).
 
   Batches are split over a ``("data",)`` device mesh (``train.devices``),
-  parameters replicated: the same code runs on one device or many.
+  parameters replicated: the same code runs on one device or many, in one process or
+  several (``jax.distributed``: each feeds its rows, process 0 writes the files).
   """
   configs, workdirs = list(configs), [os.path.abspath(w) for w in workdirs]
   _check_population(configs)
-  for config, workdir in zip(configs, workdirs):
+  for config, workdir in zip(configs, workdirs) if is_primary() else ():
     workdir_lib.claim(config, workdir)
+  sync_processes("xferlab: workdirs claimed")
   members = [Member(c, w) for c, w in zip(configs, workdirs)]
   try:
     loop = build_loop(configs, workdirs, members)
@@ -473,6 +585,9 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
     rates = {f"unk_rate_{split}": rate for split, rate in loop.data.unknown_rates.items()}
     scored = final_evaluation(loop)
     final = [dict(rates, **scored[i], **final_metrics(loop, i)) for i in range(len(members))]
+    for c in callbacks:
+      if isinstance(c, cb.DegenerateCheck):
+        c.report(loop, final)
   finally:
     for member in members:
       member.close()
@@ -501,5 +616,9 @@ def final_metrics(loop: Loop, i: int) -> dict:
     return {}
   member = loop.members[i]
   best, _ = member.best_ckpt.restore({"params": loop.member_of(loop.state.params, i)})
-  model = nnx.merge(loop.graphdef, best["params"], loop.rest)
-  return loop.task.final_metrics(model, loop.data.tokenizer, member.config, member.workdir)
+  params = best["params"]
+  if jax.process_count() > 1:   # decode on this process's devices alone, no collectives
+    params = jax.tree.map(jnp.asarray, jax.device_get(params))
+  model = nnx.merge(loop.graphdef, params, loop.rest)
+  return loop.task.final_metrics(model, loop.data.tokenizer, member.config,
+                                 output_dir(member.workdir))
