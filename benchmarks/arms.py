@@ -48,15 +48,6 @@ def train(experiment: str, table: Mapping, arm: str, seed: int, out: str,
   return launch.run_config(config, run_dir(out, arm, seed))
 
 
-def cell(stat: Mapping | None, digits: int = 1) -> str:
-  """``mean ± std`` of a ``mean_std`` dict (just the mean for one value); ``-`` for none."""
-  if stat is None:
-    return "-"
-  if len(stat.get("values", ())) < 2:
-    return f"{stat['mean']:.{digits}f}"
-  return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
 def argument_parser(prog: str, description: str, table: Mapping, default_arms: Sequence[str],
                     default_out: str, seeds_help: str = "seeds per arm") -> argparse.ArgumentParser:
   """``--arms``, ``--seeds``, ``--out`` and ``--set``, shared by the arm benchmarks."""

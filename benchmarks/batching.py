@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from benchmarks import report as rep
 from xferlab import train
 from xferlab.config import apply_overrides, load_experiment
 from xferlab.tasks import get_task
@@ -72,13 +73,14 @@ def main():
                       help="comma-separated bucket lengths (repeatable)")
   args = parser.parse_args()
   configs = [tuple(int(x) for x in b.split(",")) for b in (args.buckets or ["40", "16,24,32,40"])]
-  print("| buckets | steps/epoch | batching ms/epoch | train steps ms/epoch | overhead | compilations (epoch 1 / all) |")
-  print("|---|---|---|---|---|---|")
+  print("\n".join(rep.header(["buckets", "steps/epoch", "batching ms/epoch",
+                               "train steps ms/epoch", "overhead",
+                               "compilations (epoch 1 / all)"])))
   for buckets in configs:
     r = measure(buckets)
-    print(f"| {buckets} | {r['steps_per_epoch']} | {r['batching_ms_per_epoch']:.1f} | "
-          f"{r['train_step_ms_per_epoch']:.1f} | {100 * r['overhead_fraction']:.2f}% | "
-          f"{r['compilations_in_first_epoch']} / {r['compilations_total']} |", flush=True)
+    print(rep.row([str(buckets), str(r["steps_per_epoch"]), f"{r['batching_ms_per_epoch']:.1f}",
+                   f"{r['train_step_ms_per_epoch']:.1f}", f"{100 * r['overhead_fraction']:.2f}%",
+                   f"{r['compilations_in_first_epoch']} / {r['compilations_total']}"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,15 +46,15 @@ the GFLOP/s of a jitted 2048×2048 float32 ``jnp.dot`` measured in the same
 invocation (and of ``torch.mm``); the theoretical peak is printed with its
 arithmetic.
 
-PyTorch is optional (``pip install -e ".[bench]"``); without it only the xferlab
-side runs. The results file holds every number; do not commit it.
+PyTorch is optional (``pip install -e ".[bench]"``; its models are in
+``benchmarks/torch_reference.py``); without it only the xferlab side runs. The
+results file holds every number; do not commit it.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import os
 import platform
@@ -68,17 +68,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from benchmarks import report as rep, torch_reference
 from xferlab import train
 from xferlab.defaults import base_config
 from xferlab.models import cells
 from xferlab.models.cells import make_cell
 from xferlab.models.rnn import RecurrentLayer
 from xferlab.tasks.classification import ClassificationTask
-
-try:
-  import torch
-except ImportError:       # the optional [bench] extra
-  torch = None
 
 GATES = {"lstm": 4, "gru": 3}
 INPUT_SIZE = 256          # layer input size = classifier embedding size
@@ -201,11 +197,6 @@ def jax_matmul(n: int = MATMUL_SIZE) -> Callable[[], object]:
   return lambda: dot(a, b).block_until_ready()
 
 
-def torch_matmul(n: int = MATMUL_SIZE) -> Callable[[], object]:
-  a, b = torch.randn(n, n), torch.randn(n, n)
-  return lambda: torch.mm(a, b)
-
-
 # --- one recurrent layer
 
 def xferlab_layer(cell: str, batch: int, time_steps: int, hidden: int,
@@ -259,20 +250,6 @@ def matmul_ceiling(cell: str, batch: int, time_steps: int, hidden: int) -> Calla
     return (hs.reshape(-1, hidden).T @ rows, x.T @ rows, rows @ w_x.T)
 
   return lambda: jax.block_until_ready(program(w_x, w_h, x))
-
-
-def torch_layer(cell: str, batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
-  """``nn.LSTM`` / ``nn.GRU``: ``out.sum().backward()``, gradients of weights and inputs."""
-  rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](INPUT_SIZE, hidden, batch_first=True)
-  x = torch.randn(batch, time_steps, INPUT_SIZE).requires_grad_()
-
-  def step():
-    rnn.zero_grad(set_to_none=True)
-    x.grad = None
-    out, _ = rnn(x)
-    out.sum().backward()
-
-  return step
 
 
 # --- the classifier train step
@@ -330,54 +307,9 @@ def xferlab_classifier(batch: int, time_steps: int, hidden: int,
 
 
 def torch_classifier(batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
-  """The same network and step in PyTorch: Adam, global-norm clipping, λ = base_config's."""
-  config = classifier_config(hidden, 1)
-  nn, F = torch.nn, torch.nn.functional
-
-  class GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-      return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-      return -grad
-
-  class DANNClassifier(nn.Module):
-    def __init__(self):
-      super().__init__()
-      features = 2 * hidden
-      self.embed = nn.Embedding(VOCAB_SIZE, INPUT_SIZE)
-      self.rnn = nn.LSTM(INPUT_SIZE, hidden, num_layers=2, batch_first=True)
-      self.head = nn.Linear(features, config.model.num_classes)
-      width = config.transfer.discriminator_hidden[0]
-      self.discriminator = nn.Sequential(nn.Linear(features, width), nn.ReLU(),
-                                         nn.Linear(width, 1))
-
-    def features(self, tokens):
-      """Mean + max pooling over time (every row is full length here)."""
-      outputs, _ = self.rnn(self.embed(tokens))
-      return torch.cat([outputs.mean(1), outputs.amax(1)], dim=-1)
-
-  model = DANNClassifier()
-  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
-  data = random_batch(batch, time_steps)
-  tokens = torch.from_numpy(np.concatenate([data["source"]["tokens"], data["target"]["tokens"]]))
-  labels = torch.from_numpy(data["source"]["labels"]).long()
-  domain = torch.cat([torch.zeros(batch), torch.ones(batch)])
-  lam = config.transfer.lam
-
-  def step():
-    optimizer.zero_grad(set_to_none=True)
-    feats = model.features(tokens)
-    source_loss = F.cross_entropy(model.head(feats[:batch]), labels)
-    domain_logits = model.discriminator(GradReverse.apply(feats))[:, 0]
-    loss = source_loss + lam * F.binary_cross_entropy_with_logits(domain_logits, domain)
-    loss.backward()
-    nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
-    optimizer.step()
-
-  return step
+  """The same network and step in PyTorch (``torch_reference.classifier``), on the same batch."""
+  return torch_reference.classifier(classifier_config(hidden, 1), random_batch(batch, time_steps),
+                                    VOCAB_SIZE)
 
 
 # --- sections
@@ -394,9 +326,9 @@ def summarize(timings: dict[str, dict], tokens: int, flops: int, peaks: dict) ->
   return row
 
 
-TABLE_HEADER = ("| cell | B | T | H | xferlab tok/s | torch tok/s | ratio | xferlab GFLOP/s "
-                "| torch GFLOP/s | xferlab % of matmul peak | matmul-only ceiling tok/s "
-                "| ceiling / torch |\n" + "|---" * 12 + "|")
+TABLE_HEADER = "\n".join(rep.header([
+    "cell", "B", "T", "H", "xferlab tok/s", "torch tok/s", "ratio", "xferlab GFLOP/s",
+    "torch GFLOP/s", "xferlab % of matmul peak", "matmul-only ceiling tok/s", "ceiling / torch"]))
 
 
 def table_row(row: dict) -> str:
@@ -404,10 +336,10 @@ def table_row(row: dict) -> str:
   fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
   ceiling = fmt(c and c["tokens_per_s"], ",.0f")
   ceiling_ratio = fmt(c and t and c["tokens_per_s"] / t["tokens_per_s"], ".2f")
-  return (f"| {row['cell']} | {row['batch']} | {row['length']} | {row['hidden']} "
-          f"| {x['tokens_per_s']:,.0f} | {fmt(t and t['tokens_per_s'], ',.0f')} "
-          f"| {fmt(row['ratio'], '.2f')} | {x['gflops']:.1f} | {fmt(t and t['gflops'], '.1f')} "
-          f"| {100 * x['fraction_of_matmul_peak']:.1f}% | {ceiling} | {ceiling_ratio} |")
+  return rep.row([str(row[k]) for k in ("cell", "batch", "length", "hidden")] + [
+      f"{x['tokens_per_s']:,.0f}", fmt(t and t["tokens_per_s"], ",.0f"), fmt(row["ratio"], ".2f"),
+      f"{x['gflops']:.1f}", fmt(t and t["gflops"], ".1f"),
+      f"{100 * x['fraction_of_matmul_peak']:.1f}%", ceiling, ceiling_ratio])
 
 
 def measure_point(args, peaks: dict, labels: dict, candidates: dict, tokens: int,
@@ -428,8 +360,8 @@ def grid_points(quick: bool, quick_point: dict) -> list[dict]:
 def run_peaks(args) -> dict:
   """The practical peak (a large matmul, both frameworks) and the theoretical one."""
   candidates = {"jax": jax_matmul()}
-  if torch is not None:
-    candidates["torch"] = torch_matmul()
+  if torch_reference.available():
+    candidates["torch"] = torch_reference.matmul(MATMUL_SIZE)
   timings = compare(candidates, args.repeats)
   flops = 2 * MATMUL_SIZE ** 3
   matmul = {"size": MATMUL_SIZE, "timings": timings}
@@ -454,8 +386,8 @@ def run_layers(args, peaks: dict) -> list[dict]:
       b, t, h = p["batch"], p["length"], p["hidden"]
       candidates = {"xferlab": xferlab_layer(cell, b, t, h, args.unroll),
                     "ceiling": matmul_ceiling(cell, b, t, h)}
-      if torch is not None:
-        candidates["torch"] = torch_layer(cell, b, t, h)
+      if torch_reference.available():
+        candidates["torch"] = torch_reference.layer(cell, b, t, INPUT_SIZE, h)
       rows.append(measure_point(args, peaks, dict(cell=cell, input=INPUT_SIZE, **p), candidates,
                                 b * t, layer_flops(cell, b, t, INPUT_SIZE, h)))
   print()
@@ -471,7 +403,7 @@ def run_classifier(args, peaks: dict) -> list[dict]:
   for p in grid_points(args.quick, QUICK_CLASSIFIER):
     b, t, h = p["batch"], p["length"], p["hidden"]
     candidates = {"xferlab": xferlab_classifier(b, t, h, args.unroll)}
-    if torch is not None:
+    if torch_reference.available():
       candidates["torch"] = torch_classifier(b, t, h)
     rows.append(measure_point(args, peaks, dict(cell="lstm x2 + dann", input=INPUT_SIZE, **p),
                               candidates, 2 * b * t, classifier_flops(b, t, h)))
@@ -510,11 +442,10 @@ def run_sweep(args, peaks: dict) -> dict:
       accuracies[mode] = [r["results"]["target_accuracy"] for r in rows]
       shutil.rmtree(workdir, ignore_errors=True)
   seq, vec = (statistics.median(times[m]) for m in ("sequential", "vectorized"))
-  print(f"| mode | seconds (median of {args.sweep_rounds}) | target accuracy per λ |")
-  print("|---|---|---|")
+  print("\n".join(rep.header(["mode", f"seconds (median of {args.sweep_rounds})",
+                               "target accuracy per λ"])))
   for mode, seconds in (("sequential", seq), ("vectorized", vec)):
-    print(f"| {mode} | {seconds:.1f} | "
-          + ", ".join(f"{100 * a:.1f}" for a in accuracies[mode]) + " |")
+    print(rep.row([mode, f"{seconds:.1f}", ", ".join(f"{100 * a:.1f}" for a in accuracies[mode])]))
   print(f"Speed-up of the vmapped sweep: {seq / vec:.2f}x (need 2x)\n", flush=True)
   return {"lambdas": list(SWEEP_LAMBDAS), "seconds": times, "median_sequential_s": seq,
           "median_vectorized_s": vec, "speedup": seq / vec, "target_accuracy": accuracies}
@@ -586,15 +517,16 @@ def run_loop(args, peaks: dict) -> dict:
   against a vmapped population of 4."""
   print(f"## Gate arithmetic inside lax.scan against the same arithmetic without a loop "
         f"({LOOP_STEPS} steps)")
-  print("| cell | batch | hidden | µs/step in scan | µs/step without loop | ratio |")
-  print("|---|---|---|---|---|---|")
+  print("\n".join(rep.header(["cell", "batch", "hidden", "µs/step in scan",
+                               "µs/step without loop", "ratio"])))
   rows = []
   for p in LOOP_POINTS:
     timings = compare(gate_math(p["cell"], p["batch"], p["hidden"]), args.repeats)
     per_step = {k: 1e6 * t["seconds"] / LOOP_STEPS for k, t in timings.items()}
     ratio = per_step["gates_in_scan"] / per_step["gates_without_loop"]
-    print(f"| {p['cell']} | {p['batch']} | {p['hidden']} | {per_step['gates_in_scan']:.0f} | "
-          f"{per_step['gates_without_loop']:.0f} | {ratio:.1f}x |", flush=True)
+    print(rep.row([p["cell"], str(p["batch"]), str(p["hidden"]),
+                   f"{per_step['gates_in_scan']:.0f}", f"{per_step['gates_without_loop']:.0f}",
+                   f"{ratio:.1f}x"]), flush=True)
     rows.append(dict(p, us_per_step=per_step, ratio=ratio, timings=timings))
   k = len(SWEEP_LAMBDAS)
   timings = compare(quickstart_steps(k), args.repeats)
@@ -674,13 +606,13 @@ def busy_cores(seconds: float = 1.0) -> float | None:
 
 def versions() -> dict:
   import flax
+  torch_versions = torch_reference.versions()
   return {"python": platform.python_version(), "jax": jax.__version__, "flax": flax.__version__,
-          "torch": torch.__version__ if torch is not None else None,
-          "jax_devices": [str(d) for d in jax.devices()],
-          "torch_threads": torch.get_num_threads() if torch is not None else None}
+          "torch": torch_versions["torch"], "jax_devices": [str(d) for d in jax.devices()],
+          "torch_threads": torch_versions["torch_threads"]}
 
 
-def main():
+def parse_args() -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--quick", action="store_true",
                       help="only the acceptance point per cell and one reduced classifier point")
@@ -694,28 +626,43 @@ def main():
                       help=f"comma-separated, of {', '.join(SECTIONS)}")
   args = parser.parse_args()
   args.cells = [c for c in args.cells.split(",") if c]
-  sections = [s for s in args.sections.split(",") if s]
-  unknown = [c for c in args.cells if c not in GATES] + [s for s in sections if s not in SECTIONS]
+  args.sections = [s for s in args.sections.split(",") if s]
+  unknown = ([c for c in args.cells if c not in GATES]
+             + [s for s in args.sections if s not in SECTIONS])
   if unknown:
     parser.error(f"unknown cell or section: {', '.join(unknown)}")
+  return args
 
-  started = time.perf_counter()
-  if torch is None:
+
+def warn_if_busy(load: float | None, at_start: bool) -> None:
+  """Says so when other processes keep more than 0.3 cores busy (``busy_cores``)."""
+  if load is None or load <= 0.3:
+    return
+  if at_start:
+    print(f"{load:.1f} cores busy at start: other processes compete for the cores; figures "
+          "from this run are unreliable (PyTorch's OpenMP threads suffer most).\n")
+  else:
+    print(f"{load:.1f} cores busy at the end: other processes competed for the cores; "
+          "figures from this run are unreliable.")
+
+
+def start(args) -> dict:
+  """Says whether PyTorch runs, sets its threads, checks the load; the results' ``meta``."""
+  if not torch_reference.available():
     print("PyTorch is not installed: measuring the xferlab side only. "
           "Install it with: pip install -e \".[bench]\"\n")
   else:
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch_reference.use_all_cores()
   load = busy_cores()
-  if load is not None and load > 0.3:
-    print(f"{load:.1f} cores busy at start: other processes compete for the cores; figures "
-          "from this run are unreliable (PyTorch's OpenMP threads suffer most).\n")
-  results = {"meta": {"quick": args.quick, "repeats": args.repeats, "unroll": args.unroll,
-                      "cells": args.cells, "sections": sections, "busy_cores_start": load,
-                      "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **versions()}}
-  results["peaks"] = peaks = run_peaks(args)
-  for name in sections:
-    results[name] = SECTIONS[name](args, peaks)
+  warn_if_busy(load, at_start=True)
+  return {"quick": args.quick, "repeats": args.repeats, "unroll": args.unroll,
+          "cells": args.cells, "sections": args.sections, "busy_cores_start": load,
+          "started": time.strftime("%Y-%m-%dT%H:%M:%S"), **versions()}
 
+
+def finish(args, results: dict, started: float) -> None:
+  """Adds the acceptance check, the wall time, the end load and (``--quick``) the full grid's
+  estimated time to ``results``, printing each."""
   results["acceptance"] = check = acceptance(results)
   if check is not None:
     ratio = "n/a" if check["ratio"] is None else f"{check['ratio']:.2f}x"
@@ -724,14 +671,21 @@ def main():
           f"{100 * check['fraction_of_matmul_peak']:.1f}% of matmul peak (need 75%)")
   results["meta"]["wall_s"] = time.perf_counter() - started
   results["meta"]["busy_cores_end"] = load = busy_cores()
-  if load is not None and load > 0.3:
-    print(f"{load:.1f} cores busy at the end: other processes competed for the cores; "
-          "figures from this run are unreliable.")
+  warn_if_busy(load, at_start=False)
   if args.quick:
     results["estimated_full_grid_s"] = estimate = estimate_full_grid_seconds(results, args)
-    print(f"Estimated full grid ({', '.join(sections)}): about {estimate / 60:.0f} min")
-  with open(args.out, "w") as f:
-    json.dump(results, f, indent=2)
+    print(f"Estimated full grid ({', '.join(args.sections)}): about {estimate / 60:.0f} min")
+
+
+def main():
+  args = parse_args()
+  started = time.perf_counter()
+  results = {"meta": start(args)}
+  results["peaks"] = peaks = run_peaks(args)
+  for name in args.sections:
+    results[name] = SECTIONS[name](args, peaks)
+  finish(args, results, started)
+  rep.write_json(args.out, results)
   print(f"Wall time {results['meta']['wall_s']:.0f} s; results in {os.path.abspath(args.out)}")
 
 

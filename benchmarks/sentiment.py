@@ -85,9 +85,9 @@ from typing import Sequence
 
 import numpy as np
 
+from benchmarks import report as rep
 from xferlab import launch
 from xferlab.config import ConfigError, apply_overrides, flatten, load_experiment, parse_override
-from xferlab.metrics import mean_std
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
@@ -216,7 +216,7 @@ def trained_sibling(out: str, protocol: str, source: str, target: str, arm: str,
   that trained (its own weights in ``best/``) with this configuration but for the target;
   None while there is none."""
   from xferlab.config import from_json
-  from xferlab.train import config_differences
+  from xferlab.workdir import config_differences
   others = [t for s, t in all_pairs(protocol) if s == source and t != target]
   for other_target in others:
     workdir = run_dir(out, protocol, source, other_target, arm, seed)
@@ -326,9 +326,56 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
   return False
 
 
+def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
+  """Trains (or reads, or shares: ``share_target_free_run``) one run of a pair; its results,
+  with its workdir, the discriminator's accuracy and the proxy A-distance where they apply."""
+  from xferlab.studies import domain_distance as analysis
+  config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm, args.vectors)
+  workdir = run_dir(args.out, protocol, source, target, arm, seed)
+  print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
+        flush=True)
+  trained = (target_free(config) and arm not in PER_TARGET_ARMS
+             and not os.path.exists(os.path.join(workdir, "results.json"))
+             and trained_sibling(args.out, protocol, source, target, arm, seed, config))
+  if trained:
+    print(f"[benchmark]   trained once for {source}: evaluating {trained}", flush=True)
+    results = dict(share_target_free_run(trained, config, workdir), workdir=workdir)
+  else:
+    results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+  if config.transfer.method == "dann" and config.transfer.lam > 0:   # a trained discriminator
+    results["discriminator_accuracy"] = discriminator_accuracy(workdir)
+  if arm in DISTANCE_ARMS and args.distance_texts:
+    results["proxy_a_distance"] = analysis.run_domain_distance(
+        workdir, args.distance_texts)["pad"]
+  return results
+
+
+def tfidf_peer(args, protocol: str, source: str, target: str, pair_dir: str) -> dict:
+  """The TF-IDF + logistic regression peer of a pair (``tfidf_peer.json``, computed once)."""
+  from xferlab.studies import peers
+  peer_path = os.path.join(pair_dir, "tfidf_peer.json")
+  if os.path.exists(peer_path):
+    with open(peer_path) as f:
+      return json.load(f)
+  peer = peers.tfidf_logreg(arm_config(protocol, source, target, "source_only", 0,
+                                       args.overrides).data)
+  with open(peer_path, "w") as f:
+    json.dump(peer, f, indent=2)
+  return peer
+
+
+def summarize_arms(runs: dict[str, list[dict]]) -> dict:
+  """Each arm's metrics over its seeds (``mean_std``), for the metrics every seed has."""
+  summary = {}
+  for arm, seed_results in runs.items():
+    keys = [k for k in (*METRICS, "discriminator_accuracy", "proxy_a_distance")
+            if all(r.get(k) is not None for r in seed_results)]
+    summary[arm] = rep.stats(seed_results, keys)
+  return summary
+
+
 def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]) -> dict:
   """Trains (or reads) every arm and seed of one pair; returns its numbers."""
-  from xferlab.studies import domain_distance as analysis, peers
   pair_dir = os.path.join(args.out, protocol, f"{source}_{target}")
   os.makedirs(pair_dir, exist_ok=True)
   if args.vectorize:
@@ -340,51 +387,12 @@ def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]
   runs: dict[str, list[dict]] = {}
   for arm in args.arms:
     for seed in seeds:
-      config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm,
-                           args.vectors)
-      workdir = run_dir(args.out, protocol, source, target, arm, seed)
-      print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
-            flush=True)
-      trained = (target_free(config) and arm not in PER_TARGET_ARMS
-                 and not os.path.exists(os.path.join(workdir, "results.json"))
-                 and trained_sibling(args.out, protocol, source, target, arm, seed, config))
-      if trained:
-        print(f"[benchmark]   trained once for {source}: evaluating {trained}", flush=True)
-        results = dict(share_target_free_run(trained, config, workdir), workdir=workdir)
-      else:
-        results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
-      if config.transfer.method == "dann" and config.transfer.lam > 0:   # a trained discriminator
-        results["discriminator_accuracy"] = discriminator_accuracy(workdir)
-      if arm in DISTANCE_ARMS and args.distance_texts:
-        results["proxy_a_distance"] = analysis.run_domain_distance(
-            workdir, args.distance_texts)["pad"]
-      runs.setdefault(arm, []).append(results)
+      runs.setdefault(arm, []).append(run_arm(args, protocol, source, target, arm, seed))
   picture = os.path.join(pair_dir, "features.png")
   if args.distance_texts and {"source_only", "dann"} <= set(runs) and not os.path.exists(picture):
     draw_features_picture(runs, picture, args.distance_texts)
-  peer_path = os.path.join(pair_dir, "tfidf_peer.json")
-  if os.path.exists(peer_path):
-    with open(peer_path) as f:
-      peer = json.load(f)
-  else:
-    peer = peers.tfidf_logreg(arm_config(protocol, source, target, "source_only", 0,
-                                         args.overrides).data)
-    with open(peer_path, "w") as f:
-      json.dump(peer, f, indent=2)
-  summary = {}
-  for arm, seed_results in runs.items():
-    keys = [k for k in (*METRICS, "discriminator_accuracy", "proxy_a_distance")
-            if all(r.get(k) is not None for r in seed_results)]
-    summary[arm] = {k: mean_std([r[k] for r in seed_results]) for k in keys}
-  return {"arms": summary, "runs": runs, "tfidf_peer": peer}
-
-
-def _cell(stat: dict | None, scale: float = 100.0, digits: int = 1) -> str:
-  if not stat:
-    return "-"
-  if stat.get("std") is None or len(stat.get("values", ())) < 2:
-    return f"{scale * stat['mean']:.{digits}f}"
-  return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
+  peer = tfidf_peer(args, protocol, source, target, pair_dir)
+  return {"arms": summarize_arms(runs), "runs": runs, "tfidf_peer": peer}
 
 
 def twin_comparison(pairs: dict, arm: str, twin: str) -> dict | None:
@@ -446,87 +454,103 @@ def seed_note(pairs: dict, arm: str, seeds: int) -> str:
   return f" ({low} seed{'s' * (low > 1)})" if low == high else f" ({low}-{high} seeds)"
 
 
+def _stat(pair: dict, arm: str, metric: str) -> dict | None:
+  return pair["arms"].get(arm, {}).get(metric)
+
+
+def accuracy_table(protocol: str, pairs: dict, arms: Sequence[str], seeds: int) -> list[str]:
+  """Target accuracy per pair and arm, the TF-IDF peer and the published anchors; the average
+  over the pairs (an arm's only when every pair has it; the anchors' only for every pair)."""
+  anchors = ANCHORS[protocol]
+  lines = rep.header(["pair", *(arm + seed_note(pairs, arm, seeds) for arm in arms),
+                      "TF-IDF", *anchors["columns"]])
+  per_arm: dict[str, list[float]] = {a: [] for a in [*arms, "TF-IDF"]}
+  for name, p in pairs.items():
+    stats = [_stat(p, arm, "target_accuracy") for arm in arms]
+    for arm, stat in zip(arms, stats):
+      if stat:
+        per_arm[arm].append(stat["mean"])
+    peer = p["tfidf_peer"]["target_accuracy"]
+    per_arm["TF-IDF"].append(peer)
+    anchor = anchors.get(name, ("-",) * len(anchors["columns"]))
+    lines.append(rep.row([name, *(rep.cell(s, scale=100) for s in stats), f"{100 * peer:.1f}",
+                          *(str(a) for a in anchor)]))
+  n = len(pairs)
+  averages = [f"{100 * np.mean(v):.1f}" if len(v) == n else "-" for v in per_arm.values()]
+  anchor_avg = ([str(a) for a in anchors.get("average", ())] if n == len(all_pairs(protocol))
+                else ["-"] * len(anchors["columns"]))
+  return lines + [rep.row([f"**average ({n} pairs)**", *averages, *anchor_avg])]
+
+
+def f1_table(pairs: dict, arms: Sequence[str]) -> list[str]:
+  return ["", "Target macro F1 (%):", "", *rep.header(["pair", *arms])] + [
+      rep.row([name, *(rep.cell(_stat(p, a, "target_macro_f1"), scale=100) for a in arms)])
+      for name, p in pairs.items()]
+
+
+def distance_table(pairs: dict, arms: Sequence[str]) -> list[str]:
+  """The proxy A-distance and the discriminator's accuracy per pair, for the arms that have
+  encoder features (none: no table)."""
+  distance_arms = [a for a in arms if a in DISTANCE_ARMS]
+  if not distance_arms:
+    return []
+  lines = ["", "Proxy A-distance of source vs target encoder features (0 = same "
+           "distribution, 2 = separable) and the discriminator's training accuracy over the "
+           "last quarter of training (%):", "",
+           *rep.header(["pair", *(f"PAD {a}" for a in distance_arms),
+                        *(f"disc. acc. {a}" for a in distance_arms)])]
+  for name, p in pairs.items():
+    pads = [rep.cell(_stat(p, a, "proxy_a_distance"), 2) for a in distance_arms]
+    accs = [rep.cell(_stat(p, a, "discriminator_accuracy"), scale=100) for a in distance_arms]
+    lines.append(rep.row([name, *pads, *accs]))
+  return lines
+
+
+def time_lines(pairs: dict, cpu_seconds: dict) -> list[str]:
+  """CPU minutes per pair (every invocation's) and training wall minutes per pair."""
+  cpu = {name: cpu_seconds[name] for name in pairs if name in cpu_seconds}
+  trained = {name: sum(r.get("train_seconds", 0.0) for r in _pair_runs(p))
+             for name, p in pairs.items()}
+  # A per-target run (in_domain) is listed under each pair of its target: count it once.
+  trained_once = {r.get("workdir", id(r)): r.get("train_seconds", 0.0)
+                  for p in pairs.values() for r in _pair_runs(p)}
+  return ["", "CPU minutes per pair (this process and its children; runs already finished "
+          "cost ~0; an invocation cut short mid-pair records none of that pair's): "
+          + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items())
+          + f"; total {sum(cpu.values()) / 60:.1f}.", "",
+          "Training wall minutes per pair, summed over its runs (each run's own "
+          "`train_seconds`: kept in records and whatever invocation trained it; without the "
+          "peer, distances and pictures): " + ", ".join(
+              f"{k} {v / 60:.1f}" for k, v in trained.items())
+          + f"; total {sum(trained_once.values()) / 60:.1f} (a run shared by several pairs "
+          "counted once).", ""]
+
+
 def protocol_tables(protocol: str, block: dict) -> str:
   """The markdown of one protocol: accuracy (with anchors), macro F1, domain distances."""
   order = [pair_name(s, t) for s, t in all_pairs(protocol)]   # the canonical order, not the
   pairs = dict(sorted(block["pairs"].items(),                   # order the runs finished in
                       key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
   arms = [a for a in ARMS if any(a in p["arms"] for p in pairs.values())]
-  anchors = ANCHORS[protocol]
   lines = [f"## Protocol {protocol}", "",
            f"Seeds {block['seeds']}; target accuracy in %, mean ± std over seeds; TF-IDF = "
            "TF-IDF uni+bigrams + logistic regression, source only (measured here). Published "
-           "anchors on the right (not measured here).", ""]
-  header = ["pair", *(arm + seed_note(pairs, arm, len(block["seeds"])) for arm in arms),
-            "TF-IDF", *anchors["columns"]]
-  lines += ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-  per_arm: dict[str, list[float]] = {a: [] for a in arms + ["TF-IDF"]}
-  for name, p in pairs.items():
-    cells = []
-    for arm in arms:
-      stat = p["arms"].get(arm, {}).get("target_accuracy")
-      cells.append(_cell(stat))
-      if stat:
-        per_arm[arm].append(stat["mean"])
-    peer = p["tfidf_peer"]["target_accuracy"]
-    per_arm["TF-IDF"].append(peer)
-    anchor = anchors.get(name, ("-",) * len(anchors["columns"]))
-    lines.append(f"| {name} | " + " | ".join(cells + [f"{100 * peer:.1f}"]
-                                               + [str(a) for a in anchor]) + " |")
-  n = len(pairs)
-  complete = n == len(all_pairs(protocol))
-  averages = [f"{100 * np.mean(v):.1f}" if len(v) == n else "-" for v in per_arm.values()]
-  anchor_avg = [str(a) for a in anchors.get("average", ())] if complete else [
-      "-"] * len(anchors["columns"])
-  lines.append(f"| **average ({n} pairs)** | " + " | ".join(averages + anchor_avg) + " |")
-  lines += twin_lines(pairs)
-  lines += ["", "Target macro F1 (%):", "", "| pair | " + " | ".join(arms) + " |",
-            "|---" * (len(arms) + 1) + "|"]
-  for name, p in pairs.items():
-    lines.append(f"| {name} | " + " | ".join(
-        _cell(p["arms"].get(a, {}).get("target_macro_f1")) for a in arms) + " |")
-  distance_arms = [a for a in arms if a in DISTANCE_ARMS]
-  if distance_arms:
-    lines += ["", "Proxy A-distance of source vs target encoder features (0 = same "
-              "distribution, 2 = separable) and the discriminator's training accuracy over the "
-              "last quarter of training (%):", "",
-              "| pair | " + " | ".join(f"PAD {a}" for a in distance_arms) + " | "
-              + " | ".join(f"disc. acc. {a}" for a in distance_arms) + " |",
-              "|---" * (2 * len(distance_arms) + 1) + "|"]
-    for name, p in pairs.items():
-      pads = [_cell(p["arms"].get(a, {}).get("proxy_a_distance"), 1.0, 2) for a in distance_arms]
-      accs = [_cell(p["arms"].get(a, {}).get("discriminator_accuracy")) for a in distance_arms]
-      lines.append(f"| {name} | " + " | ".join(pads + accs) + " |")
-  cpu = {name: block["cpu_seconds"][name] for name in pairs if name in block["cpu_seconds"]}
-  trained = {name: sum(r.get("train_seconds", 0.0) for r in _pair_runs(p))
-             for name, p in pairs.items()}
-  # A per-target run (in_domain) is listed under each pair of its target: count it once.
-  trained_once = {r.get("workdir", id(r)): r.get("train_seconds", 0.0)
-                  for p in pairs.values() for r in _pair_runs(p)}
-  lines += ["", "CPU minutes per pair (this process and its children; runs already finished "
-            "cost ~0; an invocation cut short mid-pair records none of that pair's): "
-            + ", ".join(f"{k} {v / 60:.1f}" for k, v in cpu.items())
-            + f"; total {sum(cpu.values()) / 60:.1f}.", "",
-            "Training wall minutes per pair, summed over its runs (each run's own "
-            "`train_seconds`: kept in records and whatever invocation trained it; without the "
-            "peer, distances and pictures): " + ", ".join(
-                f"{k} {v / 60:.1f}" for k, v in trained.items())
-            + f"; total {sum(trained_once.values()) / 60:.1f} (a run shared by several pairs "
-            "counted once).", ""]
+           "anchors on the right (not measured here).", "",
+           *accuracy_table(protocol, pairs, arms, len(block["seeds"])), *twin_lines(pairs),
+           *f1_table(pairs, arms), *distance_table(pairs, arms),
+           *time_lines(pairs, block["cpu_seconds"])]
   return "\n".join(lines)
 
 
 def write_reports(out: str, all_results: dict) -> None:
-  path = os.path.join(out, "results.json")
-  with open(path + ".tmp", "w") as f:          # a reader never sees half a file
-    json.dump(all_results, f, indent=2, default=str)
-  os.replace(path + ".tmp", path)
+  """``OUT/results.json`` (every protocol's numbers), then ``OUT/results.md`` (their tables):
+  the numbers are written even if a table cannot be."""
+  rep.write_json(os.path.join(out, "results.json"), all_results)
   parts = ["# Sentiment transfer benchmark", "",
            "Written by `python -m benchmarks.sentiment`; every number below is in "
            "`results.json` beside this file, each run's own files under its workdir.", ""]
   parts += [protocol_tables(p, block) for p, block in all_results.items()]
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write("\n".join(parts))
+  rep.write_markdown(out, "\n".join(parts))
 
 
 @contextlib.contextmanager
@@ -570,7 +594,7 @@ def record_pair(out: str, protocol: str, source: str, target: str, fresh: dict,
     return block["cpu_seconds"][name]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog="python -m benchmarks.sentiment",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--protocol", choices=sorted(EXPERIMENTS), default="A")
@@ -593,28 +617,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="texts per domain for the proxy A-distance (0 = skip it)")
   parser.add_argument("--vectorize", action="store_true",
                       help="train a pair's runs that differ only in λ as one vmapped program")
-  args = parser.parse_args(argv)
-  try:
-    args.arms = list(ARMS) if args.arms == "all" else [
-        a.strip() for a in args.arms.split(",") if a.strip()]
-    unknown = [a for a in args.arms if a not in ARMS]
-    if unknown:
-      raise ConfigError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
-    for item in args.overrides:
-      parse_override(item)
-    pairs = parse_pairs(args.pairs, args.protocol)
-    vector_arms = [a for a in args.arms if a in VECTOR_ARMS]
-    if vector_arms:                             # shared by every pair: trained once, here
-      from xferlab.studies.word2vec import ensure_vectors
-      dim = arm_config(args.protocol, *pairs[0], vector_arms[0], 0, args.overrides, args.lm,
-                       args.vectors).model.embed_dim
-      ensure_vectors(args.vectors, dim=dim)
-    check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm,
-                        args.vectors)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  os.makedirs(args.out, exist_ok=True)
+  return parser.parse_args(argv)
+
+
+def prepare(args) -> list[tuple[str, str]]:
+  """Checks ``--arms`` (made a list), ``--set`` and ``--pairs``; makes the word vectors every
+  pair shares when missing; checks the arms' pretrained models. Returns the pairs; raises
+  ``ConfigError`` before anything trains."""
+  args.arms = list(ARMS) if args.arms == "all" else [
+      a.strip() for a in args.arms.split(",") if a.strip()]
+  unknown = [a for a in args.arms if a not in ARMS]
+  if unknown:
+    raise ConfigError(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)}")
+  for item in args.overrides:
+    parse_override(item)
+  pairs = parse_pairs(args.pairs, args.protocol)
+  vector_arms = [a for a in args.arms if a in VECTOR_ARMS]
+  if vector_arms:                             # shared by every pair: trained once, here
+    from xferlab.studies.word2vec import ensure_vectors
+    dim = arm_config(args.protocol, *pairs[0], vector_arms[0], 0, args.overrides, args.lm,
+                     args.vectors).model.embed_dim
+    ensure_vectors(args.vectors, dim=dim)
+  check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm,
+                      args.vectors)
+  return pairs
+
+
+def run_pairs(args, pairs: Sequence[tuple[str, str]]) -> None:
+  """Every pair in turn, each recorded (and the reports rewritten) as soon as it is done."""
   start_wall = time.time()
   for source, target in pairs:
     name = pair_name(source, target)
@@ -628,6 +658,17 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{total / 60:.1f} CPU minutes in all)", flush=True)
   print(f"[benchmark] done in {(time.time() - start_wall) / 60:.1f} wall minutes; "
         f"{os.path.join(args.out, 'results.md')}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = parse_args(argv)
+  try:
+    pairs = prepare(args)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  os.makedirs(args.out, exist_ok=True)
+  run_pairs(args, pairs)
   return 0
 
 

@@ -33,7 +33,8 @@ import os
 import sys
 from typing import Sequence
 
-from benchmarks.arms import argument_parser, run_reporting_errors, cell, run_dir, selected_arms, train
+from benchmarks import report as rep
+from benchmarks.arms import argument_parser, run_reporting_errors, run_dir, selected_arms, train
 from xferlab.config import ConfigError, load_experiment
 from xferlab.metrics import mean_std, read_metrics
 from xferlab.tasks import summarization
@@ -51,17 +52,14 @@ ROUGE = ("rouge1_max", "rouge2_max", "rougeL_max", "rouge1_mean", "rouge2_mean",
 GALLERY = 5
 
 
-def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Sequence[str]) -> str:
-  lines = ["# SciTLDR test (news => science)", "",
-           "ROUGE F1 ×100, `rouge-score` with stemming; max = best of the references, mean = "
-           "mean over them; mean ± std over seeds.", "",
-           "| arm | n | " + " | ".join(ROUGE) + " |", "|---" * (len(ROUGE) + 2) + "|"]
+def rouge_table(results: dict, baselines: dict) -> list[str]:
+  """Lead-1 and the oracle, then one row per arm: ROUGE mean ± std over seeds."""
+  lines = rep.header(["arm", "n", *ROUGE])
   for name, stats in baselines.items():
-    lines.append(f"| {name} | - | " + " | ".join(f"{stats[k]:.1f}" for k in ROUGE) + " |")
+    lines.append(rep.row([name, "-", *(f"{stats[k]:.1f}" for k in ROUGE)]))
   for arm, stats in results.items():
     n = len(stats["test_rouge1_max"]["values"])
-    lines.append(f"| {arm} | {n} | " + " | ".join(cell(stats.get(f"test_{k}")) for k in ROUGE)
-                 + " |")
+    lines.append(rep.row([arm, str(n), *(rep.cell(stats.get(f"test_{k}")) for k in ROUGE)]))
   r1 = {arm: s["test_rouge1_max"]["mean"] for arm, s in results.items()}
   if r1:
     best = max(r1, key=r1.get)
@@ -71,7 +69,12 @@ def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Seq
     if arm in r1 and "scratch" in r1:
       lines.append(f"- {arm} − scratch: {r1[arm] - r1['scratch']:+.1f} ROUGE-1 (acceptance: ≥ +2 "
                    "for news ⇒ science)")
-  lines += ["", "## Gallery (first five test abstracts)", ""]
+  return lines
+
+
+def gallery(rows: list[dict], out: str, arms: Sequence[str]) -> list[str]:
+  """The first test abstracts: reference, Lead-1 and each arm's first seed's summary."""
+  lines = ["", "## Gallery (first five test abstracts)", ""]
   outputs = {}
   for arm in arms:
     path = os.path.join(run_dir(out, arm, 0), "summaries", "test.jsonl")
@@ -84,11 +87,17 @@ def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Seq
               f"- **Lead-1:** {summarization.first_sentence(row['document'])}"]
     lines += [f"- **{arm}:** {predictions[i]}" for arm, predictions in outputs.items()]
     lines.append("")
+  return lines
+
+
+def report(results: dict, baselines: dict, rows: list[dict], out: str, arms: Sequence[str]) -> str:
+  """Writes ``OUT/results.md`` and ``OUT/results.json``; returns the markdown."""
+  lines = ["# SciTLDR test (news => science)", "",
+           "ROUGE F1 ×100, `rouge-score` with stemming; max = best of the references, mean = "
+           "mean over them; mean ± std over seeds.", "",
+           *rouge_table(results, baselines), *gallery(rows, out, arms)]
   text = "\n".join(lines)
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(text)
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump({"arms": results, "baselines": baselines}, f, indent=2)
+  rep.write_results(out, text, {"arms": results, "baselines": baselines})
   return text
 
 
@@ -127,11 +136,10 @@ def learning_curve(curve: dict, sizes: dict, lead1: float, out: str) -> str:
   lines = ["# SciTLDR learning curve: test ROUGE-1 (max over references)", "",
            "Each fraction may train for as many steps as the full-data run (more epochs); "
            "every run stops at its validation optimum.", "",
-           "| training abstracts | " + " | ".join(curve) + " | Lead-1 |",
-           "|---" * (len(curve) + 2) + "|"]
+           *rep.header(["training abstracts", *curve, "Lead-1"])]
   for f in fractions:
-    lines.append(f"| {sizes[f]} ({f:g}) | " + " | ".join(cell(curve[arm].get(f)) for arm in curve)
-                 + f" | {lead1:.1f} |")
+    lines.append(rep.row([f"{sizes[f]} ({f:g})", *(rep.cell(curve[arm].get(f)) for arm in curve),
+                          f"{lead1:.1f}"]))
   if "scratch" in curve:
     lines += ["", "Transfer gain (mean ROUGE-1 of the arm − mean of scratch, same abstracts):", ""]
     for f in fractions:
@@ -171,7 +179,51 @@ def plot_curves(out: str, arms: Sequence[str]) -> None:
   save_plot(fig, ax, "step", "SciTLDR validation perplexity", os.path.join(out, "curves.png"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_arms(args, arms: Sequence[str], config) -> tuple[dict, dict]:
+  """Every arm and seed on all of SciTLDR, the report rewritten after each arm.
+
+  Returns ``(results, baselines)``: ``results[arm]`` the ROUGE statistics over seeds,
+  ``baselines`` Lead-1's and the oracle's ROUGE on the test set.
+  """
+  rows = summarization.load_rows(config.data, "scitldr", "test")
+  baselines = summarization.baselines(rows)
+  results = {}
+  for arm in arms:
+    runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides)
+            for seed in range(args.seeds)]
+    results[arm] = rep.stats(runs, [f"test_{k}" for k in ROUGE])
+    plot_curves(args.out, arms)
+    print(report(results, baselines, rows, args.out, arms), flush=True)
+  return results, baselines
+
+
+def parse_fractions(text: str) -> list[float]:
+  """``--fractions``: the shares below 1 (1 is the full-data run), sorted."""
+  fractions = sorted({float(f) for f in text.split(",") if f.strip()} - {1.0})
+  if any(not 0.0 < f < 1.0 for f in fractions):
+    raise ConfigError(f"--fractions must lie in (0, 1), got {text!r}")
+  return fractions
+
+
+def run_learning_curve(args, fractions: Sequence[float], config, results: dict,
+                       lead1: float) -> None:
+  """The SciTLDR arms again on each fraction of the training abstracts; the learning curve
+  (``learning_curve``) rewritten after each arm and fraction."""
+  train_size = len(summarization.SummarizationTask().load_pairs(config.data, "train")[0])
+  sizes = {f: max(1, round(train_size * f)) for f in (*fractions, 1.0)}
+  curve = {arm: {1.0: results[arm]["test_rouge1_max"]} for arm in results
+           if arm in SCITLDR_ARMS}
+  table = dict(ARMS, **{fraction_arm(a, f): ARMS[a] for a in curve for f in fractions})
+  for f in fractions:
+    for arm in curve:   # the parents are the full-data arms' (no fraction override)
+      runs = [train(EXPERIMENT, table, fraction_arm(arm, f), seed, args.out,
+                    args.overrides + fraction_overrides(arm, f), args.overrides)
+              for seed in range(args.curve_seeds or args.seeds)]
+      curve[arm][f] = mean_std([r["test_rouge1_max"] for r in runs])
+      print(learning_curve(curve, sizes, lead1, args.out), flush=True)
+
+
+def parse_args(argv: Sequence[str] | None):
   parser = argument_parser("python -m benchmarks.summarization", __doc__.split("\n\n")[0],
                            ARMS, DEFAULT_ARMS, "runs/bench_summarization")
   parser.add_argument("--fractions", default="",
@@ -179,38 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "learning curve, e.g. 0.25,0.5 (the full data is always run)")
   parser.add_argument("--curve-seeds", type=int, default=None,
                       help="seeds per arm on the learning curve's fractions (default: --seeds)")
-  args = parser.parse_args(argv)
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  args = parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
 
   def run():
     arms = selected_arms(args.arms, ARMS)
     config, _ = load_experiment(f"{EXPERIMENT}:scratch")
-    rows = summarization.load_rows(config.data, "scitldr", "test")
-    baselines = summarization.baselines(rows)
-    results = {}
-    for arm in arms:
-      runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides)
-              for seed in range(args.seeds)]
-      results[arm] = {f"test_{k}": mean_std([r[f"test_{k}"] for r in runs]) for k in ROUGE}
-      plot_curves(args.out, arms)
-      print(report(results, baselines, rows, args.out, arms), flush=True)
-    fractions = sorted({float(f) for f in args.fractions.split(",") if f.strip()} - {1.0})
-    if not fractions:
-      return
-    if any(not 0.0 < f < 1.0 for f in fractions):
-      raise ConfigError(f"--fractions must lie in (0, 1), got {args.fractions!r}")
-    train_size = len(summarization.SummarizationTask().load_pairs(config.data, "train")[0])
-    sizes = {f: max(1, round(train_size * f)) for f in (*fractions, 1.0)}
-    curve = {arm: {1.0: results[arm]["test_rouge1_max"]} for arm in arms
-             if arm in SCITLDR_ARMS}
-    table = dict(ARMS, **{fraction_arm(a, f): ARMS[a] for a in curve for f in fractions})
-    for f in fractions:
-      for arm in curve:   # the parents are the full-data arms' (no fraction override)
-        runs = [train(EXPERIMENT, table, fraction_arm(arm, f), seed, args.out,
-                      args.overrides + fraction_overrides(arm, f), args.overrides)
-                for seed in range(args.curve_seeds or args.seeds)]
-        curve[arm][f] = mean_std([r["test_rouge1_max"] for r in runs])
-        print(learning_curve(curve, sizes, baselines["lead1"]["rouge1_max"], args.out), flush=True)
+    results, baselines = run_arms(args, arms, config)
+    fractions = parse_fractions(args.fractions)
+    if fractions:
+      run_learning_curve(args, fractions, config, results, baselines["lead1"]["rouge1_max"])
 
   return run_reporting_errors(run)
 

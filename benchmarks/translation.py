@@ -29,13 +29,12 @@ tokens per second, the published anchor of REFERENCES.md) and ``OUT/results.json
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Sequence
 
-from benchmarks.arms import argument_parser, run_reporting_errors, cell, selected_arms, train
-from xferlab.metrics import mean_std
+from benchmarks import report as rep
+from benchmarks.arms import argument_parser, run_reporting_errors, selected_arms, train
 
 EXPERIMENT = "experiments/translation/multi30k.py"
 # arm -> (the experiment's argument PAIR,FRACTION,ARM, parent arm or None)
@@ -61,24 +60,26 @@ def full_data(arm: str) -> bool:
   return ",1," in ARMS[arm][0]
 
 
-def report(results: dict, out: str) -> str:
-  lines = ["# Multi30k translation transfer (test_2016_flickr)", "",
-           "sacreBLEU on detokenized, cased text (13a); `BLEU lc` lowercased; mean ± std over "
-           "seeds (n = runs).", "",
-           "| arm | n | BLEU | BLEU lc | chrF | val BLEU | val ppl | train tok/s | train min |",
-           "|---|---|---|---|---|---|---|---|---|"]
+def table(results: dict) -> list[str]:
+  """One row per arm: test BLEU (cased, lowercased), chrF, validation, speed, minutes."""
+  lines = rep.header(["arm", "n", "BLEU", "BLEU lc", "chrF", "val BLEU", "val ppl",
+                      "train tok/s", "train min"])
   for arm, stats in results.items():
     n = len(stats["test_bleu"]["values"]) if "test_bleu" in stats else 0
     minutes = stats.get("train_seconds")
     minutes = None if minutes is None else {k: (v / 60 if isinstance(v, float) else v)
                                              for k, v in minutes.items() if k != "values"}
-    lines.append(f"| {arm} | {n} | {cell(stats.get('test_bleu'))} | "
-                 f"{cell(stats.get('test_bleu_lc'))} | {cell(stats.get('test_chrf'))} | "
-                 f"{cell(stats.get('valid_bleu'))} | {cell(stats.get('valid_perplexity'), 2)} | "
-                 f"{cell(stats.get('tokens_per_second'), 0)} | {cell(minutes)} |")
+    lines.append(rep.row([arm, str(n), *(rep.cell(stats.get(k)) for k in (
+        "test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu")),
+        rep.cell(stats.get("valid_perplexity"), 2), rep.cell(stats.get("tokens_per_second"), 0),
+        rep.cell(minutes)]))
+  return lines
+
+
+def acceptance_lines(results: dict) -> list[str]:
+  """The transfer arms' BLEU against scratch and full data, beside the acceptance bars."""
   bleu = {arm: s["test_bleu"]["mean"] for arm, s in results.items() if "test_bleu" in s}
-  lines += ["", "tokens per second count source and target tokens of the training batches "
-            "(padding excluded), evaluation excluded.", ""]
+  lines = []
   for arm in ("de_10_transfer", "de_10_mixed"):
     if {arm, "de_10_scratch"} <= set(bleu):
       lines.append(f"- {arm} − de_10_scratch: {bleu[arm] - bleu['de_10_scratch']:+.1f} BLEU "
@@ -90,13 +91,33 @@ def report(results: dict, out: str) -> str:
                  f"{bleu['de_10_adversarial'] - bleu['deen_10_transfer']:+.1f} BLEU")
   if "de_full" in bleu:
     lines.append(f"- en→de full from scratch: {bleu['de_full']:.1f} (acceptance: ≥ 35)")
-  lines += ["", f"Anchor: {ANCHOR}.", ""]
+  return lines
+
+
+def report(results: dict, out: str) -> str:
+  """Writes ``OUT/results.md`` and ``OUT/results.json``; returns the markdown."""
+  lines = ["# Multi30k translation transfer (test_2016_flickr)", "",
+           "sacreBLEU on detokenized, cased text (13a); `BLEU lc` lowercased; mean ± std over "
+           "seeds (n = runs).", "", *table(results),
+           "", "tokens per second count source and target tokens of the training batches "
+           "(padding excluded), evaluation excluded.", "", *acceptance_lines(results),
+           "", f"Anchor: {ANCHOR}.", ""]
   text = "\n".join(lines)
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write(text)
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  rep.write_results(out, text, results)
   return text
+
+
+def run_arms(args, results: dict) -> None:
+  """Every selected arm and seed (a parent first, seed 0), the report rewritten after each arm."""
+  for arm in selected_arms(args.arms, ARMS):
+    seeds = range(args.full_seeds if full_data(arm) else args.seeds)
+    parent = ARMS[arm][1]
+    if parent and parent not in results:
+      parent_run = train(EXPERIMENT, ARMS, parent, 0, args.out, args.overrides)
+      results[parent] = rep.stats([parent_run], [k for k in METRICS if k in parent_run])
+    runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides) for seed in seeds]
+    results[arm] = rep.stats(runs, [k for k in METRICS if k in runs[0]])
+    print(report(results, args.out), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,21 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the full-data arms")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
-  results = {}
-
-  def run():
-    for arm in selected_arms(args.arms, ARMS):
-      seeds = range(args.full_seeds if full_data(arm) else args.seeds)
-      parent = ARMS[arm][1]
-      if parent and parent not in results:
-        parent_run = train(EXPERIMENT, ARMS, parent, 0, args.out, args.overrides)
-        results[parent] = {k: mean_std([parent_run[k]]) for k in METRICS if k in parent_run}
-      runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides) for seed in seeds]
-      numeric = [k for k in METRICS if k in runs[0]]
-      results[arm] = {k: mean_std([r[k] for r in runs]) for k in numeric}
-      print(report(results, args.out), flush=True)
-
-  return run_reporting_errors(run)
+  return run_reporting_errors(lambda: run_arms(args, {}))
 
 
 if __name__ == "__main__":

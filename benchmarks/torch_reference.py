@@ -1,0 +1,121 @@
+"""PyTorch reference models the throughput benchmark times beside xferlab's.
+
+PyTorch is optional (``pip install -e ".[bench]"``): without it ``available()``
+is False, and a benchmark measures the xferlab side only. Nothing here imports
+xferlab; each builder returns a callable that does one whole iteration (and
+returns when its work is done), as ``benchmarks.rnn_throughput.compare`` wants.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import numpy as np
+
+try:
+  import torch
+except ImportError:       # the optional [bench] extra
+  torch = None
+
+
+def available() -> bool:
+  return torch is not None
+
+
+def use_all_cores() -> None:
+  torch.set_num_threads(os.cpu_count() or 1)
+
+
+def versions() -> dict:
+  """PyTorch's version and its thread count (None without PyTorch)."""
+  return {"torch": torch.__version__ if torch is not None else None,
+          "torch_threads": torch.get_num_threads() if torch is not None else None}
+
+
+def matmul(n: int) -> Callable[[], object]:
+  """``torch.mm`` of two float32 ``n × n`` matrices."""
+  a, b = torch.randn(n, n), torch.randn(n, n)
+  return lambda: torch.mm(a, b)
+
+
+def layer(cell: str, batch: int, time_steps: int, inputs: int,
+          hidden: int) -> Callable[[], object]:
+  """``nn.LSTM`` / ``nn.GRU``: ``out.sum().backward()``, gradients of weights and inputs."""
+  rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](inputs, hidden, batch_first=True)
+  x = torch.randn(batch, time_steps, inputs).requires_grad_()
+
+  def step():
+    rnn.zero_grad(set_to_none=True)
+    x.grad = None
+    out, _ = rnn(x)
+    out.sum().backward()
+
+  return step
+
+
+def _dann_classifier(vocab_size: int, embed_dim: int, hidden: int, num_classes: int,
+                     discriminator_hidden: int):
+  """Embedding, 2-layer LSTM, mean + max pooling, linear head, DANN discriminator (MLP)."""
+  nn = torch.nn
+
+  class DANNClassifier(nn.Module):
+    def __init__(self):
+      super().__init__()
+      features = 2 * hidden
+      self.embed = nn.Embedding(vocab_size, embed_dim)
+      self.rnn = nn.LSTM(embed_dim, hidden, num_layers=2, batch_first=True)
+      self.head = nn.Linear(features, num_classes)
+      self.discriminator = nn.Sequential(nn.Linear(features, discriminator_hidden), nn.ReLU(),
+                                         nn.Linear(discriminator_hidden, 1))
+
+    def features(self, tokens):
+      """Mean + max pooling over time (every row is full length here)."""
+      outputs, _ = self.rnn(self.embed(tokens))
+      return torch.cat([outputs.mean(1), outputs.amax(1)], dim=-1)
+
+  return DANNClassifier()
+
+
+def _gradient_reversal():
+  class GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+      return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+      return -grad
+
+  return GradReverse.apply
+
+
+def classifier(config, data: dict, vocab_size: int) -> Callable[[], object]:
+  """xferlab's DANN classifier train step in PyTorch: Adam, global-norm clipping, λ.
+
+  ``config`` is the xferlab config of the network (``model``, ``transfer``,
+  ``optimizer``); ``data`` a batch in ``xferlab.data.batching``'s format
+  (``source`` with labels, ``target``), every row full length.
+  """
+  F = torch.nn.functional
+  model = _dann_classifier(vocab_size, config.model.embed_dim, config.model.hidden_size,
+                           config.model.num_classes, config.transfer.discriminator_hidden[0])
+  reverse = _gradient_reversal()
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
+  batch = len(data["source"]["tokens"])
+  tokens = torch.from_numpy(np.concatenate([data["source"]["tokens"], data["target"]["tokens"]]))
+  labels = torch.from_numpy(data["source"]["labels"]).long()
+  domain = torch.cat([torch.zeros(batch), torch.ones(batch)])
+  lam = config.transfer.lam
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    feats = model.features(tokens)
+    source_loss = F.cross_entropy(model.head(feats[:batch]), labels)
+    domain_logits = model.discriminator(reverse(feats))[:, 0]
+    loss = source_loss + lam * F.binary_cross_entropy_with_logits(domain_logits, domain)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.grad_clip)
+    optimizer.step()
+
+  return step
