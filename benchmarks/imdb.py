@@ -28,6 +28,8 @@ import os
 import sys
 from typing import Sequence
 
+from benchmarks import report
+
 EXPERIMENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "experiments", "sentiment", "imdb.py")
 METRICS = {"target_accuracy": "test_accuracy", "target_macro_f1": "test_macro_f1",
@@ -107,15 +109,14 @@ def run_peer(peer: str, budget: int, seed: int, out: str) -> dict:
 def summarize(runs: dict) -> dict:
   """``{budget: {arm: [results, ...]}}`` -> ``{budget: {arm: {metric: {mean, std, values}}}}``
   with the benchmark's metric names (``test_accuracy``, ``test_macro_f1``, ``val_accuracy``)."""
-  from xferlab.metrics import mean_std
   out = {}
   for budget, arms in runs.items():
     for arm, results in arms.items():
       if not results:
         continue
-      out.setdefault(budget, {})[arm] = {
-          name: mean_std([r[key] for r in results]) for key, name in METRICS.items()
-          if all(key in r for r in results)}
+      present = [key for key in METRICS if all(key in r for r in results)]
+      out.setdefault(budget, {})[arm] = {METRICS[k]: v for k, v in
+                                         report.stats(results, present).items()}
       out[budget][arm]["seeds"] = len(results)
   return out
 
@@ -124,25 +125,22 @@ def markdown(summary: dict) -> str:
   """One table: arms as rows, budgets as columns, test accuracy mean ± std (seeds)."""
   budgets = sorted(summary, key=int)
   arms = list(dict.fromkeys(arm for b in budgets for arm in summary[b]))
-  lines = ["| arm | " + " | ".join(f"{int(b):,} labels" for b in budgets) + " |",
-           "|---|" + "---|" * len(budgets)]
+  lines = report.header(["arm"] + [f"{int(b):,} labels" for b in budgets])
   for arm in arms:
-    cells = []
+    cells = [arm]
     for b in budgets:
       stat = summary[b].get(arm, {}).get("test_accuracy")
-      cells.append("–" if stat is None else f"{100 * stat['mean']:.2f} ± {100 * stat['std']:.2f}"
-                   f" ({summary[b][arm]['seeds']})")
-    lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+      cells.append("–" if stat is None else
+                   f"{report.cell(stat, digits=2, scale=100)} ({summary[b][arm]['seeds']})")
+    lines.append(report.row(cells))
   return "\n".join(lines)
 
 
 def write_reports(out: str, summary: dict) -> None:
-  with open(os.path.join(out, "results.json"), "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  with open(os.path.join(out, "results.md"), "w") as f:
-    f.write("# IMDb benchmark\n\nTest accuracy % on the 25,000 IMDb test reviews, mean ± std "
-            "(number of seeds); the model of each run chosen on a validation split carved "
-            "from its labeled budget.\n\n" + markdown(summary) + "\n")
+  report.write_results(out, "# IMDb benchmark\n\nTest accuracy % on the 25,000 IMDb test "
+                       "reviews, mean ± std (number of seeds); the model of each run chosen on "
+                       "a validation split carved from its labeled budget.\n\n"
+                       + markdown(summary) + "\n", summary)
 
 
 def parse_args(argv: Sequence[str] | None):

@@ -51,7 +51,7 @@ def test_the_report_has_a_row_per_arm_and_a_column_per_budget(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["25000"]["scratch"]["seeds"] == 1
   table = (tmp_path / "results.md").read_text()
   assert "| arm | 100 labels | 25,000 labels |" in table
-  assert "| scratch | 70.00 ± 10.00 (2) | 87.00 ± 0.00 (1) |" in table
+  assert "| scratch | 70.00 ± 10.00 (2) | 87.00 (1) |" in table
 
 
 def test_the_smoke_arm_trains_and_scores_its_test_set_once(tmp_path):
