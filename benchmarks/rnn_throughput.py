@@ -539,12 +539,84 @@ def run_loop(args, peaks: dict) -> dict:
                                              "speedup": k * one / population}}
 
 
+LM_POINT = {"batch": 64, "length": 70, "hidden": 400, "embed": 400, "layers": 2, "vocab": 32000,
+            "cutoffs": (2000, 10000), "div": 4.0}   # experiments/lm/wiki.py's shapes
+
+
+def zipf_stream(vocab: int, length: int, seed: int = 0, exponent: float = 1.1) -> np.ndarray:
+  """``int32[length]`` word ids drawn from a Zipf law over ids 4.. (frequency order, as the
+  word tokenizer assigns them): the tail clusters get a realistic share of the targets."""
+  ranks = np.arange(1, vocab - 3, dtype=np.float64)
+  p = ranks ** -exponent
+  rng = np.random.default_rng(seed)
+  return (4 + rng.choice(len(ranks), size=length, p=p / p.sum())).astype(np.int32)
+
+
+def xferlab_lm(point: dict, cutoffs: tuple[int, ...]) -> Callable[[], object]:
+  """The project's own LM train step (``train.compiled_steps``, truncated BPTT, the hidden
+  state carried) with an adaptive (``cutoffs``) or a full (``()``) softmax."""
+  from xferlab.tasks import get_task
+  from xferlab.tasks.language_model import StreamBatches
+  config = base_config()
+  config.task, config.data.batch_size, config.data.bptt = ("language_model", point["batch"],
+                                                           point["length"])
+  config.model.embed_dim, config.model.hidden_size = point["embed"], point["hidden"]
+  config.model.num_layers, config.model.adaptive_softmax_cutoffs = point["layers"], cutoffs
+  config.model.adaptive_softmax_div, config.optimizer.grad_clip = point["div"], 0.25
+  task = get_task("language_model")
+  graphdef, params, rest = nnx.split(task.build_model(config, point["vocab"]), nnx.Param, ...)
+  params = nnx.to_pure_dict(params)
+  tx = train.make_optimizer(config.optimizer, 1000)
+  train_step, _ = train.compiled_steps(task, config, graphdef, tx, 1000)
+  stream = zipf_stream(point["vocab"], point["batch"] * (point["length"] * 20 + 1))
+  batches = StreamBatches(stream, point["batch"], point["length"], cutoffs)
+  box = {"state": train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                                   rng=jax.random.PRNGKey(0),
+                                   task_state=task.initial_task_state(config))}
+  hparams = train.lambda_hparams(config)
+
+  def step():
+    box["state"], out = train_step(box["state"], rest, next(batches), hparams)
+    jax.block_until_ready(out["loss"])
+
+  return step
+
+
+def run_lm(args, peaks: dict) -> list[dict]:
+  """The LM train step at the wiki LM's shapes: xferlab adaptive, xferlab full softmax and
+  PyTorch's ``nn.LSTM`` + ``AdaptiveLogSoftmaxWithLoss``, timed in alternation."""
+  p = LM_POINT
+  print(f"## LM train step: {p['layers']}-layer LSTM {p['hidden']}, vocabulary {p['vocab']:,},"
+        f" adaptive cutoffs {p['cutoffs']}, B {p['batch']} x T {p['length']}")
+  candidates = {"xferlab": xferlab_lm(p, p["cutoffs"]), "xferlab_full": xferlab_lm(p, ())}
+  if torch_reference.available():
+    tokens = zipf_stream(p["vocab"], p["batch"] * (p["length"] + 1)).reshape(p["batch"], -1)
+    candidates["torch"] = torch_reference.language_model(
+        tokens, p["vocab"], p["embed"], p["hidden"], p["layers"], p["cutoffs"], p["div"])
+  timings = compare(candidates, args.repeats)
+  tokens = p["batch"] * p["length"]
+  row = dict(p, cutoffs=list(p["cutoffs"]), tokens_per_iteration=tokens)
+  for name, t in timings.items():
+    row[name] = dict(t, tokens_per_s=tokens / t["seconds"])
+  row["adaptive_over_full"] = row["xferlab"]["tokens_per_s"] / row["xferlab_full"]["tokens_per_s"]
+  row["ratio"] = (row["xferlab"]["tokens_per_s"] / row["torch"]["tokens_per_s"]
+                  if "torch" in row else None)
+  print("\n".join(rep.header(["step", "tokens/s"])))
+  for name in candidates:
+    print(rep.row([name, f"{row[name]['tokens_per_s']:,.0f}"]))
+  print(f"adaptive / full softmax: {row['adaptive_over_full']:.2f}x; adaptive / PyTorch "
+        f"adaptive: {'n/a' if row['ratio'] is None else format(row['ratio'], '.2f')}\n",
+        flush=True)
+  return [row]
+
+
 # Sections run in this order; each is ``run(args, peaks) -> JSON-able results``.
 SECTIONS: dict[str, Callable] = {
     "layers": run_layers,
     "classifier": run_classifier,
     "sweep": run_sweep,
     "loop": run_loop,
+    "lm": run_lm,
 }
 
 

@@ -119,3 +119,39 @@ def classifier(config, data: dict, vocab_size: int) -> Callable[[], object]:
     optimizer.step()
 
   return step
+
+
+def language_model(tokens: np.ndarray, vocab_size: int, embed_dim: int, hidden: int,
+                   layers: int, cutoffs: tuple[int, ...], div_value: float,
+                   learning_rate: float = 1e-3, grad_clip: float = 0.25) -> Callable[[], object]:
+  """One LM train step: ``nn.Embedding`` -> ``nn.LSTM`` (``layers``) -> a projection to the
+  embedding width -> ``nn.AdaptiveLogSoftmaxWithLoss`` (``cutoffs``, ``div_value``), Adam with
+  global-norm clipping; the hidden state carried (detached) from step to step, as truncated
+  BPTT does. ``tokens`` is ``int[batch, time + 1]``: inputs and shifted targets."""
+  nn = torch.nn
+
+  class AdaptiveLM(nn.Module):
+    def __init__(self):
+      super().__init__()
+      self.embed = nn.Embedding(vocab_size, embed_dim)
+      self.rnn = nn.LSTM(embed_dim, hidden, num_layers=layers, batch_first=True)
+      self.project = nn.Linear(hidden, embed_dim) if hidden != embed_dim else nn.Identity()
+      self.softmax = nn.AdaptiveLogSoftmaxWithLoss(embed_dim, vocab_size, list(cutoffs),
+                                                   div_value=div_value)
+
+  model = AdaptiveLM()
+  optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+  data = torch.from_numpy(np.asarray(tokens, np.int64))
+  inputs, targets = data[:, :-1], data[:, 1:].reshape(-1)
+  state = {"carry": None}
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    outputs, carry = model.rnn(model.embed(inputs), state["carry"])
+    state["carry"] = tuple(c.detach() for c in carry)
+    hidden_states = model.project(outputs).reshape(-1, embed_dim)
+    model.softmax(hidden_states, targets).loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+  return step
