@@ -63,7 +63,7 @@ the last quarter of training (from ``metrics.jsonl``; arms with λ > 0 only:
 the discriminator's gradient is scaled by λ too, so at λ = 0 it never trains).
 
 Writes ``OUT/results.md`` (target accuracy mean ± std over seeds per pair and
-arm, the pair average, the published anchors of REFERENCES.md beside; macro F1;
+arm, the pair average, the published anchors of docs/references.md beside; macro F1;
 domain distances) and ``OUT/results.json`` with every number, for every
 protocol run into ``OUT`` so far; prints the CPU minutes each pair used
 (``resource.getrusage``, this process and its children, including runs
@@ -113,7 +113,7 @@ VECTORS_DIR = "runs/vectors_reviews"
 LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K", "imdb_2k": "IMDB",
           "rt_polarity": "RT"}
 
-# Published anchors (../shared/REFERENCES.md, shared/data/amazon_hatn/SOURCE.md), accuracy %.
+# Published anchors (docs/references.md), accuracy %.
 ANCHORS = {
     "A": {
         "columns": ("DANN bow", "DANN mSDA", "CORAL bow", "TF-IDF (REFERENCES)"),

@@ -24,7 +24,7 @@ same ``--out`` resumes it.
 
 Writes ``OUT/results.md`` (test_2016_flickr sacreBLEU -- detokenized, cased, 13a --
 mean ± std over seeds, lowercased BLEU, chrF, validation BLEU and perplexity, training
-tokens per second, the published anchor of REFERENCES.md) and ``OUT/results.json``.
+tokens per second, the published anchor of docs/references.md) and ``OUT/results.json``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ ARMS = {
 DEFAULT_ARMS = ("de_10_transfer", "de_10_scratch", "de_full")
 METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_perplexity",
            "tokens_per_second", "train_seconds", "best_step")
-ANCHOR = ("REFERENCES.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased, tokenized BPE "
+ANCHOR = ("docs/references.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased, tokenized BPE "
           "text; not directly comparable to detokenized cased sacreBLEU")
 
 

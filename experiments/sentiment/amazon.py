@@ -69,14 +69,14 @@ Arms (``arms``; all run by default):
                   classifier confident on target text before it had learned
                   the source (best 76.2%); β = 0.1 kept the source fit (81.8%).
                   A 3-pair pilot at 6 epochs gained nothing over vectors_dann
-                  (README), so the benchmark runs it only when asked;
+                  (docs/sentiment.md), so the benchmark runs it only when asked;
   vectors_ema     ``vectors`` evaluated, selected and kept as the exponential moving
                   average of its weights (``train.ema_decay`` = 0.99, Polyak
                   averaging over about the last 100 steps): the per-epoch
                   evaluations read a smoothed model, not the last step's, and the
                   source validation split picks among less noisy candidates.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
-pooling: the calibration in REFERENCES.md); the vector arms are the same
+pooling: the calibration in docs/references.md); the vector arms are the same
 network.
 
 Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
@@ -133,7 +133,7 @@ def lm_arms(lm: str) -> dict:
                 "embed_dropout": 0.05, "variational_dropout": True, "weight_dropout": 0.1},
       "init_from": {"path": lm, "subtrees": ("classifier.encoder=encoder",),
                     "made_by": LM_COMMAND.format(lm=lm)},
-      # Chosen on books' source validation accuracy (README): ULMFiT's discriminative
+      # Chosen on books' source validation accuracy (docs/sentiment.md): ULMFiT's discriminative
       # rates and slanted triangular schedule with the LM's heavy dropout, 3 epochs,
       # reached 60.3%; this recipe keeps learning for 8 epochs and reaches 79.8%.
       "optimizer": {"learning_rate": 1e-3, "schedule": "constant"},

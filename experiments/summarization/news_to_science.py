@@ -32,7 +32,7 @@ unidirectional and of other widths (PTB 300-d words; reviews an 8k sentencepiece
 vocabulary) where this encoder is a 2x128 bidirectional LSTM over BBC+SciTLDR words: it
 would need an LM of this shape trained on news and science text.
 
-Measured (README; 2 seeds, every run at its validation optimum): test ROUGE-1 (max)
+Measured (docs/summarization.md; 2 seeds, every run at its validation optimum): test ROUGE-1 (max)
 37.6 for ``news_adversarial`` against 37.1 from scratch with all 1,992 abstracts (+0.5);
 34.6 against 14.0 with 498 of them (+20.6). Lead-1: 31.3.
 """

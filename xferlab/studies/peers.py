@@ -7,8 +7,8 @@ regression (``C = 10``), trained on the source domain's labeled reviews only
 the target test set with the metrics the RNN runs report
 (``xferlab.metrics.classification_metrics``). It reads the same
 ``xferlab.data.domains`` splits as the experiments. ``nbsvm_fit_predict``: NB-SVM over
-binarized uni- and bigrams (Wang & Manning 2012), the classical reference on IMDb. REFERENCES.md measured it
-at 77.9 % on average over protocol A's 12 pairs, about 20 s for all of them.
+binarized uni- and bigrams (Wang & Manning 2012), the classical reference on IMDb. The TF-IDF peer
+measured 77.9 % on average over protocol A's 12 pairs, about 20 s for all of them (docs/references.md).
 
   python -m xferlab.studies.peers --name amazon --pairs books:dvd,dvd:books
 
