@@ -2,6 +2,7 @@
 
 import os
 import sys
+import textwrap
 
 import pytest
 
@@ -33,3 +34,23 @@ if jax.default_backend() == "gpu":
 
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+
+# A run started by a subprocess that SIGKILLs itself right after the checkpoint of step
+# argv[2] (printing the data position it saved): the kill-and-resume tests.
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {root!r})
+    from xferlab import checkpoint, launch
+    from xferlab.config import from_json
+    kill_at = int(sys.argv[2])
+    save = checkpoint.Checkpointer.save
+    def save_then_die(self, step, state, meta):
+      save(self, step, state, meta)
+      if step == kill_at and self.directory.endswith("checkpoints"):
+        print("KILLED AT DATA POSITION", meta["data"].get("position"), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)      # a hard kill: no cleanup runs
+    checkpoint.Checkpointer.save = save_then_die
+    launch.run_config(from_json(open(sys.argv[1]).read()), sys.argv[3])
+""")
+

@@ -15,7 +15,7 @@ from flax import nnx
 
 from xferlab.config import apply_overrides, load_experiment
 from xferlab.tasks import language_model as lm
-from tests.conftest import ROOT
+from tests.conftest import KILL_SCRIPT, ROOT
 
 PTB = ROOT + "/experiments/lm/ptb.py"
 TINY_LM = {"data.name": "synthetic", "data.word_split": "words", "data.batch_size": 8,
@@ -129,23 +129,6 @@ def test_review_lm_without_its_general_lm_names_the_command(tmp_path):
   assert not (tmp_path / "run").exists()    # nothing written
 
 
-LM_KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    sys.path.insert(0, {root!r})
-    from xferlab import checkpoint, launch
-    from xferlab.config import from_json
-    kill_at = int(sys.argv[2])
-    save = checkpoint.Checkpointer.save
-    def save_then_die(self, step, state, meta):
-      save(self, step, state, meta)
-      if step == kill_at and self.directory.endswith("checkpoints"):
-        print("KILLED AT DATA POSITION", meta["data"]["position"], flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)      # a hard kill: no cleanup runs
-    checkpoint.Checkpointer.save = save_then_die
-    launch.run_config(from_json(open(sys.argv[1]).read()), sys.argv[3])
-""")
-
-
 def test_killed_mid_epoch_and_resumed_lm_run_ends_like_an_uninterrupted_one(tmp_path):
   """A SIGKILL right after the step-3 checkpoint; the resumed run reads batch 4 of the epoch next
   (the stream position and the carried hidden state are in the checkpoint) and ends with the
@@ -158,7 +141,7 @@ def test_killed_mid_epoch_and_resumed_lm_run_ends_like_an_uninterrupted_one(tmp_
   epoch = lm.LanguageModelTask().prepare(config, str(tmp_path / "prepare")).train.batches_per_epoch
   assert epoch > 8                  # the kill, and the whole run, fall inside the first epoch
   (tmp_path / "config.json").write_text(to_json(config))
-  (tmp_path / "kill.py").write_text(LM_KILL_SCRIPT.format(root=ROOT))
+  (tmp_path / "kill.py").write_text(KILL_SCRIPT.format(root=ROOT))
   run = lambda kill_at, workdir: subprocess.run(
       [sys.executable, str(tmp_path / "kill.py"), str(tmp_path / "config.json"), str(kill_at),
        str(workdir)], capture_output=True, text=True, timeout=300)

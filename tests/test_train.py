@@ -17,7 +17,7 @@ from xferlab import checkpoint, train
 from xferlab.transfer import model_based
 from xferlab.config import apply_overrides, to_json
 from xferlab.tasks import get_task
-from tests.conftest import ROOT, TINY
+from tests.conftest import KILL_SCRIPT, ROOT, TINY
 
 
 def _setup(config, tmp_path):
@@ -133,22 +133,6 @@ def test_nan_stops_naming_metric_and_step_and_keeps_last_good_checkpoint(tiny_co
   assert checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 4
   state = checkpoint.load_state(workdir + "/checkpoints")
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state["params"]))
-
-
-KILL_SCRIPT = textwrap.dedent("""
-    import os, signal, sys
-    sys.path.insert(0, {root!r})
-    from xferlab import checkpoint, launch
-    from xferlab.config import from_json
-    kill_at = int(sys.argv[2])
-    save = checkpoint.Checkpointer.save
-    def save_then_die(self, step, state, meta):
-      save(self, step, state, meta)
-      if step == kill_at and self.directory.endswith("checkpoints"):
-        os.kill(os.getpid(), signal.SIGKILL)      # a hard kill: no cleanup runs
-    checkpoint.Checkpointer.save = save_then_die
-    launch.run_config(from_json(open(sys.argv[1]).read()), sys.argv[3])
-""")
 
 
 def test_killed_and_resumed_run_ends_with_the_same_parameters(tiny_config, tmp_path):
