@@ -18,13 +18,33 @@ Arms (``experiments/translation/multi30k.py`` runs them; its docstring has the m
                    its twins without the discriminator, for the comparison:
   deen_10_transfer   de→en, the same 10%, from the fr→en parent, λ = 0 (no discriminator);
   deen_10_scratch    de→en, the same 10%, from scratch.
+Monolingual German (Multi30k Task 2's 145,000 training captions; never its validation /
+test captions, which describe Task 1's validation / test images):
+  de_10_bt         en→de, the same 10% (repeated 10 times) plus the captions with synthetic
+                   English sources tagged <bt> (back-translation, Sennrich et al. 2016), from
+                   scratch. The synthetic English: ``deen_10_transfer`` (seed 0) translates
+                   the captions (``xferlab.studies.back_translate``, beam 5) into
+                   ``OUT/bt_deen_10_transfer``;
+  de_10_bt_transfer  de_10_bt initialized with the whole en→fr model (``fr_full``);
+  de_10_declm      en→de, the same 10%, with the decoder side (embedding = tied output layer,
+                   decoder LSTM, attentional layer, output bias) of ``de_lm``, a German
+                   language model trained on the captions (empty source → caption);
+  de_10_declm_transfer  the decoder side of ``de_lm_transfer`` (that language model started
+                   from ``fr_full``) and the encoder side of ``fr_full`` (two ``init_from``
+                   sources);
+  de_full_bt       en→de, all 29,000 pairs (repeated twice) plus the captions back-translated
+                   by ``deen_full`` (de→en on all pairs) into ``OUT/bt_deen_full``.
+Prerequisites (``PREREQUISITES``, seed 0) are made first and resume like the arms; the
+experiment's ``init_from.made_by`` names the same commands for runs outside the benchmark.
 Runs live in ``OUT/<arm>/seed_<s>`` (parents in ``OUT/fr_full`` / ``OUT/fren_full``); a run
 with a ``results.json`` is not trained again, so running the benchmark again with the
 same ``--out`` resumes it.
 
 Writes ``OUT/results.md`` (test_2016_flickr sacreBLEU -- detokenized, cased, 13a --
-mean ± std over seeds, lowercased BLEU, chrF, validation BLEU and perplexity, training
-tokens per second, the published anchor of docs/references.md) and ``OUT/results.json``.
+mean ± std over seeds, lowercased BLEU, chrF, validation BLEU, chrF and perplexity, training
+tokens per second, the published anchor of docs/references.md, the back-translations' size
+and time), ``OUT/results.json`` (arm → metric → ``{mean, std, values}``) and
+``OUT/back_translation.json`` (each synthetic corpus's ``back_translate.json``).
 """
 
 from __future__ import annotations
@@ -34,7 +54,10 @@ import sys
 from typing import Sequence
 
 from benchmarks import report as rep
-from benchmarks.arms import argument_parser, run_reporting_errors, selected_arms, train
+from benchmarks.arms import (argument_parser, run_dir, run_reporting_errors, selected_arms,
+                             train)
+from xferlab.config import load_experiment
+from xferlab.tasks.translation import SYNTHETIC_FILE
 
 EXPERIMENT = "experiments/translation/multi30k.py"
 # arm -> (the experiment's argument PAIR,FRACTION,ARM, parent arm or None)
@@ -48,12 +71,31 @@ ARMS = {
     "deen_10_scratch": ("de-en,0.1,scratch", None),
     "deen_10_transfer": ("de-en,0.1,transfer", "fren_full"),
     "de_10_adversarial": ("de-en,0.1,adversarial", "fren_full"),
+    "deen_full": ("de-en,1,scratch", None),
+    "de_lm": ("en-de,1,lm", None),
+    "de_lm_transfer": ("en-de,1,lm_transfer", "fr_full"),
+    "de_10_bt": ("en-de,0.1,bt", None),
+    "de_10_bt_transfer": ("en-de,0.1,bt_transfer", "fr_full"),
+    "de_10_declm": ("en-de,0.1,declm", "de_lm"),
+    "de_10_declm_transfer": ("en-de,0.1,declm_transfer", None),
+    "de_full_bt": ("en-de,1,bt", None),
 }
+# arm -> {config key: what it points at}, made first (seed 0): "ARM" is that arm's run,
+# "bt:ARM" the Task 2 training captions back-translated by that arm's run (OUT/bt_ARM).
+PREREQUISITES = {
+    "de_10_bt": {"data.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_10_bt_transfer": {"data.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_full_bt": {"data.synthetic_pairs": "bt:deen_full"},
+    "de_10_declm_transfer": {"init_from.path": "de_lm_transfer", "init_from.extra": "fr_full"},
+}
+BT_SOURCE = "multi30k_task2/de"   # the monolingual German that is back-translated
 DEFAULT_ARMS = ("de_10_transfer", "de_10_scratch", "de_full")
-METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_perplexity",
-           "tokens_per_second", "train_seconds", "best_step")
+METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_chrf",
+           "valid_perplexity", "tokens_per_second", "train_seconds", "best_step")
 ANCHOR = ("docs/references.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased, tokenized BPE "
           "text; not directly comparable to detokenized cased sacreBLEU")
+FULL_DATA_BLEU = 36.9   # de_full's recorded test BLEU: the bar when this OUT lacks de_full
+MONOLINGUAL_ARMS = ("de_10_bt", "de_10_bt_transfer", "de_10_declm", "de_10_declm_transfer")
 
 
 def full_data(arm: str) -> bool:
@@ -62,15 +104,15 @@ def full_data(arm: str) -> bool:
 
 def table(results: dict) -> list[str]:
   """One row per arm: test BLEU (cased, lowercased), chrF, validation, speed, minutes."""
-  lines = rep.header(["arm", "n", "BLEU", "BLEU lc", "chrF", "val BLEU", "val ppl",
-                      "train tok/s", "train min"])
+  lines = rep.header(["arm", "n", "BLEU", "BLEU lc", "chrF", "val BLEU", "val chrF",
+                      "val ppl", "train tok/s", "train min"])
   for arm, stats in results.items():
     n = len(stats["test_bleu"]["values"]) if "test_bleu" in stats else 0
     minutes = stats.get("train_seconds")
     minutes = None if minutes is None else {k: (v / 60 if isinstance(v, float) else v)
                                              for k, v in minutes.items() if k != "values"}
     lines.append(rep.row([arm, str(n), *(rep.cell(stats.get(k)) for k in (
-        "test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu")),
+        "test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_chrf")),
         rep.cell(stats.get("valid_perplexity"), 2), rep.cell(stats.get("tokens_per_second"), 0),
         rep.cell(minutes)]))
   return lines
@@ -91,39 +133,147 @@ def acceptance_lines(results: dict) -> list[str]:
                  f"{bleu['de_10_adversarial'] - bleu['deen_10_transfer']:+.1f} BLEU")
   if "de_full" in bleu:
     lines.append(f"- en→de full from scratch: {bleu['de_full']:.1f} (acceptance: ≥ 35)")
+  return lines + monolingual_lines(results)
+
+
+def best_by_validation(results: dict) -> str | None:
+  """The en→de 10 % arm with the highest validation BLEU (model choice on validation only)."""
+  scored = {arm: s["valid_bleu"]["mean"] for arm, s in results.items()
+            if arm.startswith("de_10_") and ARMS.get(arm, ("",))[0].startswith("en-de,")
+            and "valid_bleu" in s and "test_bleu" in s}
+  return max(scored, key=scored.get) if scored else None
+
+
+def monolingual_lines(results: dict) -> list[str]:
+  """The monolingual-German arms against full data (85 % of it is the bar), the best 10 % arm
+  chosen on validation, and full data with back-translation against full data alone."""
+  bleu = {arm: s["test_bleu"]["mean"] for arm, s in results.items() if "test_bleu" in s}
+  full, which = (bleu["de_full"], "de_full") if "de_full" in bleu else (
+      FULL_DATA_BLEU, "the recorded de_full")
+  lines = [f"- {arm} / {which}: {bleu[arm] / full:.0%}" for arm in MONOLINGUAL_ARMS
+           if arm in bleu]
+  best = best_by_validation(results)
+  if best and lines:
+    lines.append(f"- best 10% arm by validation BLEU: {best}, test {bleu[best]:.1f} = "
+                 f"{bleu[best] / full:.0%} of {which} {full:.1f} (acceptance: ≥ 85%, "
+                 f"{0.85 * full:.1f})")
+  if "de_full_bt" in bleu:
+    lines.append(f"- de_full_bt: {bleu['de_full_bt']:.1f} against {which} {full:.1f} "
+                 f"({bleu['de_full_bt'] - full:+.1f}), both detokenized cased sacreBLEU; the "
+                 "published 37.3 is lowercased, tokenized BLEU (`BLEU lc` is the nearer column)")
   return lines
 
 
-def report(results: dict, out: str) -> str:
-  """Writes ``OUT/results.md`` and ``OUT/results.json``; returns the markdown."""
+def back_translation_lines(summaries: dict) -> list[str]:
+  """One row per synthetic corpus: the model, its validation BLEU, decoding, size, time."""
+  if not summaries:
+    return []
+  lines = ["Back-translations of the Task 2 training captions:", "",
+           *rep.header(["corpus", "model", "its val BLEU", "decoding", "pairs", "minutes",
+                        "tok/s", "empty outputs"])]
+  for name, s in summaries.items():
+    settings = s["settings"]
+    decoding = (f"sampling, T = {settings['temperature']}" if settings["mode"] == "sample"
+                else f"beam {settings['beam_size']}")
+    valid = s["model_results"].get("valid_bleu")
+    lines.append(rep.row([name, os.path.relpath(settings["model"], os.path.dirname(
+        os.path.dirname(settings["model"]))), "-" if valid is None else f"{valid:.1f}",
+        decoding, f"{s['size']:,}", f"{s['seconds'] / 60:.1f}",
+        f"{s['tokens_per_second']:,.0f}", str(s["empty_outputs"])]))
+  return lines + [""]
+
+
+def report(results: dict, out: str, back_translations: dict | None = None) -> str:
+  """Writes ``OUT/results.md``, ``OUT/results.json`` and, given back-translation summaries,
+  ``OUT/back_translation.json``; returns the markdown."""
   lines = ["# Multi30k translation transfer (test_2016_flickr)", "",
            "sacreBLEU on detokenized, cased text (13a); `BLEU lc` lowercased; mean ± std over "
-           "seeds (n = runs).", "", *table(results),
+           "seeds (n = runs). Checkpoints and the best arm are chosen on validation only; a "
+           "language-model arm's `val ppl` is that of the German validation targets.", "",
+           *table(results),
            "", "tokens per second count source and target tokens of the training batches "
-           "(padding excluded), evaluation excluded.", "", *acceptance_lines(results),
+           "(padding excluded), evaluation excluded.", "",
+           *back_translation_lines(back_translations or {}), *acceptance_lines(results),
            "", f"Anchor: {ANCHOR}.", ""]
   text = "\n".join(lines)
   rep.write_results(out, text, results)
+  if back_translations:
+    rep.write_json(os.path.join(out, "back_translation.json"), back_translations)
   return text
 
 
+def prerequisite_dir(out: str, name: str) -> str:
+  """Where prerequisite ``name`` lives: ``OUT/<arm>/seed_0``, or ``OUT/bt_<arm>``."""
+  if name.startswith("bt:"):
+    return os.path.join(out, "bt_" + name[len("bt:"):])
+  return run_dir(out, name, 0)
+
+
+def prerequisite_overrides(arm: str, out: str) -> list[str]:
+  """``KEY=VALUE`` overrides pointing ``arm``'s keys at its prerequisites under ``out`` (an
+  ``init_from.extra`` entry keeps its subtrees and takes the prerequisite's path)."""
+  config, _ = load_experiment(f"{EXPERIMENT}:{ARMS[arm][0]}")
+  items = []
+  for key, name in PREREQUISITES.get(arm, {}).items():
+    path = os.path.abspath(prerequisite_dir(out, name))
+    if key == "init_from.extra":
+      value = tuple((path,) + tuple(entry[1:]) for entry in config.init_from.extra)
+      items.append(f"{key}={value!r}")
+    elif key == "data.synthetic_pairs":
+      items.append(f"{key}={os.path.join(path, SYNTHETIC_FILE)}")
+    else:
+      items.append(f"{key}={path}")
+  return items
+
+
+def make_prerequisite(name: str, args, results: dict, back_translations: dict) -> None:
+  """Trains arm ``name`` (seed 0, its parent first) or, for ``bt:ARM``, back-translates the
+  Task 2 training captions with that run; both resume, and both are recorded."""
+  arm = name[len("bt:"):] if name.startswith("bt:") else name
+  run = train(EXPERIMENT, ARMS, arm, 0, args.out, args.overrides)
+  if arm not in results:
+    results[arm] = rep.stats([run], [k for k in METRICS if k in run])
+  if name.startswith("bt:") and name not in back_translations:
+    from xferlab import launch
+    from xferlab.studies import back_translate as bt
+    texts = bt.source_texts(BT_SOURCE, "train")
+    texts = texts[:args.bt_limit] if args.bt_limit else texts
+    restored = launch.restore(run_dir(args.out, arm, 0))
+    bt.check_direction(restored, BT_SOURCE)
+    back_translations[name] = bt.back_translate(
+        restored, texts, prerequisite_dir(args.out, name),
+        source=BT_SOURCE, split="train", chunk=args.bt_chunk, beam=args.bt_beam,
+        sample=args.bt_sample, log=lambda line: print(line, flush=True))
+
+
 def run_arms(args, results: dict) -> None:
-  """Every selected arm and seed (a parent first, seed 0), the report rewritten after each arm."""
+  """Every selected arm and seed (its prerequisites and parent first, seed 0), the report
+  rewritten after each arm."""
+  back_translations: dict = {}
   for arm in selected_arms(args.arms, ARMS):
     seeds = range(args.full_seeds if full_data(arm) else args.seeds)
+    for name in PREREQUISITES.get(arm, {}).values():
+      make_prerequisite(name, args, results, back_translations)
     parent = ARMS[arm][1]
     if parent and parent not in results:
       parent_run = train(EXPERIMENT, ARMS, parent, 0, args.out, args.overrides)
       results[parent] = rep.stats([parent_run], [k for k in METRICS if k in parent_run])
-    runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, args.overrides) for seed in seeds]
+    overrides = args.overrides + prerequisite_overrides(arm, args.out)
+    runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, overrides,
+                  parent_overrides=args.overrides) for seed in seeds]
     results[arm] = rep.stats(runs, [k for k in METRICS if k in runs[0]])
-    print(report(results, args.out), flush=True)
+    print(report(results, args.out, back_translations), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argument_parser("python -m benchmarks.translation", __doc__.split("\n\n")[0], ARMS,
                            DEFAULT_ARMS, "runs/bench_translation", "seeds of the 10%% arms")
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the full-data arms")
+  parser.add_argument("--bt-beam", type=int, default=5, help="back-translation beam size")
+  parser.add_argument("--bt-sample", action="store_true", help="sample back-translations")
+  parser.add_argument("--bt-chunk", type=int, default=2000, help="captions per resumable chunk")
+  parser.add_argument("--bt-limit", type=int, default=0,
+                      help="back-translate only the first N captions (0 = all 145,000)")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   return run_reporting_errors(lambda: run_arms(args, {}))

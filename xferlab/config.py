@@ -202,20 +202,24 @@ CHOICES = {
     "optimizer.schedule": ("constant", "cosine", "warmup_cosine", "slanted_triangular"),
     "train.early_stopping_mode": ("max", "min"),
     "train.precision": ("float32", "bfloat16"),
+    "privacy.accountant": ("rdp", "pld"),
 }
 AT_LEAST = {   # key -> smallest valid value
     "data.batch_size": 1, "data.eval_batch_size": 1, "data.vocab_size": 0, "data.bptt": 1,
     "model.embed_dim": 1, "model.hidden_size": 1, "model.num_layers": 1, "model.num_classes": 2,
-    "model.unroll": 1, "train.num_steps": 0, "train.num_epochs": 0, "train.log_every": 1,
+    "model.unroll": 1, "train.num_steps": 0,
+    "train.num_epochs": 0, "train.log_every": 1,
     "train.eval_every": 0, "train.checkpoint_every": 0, "train.keep_checkpoints": 1,
     "train.patience": 0, "train.max_train_minutes": 0, "train.devices": 0,
     "optimizer.learning_rate": 0, "optimizer.grad_clip": 0, "decode.beam_size": 1,
-    "decode.max_length": 1,
+    "decode.max_length": 1, "privacy.clip_norm": 0, "privacy.noise_multiplier": 0,
+    "privacy.target_epsilon": 0,
 }
 BETWEEN = {   # key -> closed interval
     "data.fraction": (0.0, 1.0), "model.dropout": (0.0, 1.0), "model.embed_dropout": (0.0, 1.0),
     "model.weight_dropout": (0.0, 1.0), "model.output_dropout": (0.0, 1.0),
     "train.ema_decay": (0.0, 1.0), "optimizer.cut_frac": (0.0, 1.0),
+    "privacy.delta": (0.0, 1.0),
 }
 
 

@@ -43,6 +43,17 @@ def _data_section() -> ml_collections.ConfigDict:
   s.mix_pair = ""                # translation: also train on this pair's full training set
                                  # (mixed fine-tuning; needs language_tags), e.g. en-fr
   s.mix_repeat = 1               # translation with mix_pair: the own pairs, repeated this often
+  s.synthetic_pairs = ""         # translation: a back-translated corpus to train on beside the
+                                 # real pairs (a synthetic.jsonl, or the folder holding it, made
+                                 # by python -m xferlab.studies.back_translate); '' = none
+  s.synthetic_limit = 0          # translation: use the first N synthetic pairs (0 = all)
+  s.synthetic_tag = False        # translation: start every synthetic source with the <bt> tag,
+                                 # a piece of its own in the vocabulary (tagged back-translation)
+  s.real_repeat = 1              # translation: the real training pairs, repeated this often
+                                 # (up-sampled against the synthetic ones)
+  s.monolingual_target = ""      # translation: train a decoder language model instead: every
+                                 # training pair is (empty source, a text of this corpus), e.g.
+                                 # multi30k_task2/de (its train split); evaluation unchanged
   s.target_buckets = ()          # encoder-decoder: padded target lengths of their own
                                  # (() = a pair's source bucket); for targets much shorter than sources
   s.target_field = "summary"     # summarization (bbc): summary | title
@@ -185,6 +196,22 @@ def _init_from_section() -> ml_collections.ConfigDict:
                                  # move by token string; tokens it lacks get the mean row.
   s.made_by = ""                 # the command that trains init_from.path: named in the error
                                  # when that path (or data.tokenizer_path) does not exist
+  s.extra = ()                   # more checkpoints to restore after path, each (path, subtrees)
+                                 # or (path, subtrees, vocab); a later one wins on overlap
+  return s
+
+
+def _privacy_section() -> ml_collections.ConfigDict:
+  """Differentially private training (DP-SGD, ``xferlab.privacy``): each example's gradient
+  clipped to ``clip_norm``, Gaussian noise of std ``noise_multiplier · clip_norm`` added to
+  their sum; the accountant reports ε at ``delta``. Classification only."""
+  s = ml_collections.ConfigDict()
+  s.clip_norm = 0.0              # C: per-example gradient L2 bound; 0 = DP-SGD off
+  s.noise_multiplier = 0.0       # σ: noise std / C (with target_epsilon 0)
+  s.target_epsilon = 0.0         # > 0: solve σ so that the whole run (all its steps) spends
+                                 # this ε at delta; 0 = take noise_multiplier as given
+  s.delta = 1e-5                 # δ of the reported (ε, δ); keep it below 1 / training examples
+  s.accountant = "rdp"           # rdp (Rényi DP) | pld (privacy loss distributions, tighter)
   return s
 
 
@@ -206,4 +233,5 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = _train_section()
   c.decode = _decode_section()
   c.init_from = _init_from_section()
+  c.privacy = _privacy_section()
   return c

@@ -43,7 +43,7 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from xferlab import callbacks as cb, checkpoint, losses, optim, workdir as workdir_lib
+from xferlab import callbacks as cb, checkpoint, losses, optim, privacy, workdir as workdir_lib
 from xferlab.callbacks import NonFiniteError, ema_update   # noqa: F401  (public names)
 from xferlab.config import flatten
 from xferlab.metrics import MetricWriter, NullWriter
@@ -112,17 +112,23 @@ def make_steps(task: Task, config, graphdef, tx, total_steps: int, population: i
   schedule = config.transfer.schedule
   compute_dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[config.train.precision]
   ema = cb.EMA(config.train.ema_decay)
+  private = privacy.enabled(config)   # DP-SGD: per-example clipping and noise (xferlab.privacy)
 
   def train_step(state: TrainState, rest, batch, hparams):
     dropout_key = jax.random.fold_in(state.rng, state.step)
     lam = losses.transfer_weight(state.step / total_steps, schedule, hparams["lam"],
                                  hparams["lam_min"], hparams["gamma"])
 
-    def loss_fn(params):
+    def loss_fn(params, batch=batch, key=dropout_key):
       model = nnx.merge(graphdef, cast_floats(params, compute_dtype), rest)
-      return task.loss(model, batch, lam, nnx.Rngs(dropout=dropout_key), state.task_state)
+      return task.loss(model, batch, lam, nnx.Rngs(dropout=key), state.task_state)
 
-    (loss, (out, task_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if private:
+      (loss, (out, task_state)), grads = privacy.value_and_grad(
+          loss_fn, state.params, batch, dropout_key, hparams,
+          privacy.frozen_prefixes(config, state.params))
+    else:
+      (loss, (out, task_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     out = dict(out, loss=loss, lam=lam, grad_norm=optax.global_norm(grads))
@@ -158,6 +164,7 @@ class StepCache:
     static = {k: config[k].to_dict() for k in ("model", "transfer", "optimizer", "finetune")}
     static["precision"] = config.train.precision
     static["ema_decay"] = config.train.ema_decay
+    static["private"] = privacy.enabled(config)   # C and σ are traced (hparams)
     for traced in ("lam", "lam_min", "gamma"):
       static["transfer"].pop(traced)
     return json.dumps([task.name, repr(graphdef), static, total_steps, population],
@@ -393,10 +400,8 @@ def init_params(task: Task, config, vocab_size: int, tokenizer, workdir: str):
     params, coverage = feature_based.apply_pretrained_vectors(params, config, tokenizer)
     with open(os.path.join(output_dir(workdir), "word_vectors.json"), "w") as f:
       json.dump(coverage, f, indent=2)
-  if config.init_from.path:
-    params = model_based.restore_subtrees(
-        params, config.init_from.path, tuple(config.init_from.subtrees),
-        model_based.init_from_vocab_map(config.init_from, tokenizer))
+  # init_from.path's subtrees, then each init_from.extra source's (model_based.init_sources)
+  params = model_based.restore_init_from(params, config.init_from, tokenizer)
   return graphdef, params, rest
 
 
@@ -480,6 +485,7 @@ def _check_population(configs) -> None:
   for config in configs:
     validate(config)                         # bad values fail in one line, before any write
     model_based.check_prerequisites(config)  # a missing init_from model: fail before writing
+    privacy.check(config)                    # DP-SGD only where rows are independent examples
   if len({population_key(c) for c in configs}) > 1:
     raise ValueError("A vmapped population may differ only in "
                      f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
@@ -524,7 +530,8 @@ def build_loop(configs, workdirs, members: list[Member]) -> Loop:
     data.train.restore(data_position)
   stack = lambda *xs: jnp.stack(xs)
   state = jax.tree.map(stack, *states) if population else states[0]
-  hparams = [lambda_hparams(c) for c in configs]
+  dp_hparams = privacy.hparams(privacy.budget(config, data.train, total_steps))
+  hparams = [dict(lambda_hparams(c), **dp_hparams) for c in configs]
   hparams = jax.tree.map(stack, *hparams) if population else hparams[0]
   mesh = data_mesh(config)
   state = replicate(state, mesh)
@@ -543,11 +550,13 @@ def make_callbacks(loop: Loop) -> tuple[list[cb.Callback], cb.TimeLimit]:
   timer = cb.TimeLimit(t.max_train_minutes)
 
   degenerate = cb.DegenerateCheck(enabled=is_primary())
+  budget = privacy.budget(loop.config, loop.data.train, loop.total_steps)
 
   def evaluate_fn(loop, params):
     sets = {k: v for k, v in loop.data.eval_sets.items() if k not in t.final_eval_sets}
-    return evaluate(loop.task, loop.eval_step, params, loop.rest, sets, loop.place,
-                    loop.population, on_sums=degenerate.observe)
+    results = evaluate(loop.task, loop.eval_step, params, loop.rest, sets, loop.place,
+                       loop.population, on_sums=degenerate.observe)
+    return [dict(r, **privacy.evaluation_metrics(budget, loop.step)) for r in results]
 
   evaluation = cb.EvaluateAndSelect(evaluate_fn)
   progress = cb.Progress(t.progress_bar, loop.config.name, metrics, timer, evaluation)
@@ -584,7 +593,10 @@ def train_population(configs: Sequence[Any], workdirs: Sequence[str]) -> list[di
     run_loop(loop, callbacks, timer)
     rates = {f"unk_rate_{split}": rate for split, rate in loop.data.unknown_rates.items()}
     scored = final_evaluation(loop)
-    final = [dict(rates, **scored[i], **final_metrics(loop, i)) for i in range(len(members))]
+    spent = privacy.budget(loop.config, loop.data.train, loop.total_steps)
+    spent = spent.report(loop.step) if spent else {}   # ε of the steps trained
+    final = [dict(rates, **scored[i], **final_metrics(loop, i), **spent)
+             for i in range(len(members))]
     for c in callbacks:
       if isinstance(c, cb.DegenerateCheck):
         c.report(loop, final)

@@ -31,7 +31,31 @@ Argument ``PAIR[,FRACTION[,ARM]]``:
                  language discriminator behind gradient reversal between the child's
                  sources and the parent's sources (an X-en child: German vs French
                  sentences into one encoder). For en-X pairs both sides would be English.
-Also ``copy`` (the synthetic copy task) and ``smoke`` (a few steps on Multi30k).
+Monolingual target text (Multi30k Task 2's 145,000 training captions, written independently
+of the Task 1 translations; its validation / test captions describe Task 1's validation / test
+images and are never trained on). For en-X children with X a Task 2 language (de):
+    bt           back-translation (Sennrich et al. 2016): the 10% (or all) real pairs, repeated
+                 ``data.real_repeat`` times (10 at 10%, 2 at full data), plus every Task 2
+                 caption with a synthetic English source (``data.synthetic_pairs``), tagged
+                 ``<bt>`` (``data.synthetic_tag``); 2 epochs of that mix, from scratch. The
+                 synthetic English comes from a X-en model of the same data: ``de-en,0.1,transfer``
+                 (from the fr-en parent) at 10%, ``de-en`` at full data;
+    bt_transfer  bt, initialized with the whole en-fr parent (its vocabulary lacks ``<bt>``:
+                 rows move by string, ``init_from.vocab = auto``);
+    lm           a decoder language model, not a translation model: every Task 2 caption as a
+                 target of an empty source (``data.monolingual_target``; the source reads as one
+                 EOS, so the decoder learns p(y)); selected on the perplexity of the pair's
+                 validation targets; FRACTION must be 1;
+    lm_transfer  lm, initialized with the whole en-fr parent (so its embedding and decoder stay
+                 in the parent's space, for declm_transfer);
+    declm        the child with the decoder side of ``lm`` (``DECODER_SIDE``: the shared
+                 embedding = the tied output layer, the decoder LSTM, the attentional layer,
+                 the output bias); encoder, bridge and attention fresh;
+    declm_transfer  the decoder side of ``lm_transfer`` and the encoder side of the en-fr parent
+                 (``ENCODER_SIDE``: encoder LSTM, bridge, attention; ``init_from.extra``).
+``init_from.made_by`` holds the commands that make every prerequisite, in order.
+Also ``copy`` (the synthetic copy task) and ``smoke`` (a few steps on Multi30k); ``copy,1,lm``
+and ``copy,1,bt`` are their tiny versions for tests (set ``data.synthetic_pairs``).
 
 Model (sized for a 2-core CPU): joint sentencepiece vocabulary of 8,000; embedding
 256 shared by encoder and decoder and tied to the output layer; bidirectional LSTM
@@ -46,12 +70,91 @@ cased), ``test_bleu_lc`` (lowercased), ``test_chrf`` and the same for ``valid``.
 
 from xferlab.defaults import base_config
 
-ARMS = ("scratch", "transfer", "mixed", "adversarial")
+ARMS = ("scratch", "transfer", "mixed", "adversarial", "bt", "bt_transfer", "lm", "lm_transfer",
+        "declm", "declm_transfer")
+TASK2_LANGUAGES = ("de", "en")   # the languages of Multi30k Task 2's monolingual captions
+# A decoder language model's part of the network, and a translation parent's encoder side.
+DECODER_SIDE = ("seq2seq.encoder.embed", "seq2seq.decoder", "seq2seq.combine",
+                "seq2seq.softmax_bias")
+ENCODER_SIDE = ("seq2seq.encoder.rnn", "seq2seq.bridge", "seq2seq.attention")
 
 
 def _parent(pair: str) -> str:
   src, tgt = pair.split("-")
   return "en-fr" if src == "en" else "fr-en"
+
+
+def _command(argument: str, workdir: str) -> str:
+  return (f"python launch.py experiments/translation/multi30k.py:{argument} "
+          f"--workdir {workdir}")
+
+
+def _target_corpus(pair: str) -> str:
+  tgt = pair.split("-")[1]
+  if tgt not in TASK2_LANGUAGES:
+    raise ValueError(f"Monolingual {tgt!r} text does not exist here (Multi30k Task 2 has "
+                     f"{TASK2_LANGUAGES}); the bt / lm arms need en-de or de-en")
+  return f"multi30k_task2/{tgt}"
+
+
+def back_translation(pair: str, fraction: float) -> tuple[str, list[str]]:
+  """``(synthetic.jsonl path, commands that make it)`` for a PAIR,FRACTION child: a model
+  of the reverse pair on the same pairs (from its X-en / en-X parent below 100%), then
+  ``xferlab.studies.back_translate`` of the target language's Task 2 training captions."""
+  src, tgt = pair.split("-")
+  reverse = f"{tgt}-{src}"
+  if fraction < 1.0:
+    name = f"{reverse}-{round(100 * fraction)}-transfer"
+    parent = _parent(reverse)
+    commands = [_command(parent, f"runs/translation/{parent}"),
+                _command(f"{reverse},{fraction:g},transfer", f"runs/translation/{name}")]
+  else:
+    name = reverse
+    commands = [_command(reverse, f"runs/translation/{name}")]
+  folder = f"runs/translation/bt/{name}"
+  commands.append(f"python -m xferlab.studies.back_translate runs/translation/{name} "
+                  f"--source {_target_corpus(pair)} --split train --out {folder}")
+  return f"{folder}/synthetic.jsonl", commands
+
+
+def _monolingual_arm(c, arm: str, parent: str) -> None:
+  """The settings of the bt, lm and declm arms (see the module docstring)."""
+  pair, fraction, tgt = c.data.pair, c.data.fraction, c.data.pair.split("-")[1]
+  made_by = []
+  if arm in ("bt", "bt_transfer"):
+    c.data.synthetic_pairs, made_by = back_translation(pair, fraction)
+    c.data.synthetic_tag = True
+    c.data.real_repeat = 10 if fraction < 1.0 else 2
+    c.train.num_epochs = 2
+    c.train.eval_every_epochs = 0.25
+    c.train.patience = 4
+    c.train.max_train_minutes = 150.0
+  if arm in ("lm", "lm_transfer"):
+    if fraction != 1.0:
+      raise ValueError("The lm arms read every monolingual caption: FRACTION must be 1")
+    c.data.monolingual_target = _target_corpus(pair)
+    c.report_metric = "valid_perplexity"
+    c.train.num_epochs = 3
+    c.train.eval_every_epochs = 0.25
+    c.train.patience = 4
+    c.train.max_train_minutes = 120.0
+  if arm in ("declm", "declm_transfer"):
+    _target_corpus(pair)
+    lm = "lm" if arm == "declm" else "lm_transfer"
+    workdir = f"runs/translation/{tgt}-{lm.replace('_', '-')}"
+    c.init_from.path, c.init_from.subtrees = workdir, DECODER_SIDE
+    made_by = [_command(f"{pair},1,{lm}", workdir)]
+    c.optimizer.learning_rate = 1e-3
+  if arm.endswith("_transfer"):   # bt_transfer, lm_transfer: the whole parent
+    made_by.insert(0, _command(parent, f"runs/translation/{parent}"))
+    if arm == "declm_transfer":
+      c.init_from.extra = ((f"runs/translation/{parent}", ENCODER_SIDE, c.init_from.vocab),)
+    else:
+      c.init_from.path, c.init_from.subtrees = f"runs/translation/{parent}", ("seq2seq",)
+      c.optimizer.learning_rate = 1e-3
+    if arm == "bt_transfer":
+      c.init_from.vocab = "auto"   # the <bt> tag is not in the parent's vocabulary
+  c.init_from.made_by = " && ".join(dict.fromkeys(made_by))
 
 
 def get_config(arg=None):
@@ -127,6 +230,9 @@ def get_config(arg=None):
     c.init_from.vocab = "auto"
     c.train.num_epochs = 2
     c.train.eval_every_epochs = 0.25
+  c.init_from.extra = ()   # more checkpoints to restore from (xferlab.transfer.model_based)
+  if arm not in ARMS[:4]:
+    _monolingual_arm(c, arm, _parent(c.data.pair))
   if arm == "adversarial":
     if c.data.pair.startswith("en-"):
       raise ValueError("The adversarial arm needs an X-en child (its sources are not English): "
@@ -153,6 +259,9 @@ def get_config(arg=None):
     c.train.eval_every = 300
     c.train.max_train_minutes = 0.0
     c.decode.max_length = 12
+    if c.data.monolingual_target:   # copy,1,lm: a language model of the copy sentences
+      c.data.monolingual_target = "copy"
+    c.train.patience = 0
   elif parts[0] == "smoke":
     c.name = "multi30k_smoke"
     c.train.num_epochs = 0

@@ -4,9 +4,12 @@
 parameter subtrees of an orbax checkpoint (``xferlab.checkpoint.load_state``)
 into a new model's pure parameter dict; ``"new=old"`` renames
 (``"classifier.encoder=encoder"`` takes a language model's encoder into a
-classifier). A vocabulary map (``vocab_mapping``, ``init_from_vocab_map``)
-carries vocabulary-indexed rows across tokenizers; ``check_prerequisites``
-fails before a run writes anything when the model it starts from is missing.
+classifier). ``restore_init_from`` applies every source of ``config.init_from``
+(``init_sources``: ``init_from.path``, then the optional ``init_from.extra``
+entries, so that two runs can seed one model). A vocabulary map
+(``vocab_mapping``, ``init_from_vocab_map``) carries vocabulary-indexed rows
+across tokenizers; ``check_prerequisites`` fails before a run writes anything
+when a model (or corpus) it starts from is missing.
 
 **Fine-tuning** (``config.finetune``, ULMFiT's controls).
 ``build_optimizer(config, params, total_steps)`` is what the trainer calls. With
@@ -258,16 +261,52 @@ def tokenizer_dir(path: str) -> str:
                           " Set init_from.vocab to the source run's tokenizer directory.")
 
 
-def check_prerequisites(config) -> None:
-  """Fails before any work when a model or tokenizer a run starts from does not exist.
+def init_sources(init_config) -> list[tuple[str, tuple[str, ...], str]]:
+  """``(path, subtrees, vocab)`` of every checkpoint ``config.init_from`` restores from, in
+  the order they are applied (a later one wins where subtrees overlap).
 
-  Checks ``init_from.path`` and ``data.tokenizer_path`` (for every task: the
-  trainer calls it before it writes anything). The error names
-  ``init_from.made_by``, the command that trains the missing model.
+  First ``init_from.path`` with ``init_from.subtrees`` and ``init_from.vocab`` (if a path is
+  set), then each entry of ``init_from.extra`` (optional key): ``(path, subtrees)`` or
+  ``(path, subtrees, vocab)``, ``subtrees`` a tuple of names (``"new=old"`` renames) or one
+  name, ``vocab`` as ``init_from.vocab`` (default ``''``). E.g. a decoder language model's
+  decoder side in ``path`` and a translation parent's encoder in ``extra``::
+
+    init_from.extra = (("runs/translation/en-fr", ("seq2seq.encoder.rnn", "seq2seq.bridge")),)
   """
-  missing = [(key, path) for key, path in (("init_from.path", config.init_from.path),
-                                           ("data.tokenizer_path", config.data.tokenizer_path))
-             if path and not os.path.exists(path)]
+  sources = []
+  if init_config.path:
+    sources.append((init_config.path, tuple(init_config.subtrees), init_config.vocab))
+  for i, entry in enumerate(init_config.get("extra", ()) or ()):
+    if (not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3)
+        or not isinstance(entry[0], str) or not entry[0]):
+      raise ValueError(f"init_from.extra[{i}] = {entry!r}: expected (path, subtrees) or "
+                       "(path, subtrees, vocab), e.g. ('runs/parent', ('seq2seq.encoder',))")
+    subtrees = (entry[1],) if isinstance(entry[1], str) else tuple(entry[1])
+    sources.append((entry[0], subtrees, entry[2] if len(entry) == 3 else ""))
+  return sources
+
+
+def restore_init_from(params: dict, init_config, tokenizer) -> dict:
+  """``params`` with the subtrees of every ``init_sources`` checkpoint restored, in order
+  (each across vocabularies as its ``vocab`` asks, ``source_vocab_map``)."""
+  for path, subtrees, vocab in init_sources(init_config):
+    params = restore_subtrees(params, path, subtrees, source_vocab_map(path, vocab, tokenizer))
+  return params
+
+
+def check_prerequisites(config) -> None:
+  """Fails before any work when a model, tokenizer or corpus a run starts from does not exist.
+
+  Checks every ``init_from`` checkpoint (``init_sources``), ``data.tokenizer_path`` and (if
+  the configuration has it) ``data.synthetic_pairs`` (for every task: the trainer calls it
+  before it writes anything). The error names ``init_from.made_by``, the commands that make
+  what is missing.
+  """
+  paths = [("init_from.path" if i == 0 and config.init_from.path else "init_from.extra", path)
+           for i, (path, _, _) in enumerate(init_sources(config.init_from))]
+  paths += [("data.tokenizer_path", config.data.tokenizer_path),
+            ("data.synthetic_pairs", config.data.get("synthetic_pairs", ""))]
+  missing = [(key, path) for key, path in paths if path and not os.path.exists(path)]
   if missing:
     made_by = config.init_from.get("made_by", "")
     raise FileNotFoundError(
@@ -284,10 +323,14 @@ def init_from_vocab_map(init_config, tokenizer) -> np.ndarray | None:
   (``tokenizer_dir(init_config.path)``); else a tokenizer directory. The map
   is ``vocab_mapping(that tokenizer, tokenizer)``.
   """
-  spec = init_config.vocab
-  if not spec:
+  return source_vocab_map(init_config.path, init_config.vocab, tokenizer)
+
+
+def source_vocab_map(path: str, vocab: str, tokenizer) -> np.ndarray | None:
+  """``init_from_vocab_map`` of one checkpoint ``path`` with its ``vocab`` setting."""
+  if not vocab:
     return None
-  directory = tokenizer_dir(init_config.path) if spec == "auto" else spec
+  directory = tokenizer_dir(path) if vocab == "auto" else vocab
   return vocab_mapping(load_tokenizer(directory), tokenizer)
 
 
