@@ -64,7 +64,8 @@ RULES = [
     (("xferlab.checkpoint",), ("xferlab.data",),
      "checkpoint is orbax I/O only and knows no tokenizer"),
     (("xferlab.train", "xferlab.callbacks", "xferlab.workdir", "xferlab.tasks",
-      "xferlab.transfer", "xferlab.optim"), ("xferlab.launch", "xferlab.studies"),
+      "xferlab.transfer", "xferlab.optim", "xferlab.privacy"), ("xferlab.launch",
+                                                                "xferlab.studies"),
      "training never imports an entry point"),
 ]
 
