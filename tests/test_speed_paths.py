@@ -39,6 +39,24 @@ def test_vectorized_sweep_equals_sequential_runs(tmp_path):
   assert launch.restore(vec[1]["workdir"]).predict(["a sturdy pan , really great"]).shape == (1,)
 
 
+def test_an_auto_vectorized_sweep_measures_both_ways_and_records_its_choice(tmp_path):
+  """vectorize="auto": the population is timed vmapped and one run after the other, the
+  faster way trains, and either way the results are those of sequential runs."""
+  grid = {"transfer.lam": [0.0, 0.3]}
+  seq = launch.sweep(QUICKSTART + ":dann", grid, str(tmp_path / "seq"), overrides=TINY)
+  auto = launch.sweep(QUICKSTART + ":dann", grid, str(tmp_path / "auto"), overrides=TINY,
+                      vectorize="auto")
+  record = json.loads((tmp_path / "auto" / "vectorize.json").read_text())
+  (decision,) = record["populations"]
+  assert record["mode"] == "auto" and decision["runs"] == 2
+  assert decision["vmapped_s"] > 0 and decision["sequential_s"] > 0
+  assert decision["vectorize"] == (decision["vmapped_s"] < decision["sequential_s"])
+  for a, b in zip(seq, auto):
+    for metric in ("target_accuracy", "source_val_accuracy"):
+      assert a["results"][metric] == pytest.approx(b["results"][metric], abs=1e-6)
+  assert not list(tmp_path.glob("xferlab-vmap-probe-*"))
+
+
 def _leaves(tree):
   import jax
   return [np.asarray(x) for x in jax.tree.leaves(tree)]

@@ -135,35 +135,49 @@ def _point_name(point: Mapping[str, Any]) -> str:
   return ",".join(f"{k}={v}" for k, v in point.items()).replace(os.sep, "_")
 
 
-def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: bool = True) -> None:
+def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: bool = True,
+                     auto: bool = False) -> list[dict]:
   """Trains every unfinished single run, vmapping those that can share one program.
 
   Runs (arms × seeds of each configuration) whose configurations differ only in
   ``xferlab.train.vectorizable_keys`` train together as one population; the
   others train alone. Each run ends with the workdir and results a sequential
-  run would have.
+  run would have. With ``auto``, each population is first timed both ways for a
+  few steps (``train.vectorization_choice``) and trains vmapped only where that
+  is faster. Returns one decision per population of two or more runs.
   """
   from xferlab.train import (finished_results, population_key, train_and_evaluate,
-                             train_population)
+                             train_population, vectorization_choice)
   groups: dict[str, list[tuple[Any, str]]] = {}
   for config, workdir in configs_and_workdirs:
     for _, _, sub, sub_dir in _single_runs(config, workdir):
       if finished_results(sub, sub_dir) is None:
         groups.setdefault(population_key(sub), []).append((sub, sub_dir))
+  decisions = []
   for group in groups.values():
-    if verbose:
-      print(f"[xferlab] training {len(group)} run(s) as one vmapped program: "
-            + ", ".join(os.path.relpath(d) for _, d in group), flush=True)
+    runs = ", ".join(os.path.relpath(d) for _, d in group)
     if len(group) == 1:
       train_and_evaluate(*group[0])
-    else:
+      continue
+    choice = vectorization_choice([c for c, _ in group]) if auto else {"vectorize": True}
+    decisions.append(dict(choice, workdirs=[d for _, d in group]))
+    if verbose:
+      how = "one vmapped program" if choice["vectorize"] else "runs one after the other"
+      timed = (f" (measured: vmapped {choice['vmapped_s']:.2f} s, sequential "
+               f"{choice['sequential_s']:.2f} s for {choice['steps']} steps)" if auto else "")
+      print(f"[xferlab] training {len(group)} runs as {how}{timed}: {runs}", flush=True)
+    if choice["vectorize"]:
       train_population([c for c, _ in group], [d for _, d in group])
+    else:
+      for config, workdir in group:
+        train_and_evaluate(config, workdir)
+  return decisions
 
 
 def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
           workdir: str | None = None,
           overrides: Mapping[str, Any] | Sequence[str] | None = None,
-          vectorize: bool = False) -> list[dict]:
+          vectorize: bool | str = False) -> list[dict]:
   """Runs every point of ``grid`` (or the experiment's own ``sweep(add)``).
 
   Returns one ``{"point", "workdir", "results"}`` per point, and writes
@@ -173,7 +187,9 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
   ``vectorize=True`` trains the points (and seeds, when ``data.shuffle_seed``
   is fixed) that differ only in λ-schedule values as one ``jax.vmap``-ed
   program over the same batches (``train_vectorized``); results equal
-  sequential runs up to float rounding.
+  sequential runs up to float rounding. ``vectorize="auto"`` times a few steps
+  of each population both ways first and vmaps only where that is faster; the
+  decisions and their timings go to ``workdir/vectorize.json``.
   """
   config, module = load_experiment(experiment)
   config = apply_overrides(config, overrides)
@@ -188,7 +204,13 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
   workdir = workdir or _default_workdir(config)
   point_dirs = [os.path.join(workdir, _point_name(point)) for point in points]
   if vectorize:
-    train_vectorized([(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)])
+    decisions = train_vectorized(
+        [(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)],
+        auto=vectorize == "auto")
+    if _primary() and decisions:
+      os.makedirs(workdir, exist_ok=True)
+      with open(os.path.join(workdir, "vectorize.json"), "w") as f:
+        json.dump({"mode": str(vectorize), "populations": decisions}, f, indent=2)
   rows = []
   for point in points:
     point_dir = os.path.join(workdir, _point_name(point))
@@ -497,8 +519,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="sweep a key over values (repeat for a grid)")
   parser.add_argument("--use-experiment-sweep", action="store_true",
                       help="run the experiment file's own sweep(add)")
-  parser.add_argument("--vectorize", action="store_true",
-                      help="train sweep points that differ only in λ values as one vmapped program")
+  parser.add_argument("--vectorize", nargs="?", const=True, default=False, choices=[True, "auto"],
+                      help="train sweep points that differ only in λ values as one vmapped "
+                      "program; '--vectorize auto' times a few steps both ways and vmaps only "
+                      "where that is faster")
   parser.add_argument("--workdir", default=None, help="output directory (resumes if it exists)")
   parser.add_argument("--manual-dir", default=None, metavar="DIR",
                       help="the corpora folder, one sub-folder per corpus (sets data.manual_dir; "
