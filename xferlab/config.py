@@ -207,7 +207,7 @@ CHOICES = {
 AT_LEAST = {   # key -> smallest valid value
     "data.batch_size": 1, "data.eval_batch_size": 1, "data.vocab_size": 0, "data.bptt": 1,
     "model.embed_dim": 1, "model.hidden_size": 1, "model.num_layers": 1, "model.num_classes": 2,
-    "model.unroll": 1, "train.num_steps": 0,
+    "model.unroll": 1, "model.adversarial_epsilon": 0, "train.num_steps": 0,
     "train.num_epochs": 0, "train.log_every": 1,
     "train.eval_every": 0, "train.checkpoint_every": 0, "train.keep_checkpoints": 1,
     "train.patience": 0, "train.max_train_minutes": 0, "train.devices": 0,

@@ -100,6 +100,9 @@ def _model_section() -> ml_collections.ConfigDict:
   s.pretrained_vectors = ""      # word vectors (GloVe / word2vec text, .gz allowed) for the
                                  # embedding; '' = none (xferlab.transfer.feature_based)
   s.freeze_embeddings = False    # never update the embedding (adds it to finetune.frozen)
+  s.adversarial_epsilon = 0.0    # classification: adversarial training on the embeddings
+                                 # (Miyato et al. 2017), ε in units of the embedding's std;
+                                 # 0 = off (xferlab.tasks.classification)
   return s
 
 

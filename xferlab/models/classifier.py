@@ -40,10 +40,22 @@ class TextEncoder(nnx.Module):
     self.output_size = self.rnn.output_size
 
   def __call__(self, tokens: jax.Array, lengths: jax.Array, *, rngs: nnx.Rngs | None = None,
-               initial_carry=None):
-    """Returns ``(outputs float[batch, time, output_size], per-layer final carries)``."""
+               initial_carry=None, embed_noise: jax.Array | None = None):
+    """Returns ``(outputs float[batch, time, output_size], per-layer final carries)``.
+
+    ``embed_noise float[batch, time, embed_dim]`` (optional) is added to the looked-up
+    embeddings before dropout: the hook of adversarial training on the embeddings.
+    """
     x = self.embed(tokens)
-    x = self.embed_dropout(x, deterministic=rngs is None, rngs=rngs)
+    if embed_noise is not None:
+      x = x + embed_noise.astype(x.dtype)
+    return self.encode_embedded(x, lengths, rngs=rngs, initial_carry=initial_carry)
+
+  def encode_embedded(self, embedded: jax.Array, lengths: jax.Array, *,
+                      rngs: nnx.Rngs | None = None, initial_carry=None):
+    """``__call__`` from embeddings ``float[batch, time, embed_dim]`` instead of token ids
+    (embedding dropout, then the RNN): attributions differentiate through it."""
+    x = self.embed_dropout(embedded, deterministic=rngs is None, rngs=rngs)
     return self.rnn(x, lengths, initial_carry, rngs=rngs)
 
 
@@ -126,13 +138,23 @@ class SequenceClassifier(nnx.Module):
     self.head = MLP(self.feature_size, head_hidden, num_classes, dropout=dropout, rngs=rngs)
 
   def features(self, tokens: jax.Array, lengths: jax.Array, *,
-               rngs: nnx.Rngs | None = None) -> jax.Array:
-    """``float[batch, feature_size]``: the pooled encoder states."""
-    outputs, _ = self.encoder(tokens, lengths, rngs=rngs)
+               rngs: nnx.Rngs | None = None, embed_noise: jax.Array | None = None) -> jax.Array:
+    """``float[batch, feature_size]``: the pooled encoder states (``embed_noise``: added to
+    the embeddings, see ``TextEncoder``)."""
+    outputs, _ = self.encoder(tokens, lengths, rngs=rngs, embed_noise=embed_noise)
     return pool(outputs, lengths, self.pooling, self.encoder.bidirectional)
 
   def __call__(self, tokens: jax.Array, lengths: jax.Array, *,
-               rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
+               rngs: nnx.Rngs | None = None,
+               embed_noise: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Returns ``(logits float[batch, classes], features float[batch, feature_size])``."""
-    feats = self.features(tokens, lengths, rngs=rngs)
+    feats = self.features(tokens, lengths, rngs=rngs, embed_noise=embed_noise)
+    return self.head(feats, rngs=rngs), feats
+
+  def from_embeddings(self, embedded: jax.Array, lengths: jax.Array, *,
+                      rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
+    """``__call__`` from embeddings ``float[batch, time, embed_dim]`` (integrated gradients
+    interpolate them): ``(logits, features)``."""
+    outputs, _ = self.encoder.encode_embedded(embedded, lengths, rngs=rngs)
+    feats = pool(outputs, lengths, self.pooling, self.encoder.bidirectional)
     return self.head(feats, rngs=rngs), feats

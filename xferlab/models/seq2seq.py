@@ -155,8 +155,7 @@ class Seq2Seq(nnx.Module):
     logits = self.output_logits(decoded["attentional"], rngs=rngs).astype(jnp.float32)
     if self.copy_gate is None:
       return jax.nn.log_softmax(logits, axis=-1)
-    features = jnp.concatenate([decoded["context"], decoded["hidden"], inputs], axis=-1)
-    p_gen = jax.nn.sigmoid(self.copy_gate(features).astype(jnp.float32))          # [N, T, 1]
+    p_gen = self.generation_probability(decoded, inputs)                          # [N, T, 1]
     source = encoded["source"]
     extended = self.vocab_size + source.shape[1]
     vocab_p = jnp.pad(jax.nn.softmax(logits, axis=-1) * p_gen,
@@ -164,6 +163,31 @@ class Seq2Seq(nnx.Module):
     copy_w = decoded["weights"].astype(jnp.float32) * (1.0 - p_gen)             # [N, T, S]
     scatter = lambda p, w, ids: p.at[:, ids].add(w)
     return jnp.log(jax.vmap(scatter)(vocab_p, copy_w, source) + 1e-12)
+
+  def generation_probability(self, decoded: dict, inputs: jax.Array) -> jax.Array:
+    """The pointer-generator's ``p_gen float32[N, T, 1]`` (``1 - p_gen`` goes to copying);
+    needs ``copy``. ``decoded`` is ``decode``'s dict, ``inputs`` the embedded decoder inputs."""
+    if self.copy_gate is None:
+      raise ValueError("generation_probability needs a model with copy=True")
+    features = jnp.concatenate([decoded["context"], decoded["hidden"], inputs], axis=-1)
+    return jax.nn.sigmoid(self.copy_gate(features).astype(jnp.float32))
+
+  def attention_maps(self, source: jax.Array, source_lengths: jax.Array, target_in: jax.Array,
+                     target_lengths: jax.Array) -> dict[str, jax.Array]:
+    """What the decoder reads, teacher-forced without dropout (for explanations).
+
+    Returns ``{"weights" float[N, T, S]}``: row ``t`` is the attention while predicting
+    output ``t`` from ``target_in[:, :t + 1]`` (each valid row sums to 1 over the valid
+    source steps; padded source steps get 0); with copy also ``"p_copy" float32[N, T]``,
+    ``1 - p_gen``, the share of output ``t``'s probability that the copy distribution gives.
+    For a decoded output ``y``, ``target_in = BOS y`` gives the maps of its decoding.
+    """
+    encoded = self.encode(source, source_lengths)
+    decoded = self.decode(encoded, target_in, target_lengths)
+    out = {"weights": decoded["weights"]}
+    if self.copy_gate is not None:
+      out["p_copy"] = 1.0 - self.generation_probability(decoded, decoded["inputs"])[..., 0]
+    return out
 
   def decode(self, encoded: dict[str, jax.Array], target_in: jax.Array,
              target_lengths: jax.Array, *, rngs: nnx.Rngs | None = None) -> dict:

@@ -9,6 +9,15 @@ axis); the classifier reads the source half, the transfer loss both halves:
 
 ``L_im`` the information maximization of the classifier's target predictions
 (``xferlab.transfer.relation_based``, β = ``transfer.target_entropy``, 0 = off).
+
+Adversarial training on the embeddings (Miyato et al. 2017, ``model.adversarial_epsilon``
+= ε > 0) adds ``CE(source with embeddings e + r_adv)`` to ``CE(source)``, with
+``r_adv = ε σ g / ‖g‖₂``: ``g`` the gradient of the source cross-entropy with respect to each
+review's embedded sequence (no dropout, treated as a constant), ``‖g‖₂`` over the review's
+whole sequence, and ``σ`` the standard deviation of the embedding matrix's entries, so ε is in
+the units of Miyato et al.'s normalized embeddings (σ = 1 there) without changing the model's
+forward pass. It composes with the rest: ``L = CE + CE_adv + λ·L_transfer + β·L_im``; ε = 0
+(the default) computes exactly the loss without it.
 """
 
 from __future__ import annotations
@@ -37,10 +46,12 @@ class ClassificationModel(nnx.Module):
   """A ``SequenceClassifier``, the ``L_transfer`` module (None without transfer) and β, the
   weight of the target information-maximization term (0: none)."""
 
-  def __init__(self, classifier: SequenceClassifier, transfer, target_entropy: float = 0.0):
+  def __init__(self, classifier: SequenceClassifier, transfer, target_entropy: float = 0.0,
+               adversarial_epsilon: float = 0.0):
     self.classifier = classifier
     self.transfer = transfer
     self.target_entropy = float(target_entropy)
+    self.adversarial_epsilon = float(adversarial_epsilon)   # ε of adversarial training; 0: off
 
   @property
   def encoder(self) -> TextEncoder:
@@ -95,14 +106,15 @@ class ClassificationTask(Task):
     classifier = SequenceClassifier(encoder, m.num_classes, pooling=m.pooling,
                                     head_hidden=tuple(m.head_hidden), dropout=m.dropout, rngs=rngs)
     transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
-    return ClassificationModel(classifier, transfer, config.transfer.target_entropy)
+    return ClassificationModel(classifier, transfer, config.transfer.target_entropy,
+                               m.get("adversarial_epsilon", 0.0))
 
   def loss(self, model: ClassificationModel, batch, lam, rngs, task_state=None):
     """``(L_source + λ·L_transfer + β·L_im, (metrics, task_state))`` for one training batch."""
     if "target" not in batch:
       logits, _ = model.classifier(batch["tokens"], batch["lengths"], rngs=rngs)
       loss, out = self._source_loss(logits, batch)
-      return loss, (out, task_state)
+      return add_adversarial_loss(model, batch, loss, out, rngs), (out, task_state)
     source, target = batch["source"], batch["target"]
     n = source["tokens"].shape[0]
     tokens = jnp.concatenate([source["tokens"], target["tokens"]], axis=0)
@@ -110,6 +122,7 @@ class ClassificationTask(Task):
     features = model.classifier.features(tokens, lengths, rngs=rngs)
     logits = model.classifier.head(features[:n], rngs=rngs)
     loss, out = self._source_loss(logits, source)
+    loss = add_adversarial_loss(model, source, loss, out, rngs)
     if model.transfer is not None:
       transfer_loss, transfer_metrics = model.transfer(
           features[:n], features[n:], source["weights"], target["weights"], rngs=rngs)
@@ -166,6 +179,44 @@ class ClassificationTask(Task):
       batch = batching.make_batch(sequences, idx, bs, time)
       probs[idx] = np.asarray(forward(batch["tokens"], batch["lengths"]))[:len(idx)]
     return probs
+
+
+def adversarial_embedding_noise(classifier: SequenceClassifier, rows, epsilon: float):
+  """Miyato et al. (2017)'s ``r_adv = ε σ g / ‖g‖₂``, ``float32[batch, time, embed_dim]``.
+
+  ``g`` is the gradient of the summed cross-entropy of ``rows`` (``tokens``, ``lengths``,
+  ``labels``, ``weights``) with respect to the embeddings, computed without dropout and
+  with the parameters held constant; ``‖g‖₂`` is taken over each row's whole sequence (a row
+  without gradient, such as padding, gets no noise); ``σ`` is the standard deviation of the
+  embedding matrix. The result is a constant for the outer gradient.
+  """
+  graphdef, state = nnx.split(classifier)
+  state = jax.lax.stop_gradient(state)
+  embedding = classifier.encoder.embed.embedding[...]
+
+  def summed_loss(noise):
+    logits, _ = nnx.merge(graphdef, state)(rows["tokens"], rows["lengths"], embed_noise=noise)
+    xent = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32),
+                                                           rows["labels"])
+    return (xent * rows["weights"]).sum()
+
+  zeros = jnp.zeros(rows["tokens"].shape + embedding.shape[-1:], jnp.float32)
+  g = jax.grad(summed_loss)(zeros)
+  norm = jnp.sqrt(jnp.sum(jnp.square(g), axis=(1, 2), keepdims=True))
+  sigma = jnp.std(jax.lax.stop_gradient(embedding).astype(jnp.float32))
+  return jax.lax.stop_gradient(epsilon * sigma * g / jnp.maximum(norm, 1e-12))
+
+
+def add_adversarial_loss(model: ClassificationModel, rows, loss, out: dict, rngs):
+  """``loss + CE(rows with embeddings + r_adv)`` (metric ``adversarial_loss`` into ``out``)
+  when ``model.adversarial_epsilon > 0``; else ``loss`` itself, untouched."""
+  if not model.adversarial_epsilon:
+    return loss
+  noise = adversarial_embedding_noise(model.classifier, rows, model.adversarial_epsilon)
+  logits, _ = model.classifier(rows["tokens"], rows["lengths"], rngs=rngs, embed_noise=noise)
+  xent = optax.softmax_cross_entropy_with_integer_labels(logits, rows["labels"])
+  out["adversarial_loss"] = weighted_mean(xent, rows["weights"])
+  return loss + out["adversarial_loss"]
 
 
 def _jitted_probabilities(model: ClassificationModel):

@@ -35,7 +35,7 @@ from xferlab.models.classifier import encoder_from_config
 from xferlab.models.rnn import length_mask
 from xferlab.models.seq2seq import Seq2Seq
 from xferlab.tasks.base import Task, TaskData, check_unknown_rates
-from xferlab.text_inputs import batch_rows
+from xferlab.text_inputs import batch_rows, time_buckets
 from xferlab.transfer.relation_based import make_transfer_loss
 
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
@@ -107,6 +107,9 @@ class EncoderDecoderTask(Task):
     if config.transfer.target_entropy:
       raise ValueError("transfer.target_entropy is for classification (it needs class "
                        "predictions on target text); set it to 0 for " + self.name)
+    if config.model.get("adversarial_epsilon", 0.0):
+      raise ValueError("model.adversarial_epsilon is for classification (adversarial training "
+                       "of a classifier's embeddings); set it to 0 for " + self.name)
     tokenizer = self.train_tokenizer(config)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     buckets = tuple(d.buckets)
@@ -241,3 +244,50 @@ def _jitted_decoder(seq2seq, beam_size: int, max_length: int, alpha: float):
   call = lambda tokens, lengths: run(state, tokens, lengths)
   call.jitted = run   # ``call.jitted._cache_size()``: the number of compiled shapes
   return call
+
+
+def attention_maps(seq2seq, sources: list[list[int]], outputs: list[list[int]], config,
+                   cache: dict | None = None) -> list[dict[str, np.ndarray]]:
+  """What the decoder attended to while it produced ``outputs`` (ids without ``EOS``, as
+  ``generate`` returns them) from ``sources`` (ids; cut to the largest of ``data.buckets``).
+
+  One dict per example: ``"weights" float32[len(output) + 1, len(source)]`` (row ``t``: the
+  attention while emitting output ``t``; the last row emits ``EOS``; rows sum to 1) and, for a
+  pointer-generator, ``"p_copy" float32[len(output) + 1]`` (``Seq2Seq.attention_maps``).
+  Teacher-forced on the outputs, which reproduces the decoding's own attention. The jitted
+  function is kept in ``cache``.
+  """
+  cache = {} if cache is None else cache
+  if "attention_maps" not in cache:
+    cache["attention_maps"] = _jitted_attention_maps(seq2seq)
+  run = cache["attention_maps"]
+  buckets = time_buckets(tuple(config.data.buckets))
+  sources = [list(s[:max(buckets)]) or [UNK_ID] for s in sources]
+  target_buckets = time_buckets((max([len(o) + 1 for o in outputs] + [2]),))
+  lengths = np.array([len(s) for s in sources])
+  order = np.argsort(lengths, kind="stable")
+  bs = batch_rows(len(sources), config.data.eval_batch_size)
+  out: list[dict[str, np.ndarray]] = [{} for _ in sources]
+  for start in range(0, len(sources), bs):
+    idx = order[start:start + bs]
+    time = batching.bucket_length(int(lengths[idx].max()), buckets)
+    batch = batching.make_batch(sources, idx, bs, time, targets=outputs,
+                                target_buckets=target_buckets)
+    maps = jax.device_get(run(batch["tokens"], batch["lengths"], batch["target_in"],
+                              batch["target_lengths"]))
+    for row, i in enumerate(idx):
+      steps, width = int(batch["target_lengths"][row]), int(batch["lengths"][row])
+      out[i] = {"weights": np.asarray(maps["weights"][row, :steps, :width], np.float32)}
+      if "p_copy" in maps:
+        out[i]["p_copy"] = np.asarray(maps["p_copy"][row, :steps], np.float32)
+  return out
+
+
+def _jitted_attention_maps(seq2seq):
+  graphdef, state = nnx.split(seq2seq)
+
+  @jax.jit
+  def run(state, tokens, lengths, target_in, target_lengths):
+    return nnx.merge(graphdef, state).attention_maps(tokens, lengths, target_in, target_lengths)
+
+  return lambda *arrays: run(state, *arrays)
