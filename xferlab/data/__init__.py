@@ -8,7 +8,8 @@ the catalog pulls in TFDS; the tokenizers are imported eagerly so that
 from xferlab.data.sentencepiece_tokenizer import SentencePieceTokenizer, train_tokenizer
 from xferlab.data.tokenizer import WordTokenizer, load_tokenizer
 
-_CATALOG = ("load", "prepare", "manual_dir_for", "data_dir_for", "corpus_names", "Source")
+_CATALOG = ("load", "prepare", "manual_dir_for", "data_dir_for", "corpus_names", "Source",
+            "check_available", "missing_files")
 _ERRORS = ("ManualDataError", "CorruptFileError")
 
 

@@ -113,17 +113,80 @@ def builder(name: str, *, config: str | None = None, manual_dir: str | os.PathLi
       allow_download=download, **kwargs)
 
 
+def _is_prepared(b: CorpusBuilder) -> bool:
+  # Same test as TFDS's is_prepared(), without its warning for a missing folder.
+  return tfds.core.dataset_info.dataset_info_path(b.data_path).exists()
+
+
+@contextlib.contextmanager
+def _preparation_lock(b: CorpusBuilder):
+  """Holds an exclusive lock on ``b``'s dataset in its data dir, so that processes started
+  together (test workers, runs launched at once) prepare each corpus once, one at a time."""
+  import fcntl   # pylint: disable=import-outside-toplevel
+  lock_path = Path(b.data_dir).parent / f".{b.display_name.replace('/', '.')}.lock"
+  lock_path.parent.mkdir(parents=True, exist_ok=True)
+  with open(lock_path, "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def ensure_prepared(b: CorpusBuilder) -> CorpusBuilder:
   """Prepares ``b`` unless its data dir already holds it; TFDS's chatter goes to stderr."""
-  # Same test as TFDS's is_prepared(), without its warning for a missing folder.
-  if not tfds.core.dataset_info.dataset_info_path(b.data_path).exists():
-    manual = b.manual_folder
-    config = tfds.download.DownloadConfig(
-        manual_dir=manual if manual is not None and manual.is_dir() else None,
-        try_download_gcs=False)
-    with contextlib.redirect_stdout(sys.stderr):
-      b.download_and_prepare(download_config=config)
+  if _is_prepared(b):
+    return b
+  with _preparation_lock(b):
+    if not _is_prepared(b):          # another process may have prepared it meanwhile
+      manual = b.manual_folder
+      config = tfds.download.DownloadConfig(
+          manual_dir=manual if manual is not None and manual.is_dir() else None,
+          try_download_gcs=False)
+      with contextlib.redirect_stdout(sys.stderr):
+        b.download_and_prepare(download_config=config)
   return b
+
+
+def missing_files(name: str, *, manual_dir: str | os.PathLike | None = None,
+                  data_dir: str | os.PathLike | None = None) -> tuple[Path, list[str]]:
+  """``(manual folder, input files absent from it)`` of corpus ``name`` (``"corpus/config"``
+  allowed); no files are missing once the corpus is prepared in the data dir."""
+  b = builder(name, manual_dir=manual_dir, data_dir=data_dir)
+  folder = manual_dir_for(name, manual_dir)
+  if _is_prepared(b):
+    return folder, []
+  return folder, [f.path for f in b.source_files().values() if not (folder / f.path).is_file()]
+
+
+def check_available(names: Iterable[str], *, manual_dir: str | os.PathLike | None = None,
+                    data_dir: str | os.PathLike | None = None) -> None:
+  """Fails before anything is read or written when any of the corpora ``names`` can be
+  neither loaded from the data dir nor prepared from the manual folder.
+
+  Raises:
+    ManualDataError: naming every corpus that lacks files, the folder looked at and the
+      files missing there, all at once.
+  """
+  absent = {}
+  for name in dict.fromkeys(names):
+    folder, missing = missing_files(name, manual_dir=manual_dir, data_dir=data_dir)
+    if missing:
+      absent[name] = (folder, missing)
+  if not absent:
+    return
+  from xferlab.data.corpora import ManualDataError   # pylint: disable=import-outside-toplevel
+  parts = []
+  for name, (folder, missing) in absent.items():
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    exists = "" if folder.is_dir() else ", which does not exist"
+    parts.append(f"{name} (looked in {folder}{exists}; missing {', '.join(missing[:3])}{more})")
+  raise ManualDataError(
+      f"{len(absent)} {'corpus' if len(absent) == 1 else 'corpora'} this run reads "
+      f"{'is' if len(absent) == 1 else 'are'} missing input files: {'; '.join(parts)}. "
+      "Pass --manual-dir DIR (the folder with one sub-folder per corpus, like ../shared/data) "
+      "or set XFERLAB_DATA, then rerun; to prepare one: python -m xferlab.data prepare NAME "
+      "--manual-dir DIR.")
 
 
 def load(name: str, split: str, *, config: str | None = None,

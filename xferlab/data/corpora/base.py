@@ -118,6 +118,11 @@ class CorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                          self._source_files(), self.ORIGIN, download=download)
     return self._splits(paths)
 
+  def source_files(self) -> dict[str, files.SourceFile]:
+    """The input files the current config needs (``{key: SourceFile}``), relative to
+    ``manual_folder``."""
+    return self._source_files()
+
   @property
   def display_name(self) -> str:
     """``name/config`` (or ``name`` for a builder without configs)."""
