@@ -3,7 +3,7 @@ r"""The IMDb classification benchmark: pretrained RNNs against scratch and class
   python -m benchmarks.imdb --out runs/bench_imdb [--budgets 100,1000,0] [--seeds 3]
       [--arms scratch,lm_imdb,...] [--lms runs] [--vectors runs/vectors_imdb] [--peers]
 
-For every label budget (``data.num_labels``; 0 = all 25,000), arm of
+For every label budget (``data.subset_size``; 0 = all 25,000), arm of
 ``experiments/sentiment/imdb.py`` and seed, one run in
 ``OUT/<budget>/<arm>/seed_<s>``; a finished run is read, not trained again, so
 the benchmark resumes where it stopped (and from a record unpacked with
@@ -46,7 +46,7 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
   from xferlab.config import apply_overrides, load_experiment
   config, module = load_experiment(f"{EXPERIMENT}:{arm}")
   steps, eval_every = module.steps_for(budget)
-  overrides = {"data.num_labels": budget, "seed": seed, "train.num_steps": steps,
+  overrides = {"data.subset_size": budget, "seed": seed, "train.num_steps": steps,
                "train.eval_every": eval_every}
   if arm in module.LM_DIRS:
     lm_dir = os.path.join(lms, os.path.basename(module.LM_DIRS[arm]))
@@ -96,7 +96,7 @@ def run_peer(peer: str, budget: int, seed: int, out: str) -> dict:
     with open(path) as f:
       return json.load(f)
   config, _ = load_experiment(f"{EXPERIMENT}:scratch")
-  config.data.num_labels = budget
+  config.data.subset_size = budget
   scores = peers.peer_scores(config.data, peer, seed)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, "w") as f:

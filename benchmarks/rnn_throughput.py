@@ -260,7 +260,7 @@ def classifier_config(hidden: int, unroll: int):
   config.model.embed_dim = INPUT_SIZE
   config.model.hidden_size = hidden
   config.model.num_layers = 2
-  config.model.pooling = ("mean", "max")
+  config.classification.pooling = ("mean", "max")
   config.model.unroll = unroll
   config.transfer.method = "dann"
   config.data.vocab_size = VOCAB_SIZE
@@ -557,12 +557,11 @@ def xferlab_lm(point: dict, cutoffs: tuple[int, ...]) -> Callable[[], object]:
   state carried) with an adaptive (``cutoffs``) or a full (``()``) softmax."""
   from xferlab.tasks import get_task
   from xferlab.tasks.language_model import StreamBatches
-  config = base_config()
-  config.task, config.data.batch_size, config.data.bptt = ("language_model", point["batch"],
-                                                           point["length"])
+  config = base_config("language_model")
+  config.data.batch_size, config.language_model.bptt = point["batch"], point["length"]
   config.model.embed_dim, config.model.hidden_size = point["embed"], point["hidden"]
-  config.model.num_layers, config.model.adaptive_softmax_cutoffs = point["layers"], cutoffs
-  config.model.adaptive_softmax_div, config.optimizer.grad_clip = point["div"], 0.25
+  config.model.num_layers, config.language_model.adaptive_softmax_cutoffs = point["layers"], cutoffs
+  config.language_model.adaptive_softmax_div, config.optimizer.grad_clip = point["div"], 0.25
   task = get_task("language_model")
   graphdef, params, rest = nnx.split(task.build_model(config, point["vocab"]), nnx.Param, ...)
   params = nnx.to_pure_dict(params)

@@ -19,7 +19,7 @@ Lead-1 and every arm's summary); ``OUT/curves.png`` (validation perplexity of ev
 first seed against the step) and ``OUT/results.json``.
 
 ``--fractions`` adds a learning curve: every SciTLDR arm again on that share of the training
-abstracts (``data.fraction``; the same abstracts for every arm and seed) with its number of
+abstracts (``data.subset_size``; the same abstracts for every arm and seed) with its number of
 epochs scaled up so that it may take as many steps as on all of them (early stopping on
 validation perplexity still ends it at its optimum), in ``OUT/<arm>_frac<f>``
 (parents are shared). ``OUT/learning_curve.md`` and ``.png`` give test ROUGE-1 (max)
@@ -119,10 +119,10 @@ def fraction_arm(arm: str, fraction: float) -> str:
 
 
 def fraction_overrides(arm: str, fraction: float) -> list[str]:
-  """``data.fraction``, with the full-data run's step grid: as many steps at most, and an
+  """``data.subset_size`` (a share), with the full-data run's step grid: as many steps at most, and an
   evaluation (early stopping's patience counts them) every full-data epoch's worth of steps."""
   config, _ = load_experiment(f"{EXPERIMENT}:{ARMS[arm][0]}")
-  return [f"data.fraction={fraction}",
+  return [f"data.subset_size={fraction}",
           f"train.num_epochs={max(1, round(config.train.num_epochs / fraction))}",
           f"train.eval_every_epochs={1 / fraction:g}"]
 
@@ -209,7 +209,7 @@ def run_learning_curve(args, fractions: Sequence[float], config, results: dict,
                        lead1: float) -> None:
   """The SciTLDR arms again on each fraction of the training abstracts; the learning curve
   (``learning_curve``) rewritten after each arm and fraction."""
-  train_size = len(summarization.SummarizationTask().load_pairs(config.data, "train")[0])
+  train_size = len(summarization.SummarizationTask().load_pairs(config, "train")[0])
   sizes = {f: max(1, round(train_size * f)) for f in (*fractions, 1.0)}
   curve = {arm: {1.0: results[arm]["test_rouge1_max"]} for arm in results
            if arm in SCITLDR_ARMS}

@@ -99,7 +99,8 @@ def classifier(config, data: dict, vocab_size: int) -> Callable[[], object]:
   """
   F = torch.nn.functional
   model = _dann_classifier(vocab_size, config.model.embed_dim, config.model.hidden_size,
-                           config.model.num_classes, config.transfer.discriminator_hidden[0])
+                           config.classification.num_classes,
+                           config.transfer.discriminator_hidden[0])
   reverse = _gradient_reversal()
   optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
   batch = len(data["source"]["tokens"])

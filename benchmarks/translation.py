@@ -83,9 +83,9 @@ ARMS = {
 # arm -> {config key: what it points at}, made first (seed 0): "ARM" is that arm's run,
 # "bt:ARM" the Task 2 training captions back-translated by that arm's run (OUT/bt_ARM).
 PREREQUISITES = {
-    "de_10_bt": {"data.synthetic_pairs": "bt:deen_10_transfer"},
-    "de_10_bt_transfer": {"data.synthetic_pairs": "bt:deen_10_transfer"},
-    "de_full_bt": {"data.synthetic_pairs": "bt:deen_full"},
+    "de_10_bt": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_10_bt_transfer": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_full_bt": {"translation.synthetic_pairs": "bt:deen_full"},
     "de_10_declm_transfer": {"init_from.path": "de_lm_transfer", "init_from.extra": "fr_full"},
 }
 BT_SOURCE = "multi30k_task2/de"   # the monolingual German that is back-translated
@@ -219,7 +219,7 @@ def prerequisite_overrides(arm: str, out: str) -> list[str]:
     if key == "init_from.extra":
       value = tuple((path,) + tuple(entry[1:]) for entry in config.init_from.extra)
       items.append(f"{key}={value!r}")
-    elif key == "data.synthetic_pairs":
+    elif key == "translation.synthetic_pairs":
       items.append(f"{key}={os.path.join(path, SYNTHETIC_FILE)}")
     else:
       items.append(f"{key}={path}")

@@ -37,7 +37,7 @@ def get_config(arg=None):
   c.model.cell = "gru"
   c.model.embed_dim = 32
   c.model.hidden_size = 64
-  c.model.pooling = ("mean", "max")
+  c.classification.pooling = ("mean", "max")
 
   c.transfer.method = "dann"
   c.transfer.lam = 0.1

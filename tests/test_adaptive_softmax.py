@@ -100,7 +100,7 @@ def test_language_model_with_adaptive_softmax_trains_and_batches_carry_positions
   from tests.test_language_model import tiny_lm_config
   from xferlab.tasks import language_model as lm
   from xferlab.train import train_and_evaluate
-  config = tiny_lm_config(**{"model.adaptive_softmax_cutoffs": (20, 60)})
+  config = tiny_lm_config(**{"language_model.adaptive_softmax_cutoffs": (20, 60)})
   task = lm.LanguageModelTask()
   model = task.build_model(config, 100)
   assert model.softmax_bias is None and model.adaptive.shortlist == 20

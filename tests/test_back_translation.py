@@ -137,7 +137,7 @@ def test_back_translation_refuses_a_corpus_in_the_wrong_language(copy_run):
   restored.config.data.name = "multi30k"                 # pretend: an en->de model
   with pytest.raises(ValueError, match="back-translate with a de-en model"):
     bt.check_direction(restored, "multi30k_task2/de")
-  restored.config.data.pair = "de-en"
+  restored.config.translation.pair = "de-en"
   bt.check_direction(restored, "multi30k_task2/de")
 
 
@@ -157,21 +157,21 @@ def write_synthetic(folder, pairs, **settings) -> str:
 def test_synthetic_pairs_tags_and_real_repeat_shape_the_training_stream(tmp_path):
   synthetic = [("w1 w2", "w3 w4"), ("", "w5"), ("w6", ""), ("w7 w8", "w9")]
   path = write_synthetic(tmp_path / "bt", synthetic, split="train", model_data="copy")
-  config, _ = experiment("copy,1,bt", {"data.synthetic_pairs": path})
-  assert (config.data.synthetic_tag, config.data.real_repeat) == (True, 2)
+  config, _ = experiment("copy,1,bt", {"translation.synthetic_pairs": path})
+  assert (config.translation.synthetic_tag, config.translation.real_repeat) == (True, 2)
   real = translation.copy_corpus("train")
-  sources, targets = translation.load_pairs(config.data, "train")
+  sources, targets = translation.load_pairs(config, "train")
   assert sources == real * 2 + ["<bt> w1 w2", "<bt> ", "<bt> w7 w8"]    # empty target dropped
   assert targets == real * 2 + ["w3 w4", "w5", "w9"]
-  valid = translation.load_pairs(config.data, "validation")
+  valid = translation.load_pairs(config, "validation")
   assert valid == (translation.copy_corpus("validation"),) * 2         # evaluation untouched
-  plain = apply_overrides(config, {"data.synthetic_tag": False, "data.real_repeat": 1,
-                                   "data.synthetic_limit": 1})
-  assert translation.load_pairs(plain.data, "train")[0] == real + ["w1 w2"]
-  assert translation.load_pairs(apply_overrides(config, {"data.synthetic_pairs": str(
-      tmp_path / "bt")}).data, "train") == (sources, targets)             # the folder works
+  plain = apply_overrides(config, {"translation.synthetic_tag": False, "translation.real_repeat": 1,
+                                   "translation.synthetic_limit": 1})
+  assert translation.load_pairs(plain, "train")[0] == real + ["w1 w2"]
+  assert translation.load_pairs(apply_overrides(config, {"translation.synthetic_pairs": str(
+      tmp_path / "bt")}), "train") == (sources, targets)             # the folder works
   with pytest.raises(ValueError, match="real_repeat"):
-    translation.load_pairs(apply_overrides(config, {"data.real_repeat": 0}).data, "train")
+    translation.load_pairs(apply_overrides(config, {"translation.real_repeat": 0}), "train")
 
   task = translation.TranslationTask()
   data = task.prepare(config, str(tmp_path / "run"))
@@ -185,7 +185,7 @@ def test_synthetic_pairs_tags_and_real_repeat_shape_the_training_stream(tmp_path
 
 def test_synthetic_settings_are_checked():
   config, _ = experiment("en-de,0.1,bt")
-  d = config.data
+  d = config
   translation.check_synthetic_settings(d, {"split": "train", "model_data": "multi30k",
                                            "model_pair": "de-en"})
   with pytest.raises(ValueError, match="validation"):
@@ -194,26 +194,26 @@ def test_synthetic_settings_are_checked():
     translation.check_synthetic_settings(d, {"split": "train", "model_data": "multi30k",
                                              "model_pair": "en-de"})
   assert translation.tokenizer_symbols(d) == ["<bt>"]
-  d.language_tags = True
+  d.translation.language_tags = True
   assert translation.tokenizer_symbols(d) == list(translation.LANGUAGE_TAGS) + ["<bt>"]
 
 
 def test_the_bt_arms_and_their_prerequisites(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)   # where no runs/ exist
   config, _ = experiment("en-de,0.1,bt")
-  assert config.data.synthetic_pairs == "runs/translation/bt/de-en-10-transfer/synthetic.jsonl"
+  assert config.translation.synthetic_pairs == "runs/translation/bt/de-en-10-transfer/synthetic.jsonl"
   made_by = config.init_from.made_by.split(" && ")
   assert made_by[1].endswith("multi30k.py:de-en,0.1,transfer --workdir "
                              "runs/translation/de-en-10-transfer")
   assert made_by[2] == ("python -m xferlab.studies.back_translate "
                         "runs/translation/de-en-10-transfer --source multi30k_task2/de "
                         "--split train --out runs/translation/bt/de-en-10-transfer")
-  with pytest.raises(FileNotFoundError, match="data.synthetic_pairs.*Make it first: python"):
+  with pytest.raises(FileNotFoundError, match="translation.synthetic_pairs.*Make it first: python"):
     model_based.check_prerequisites(config)
   config, _ = experiment("en-de,0.1,bt_transfer")
   assert (config.init_from.path, config.init_from.vocab) == ("runs/translation/en-fr", "auto")
   config, _ = experiment("en-de,1,bt")
-  assert config.data.synthetic_pairs.startswith("runs/translation/bt/de-en/")
+  assert config.translation.synthetic_pairs.startswith("runs/translation/bt/de-en/")
   with pytest.raises(ValueError, match="Task 2"):
     experiment("en-fr,0.1,bt")
   with pytest.raises(ValueError, match="FRACTION must be 1"):
@@ -261,21 +261,21 @@ def test_task2_captions_feed_the_language_model_and_back_translation(tmp_path, m
   make_task2(tmp_path / "data")
   monkeypatch.setenv("XFERLAB_DATA_DIR", str(tmp_path / "tfds"))
   config, _ = experiment("en-de,1,lm", {"data.manual_dir": str(tmp_path / "data")})
-  sources, targets = translation.decoder_lm_pairs(config.data)
+  sources, targets = translation.decoder_lm_pairs(config)
   expected = [f"train de image {i} caption {n}" for i in range(3) for n in range(1, 6)]
   assert targets == expected and sources == [""] * 15
   assert bt.source_texts("multi30k_task2/de", "train", str(tmp_path / "data")) == expected
-  wrong = apply_overrides(config, {"data.monolingual_target": "multi30k_task2/en"})
+  wrong = apply_overrides(config, {"translation.monolingual_target": "multi30k_task2/en"})
   with pytest.raises(ValueError, match="not in the target language"):
-    translation.decoder_lm_pairs(wrong.data)
+    translation.decoder_lm_pairs(wrong)
 
 
 def test_decoder_lm_reads_empty_sources(lm_and_parent):
   config, _ = experiment("copy,1,lm")
-  assert config.data.monolingual_target == "copy" and config.report_metric == "valid_perplexity"
-  sources, targets = translation.load_pairs(config.data, "train")
+  assert config.translation.monolingual_target == "copy" and config.report_metric == "valid_perplexity"
+  sources, targets = translation.load_pairs(config, "train")
   assert set(sources) == {""} and targets == translation.copy_corpus("train")
-  valid = translation.load_pairs(config.data, "validation")
+  valid = translation.load_pairs(config, "validation")
   assert set(valid[0]) == {""} and valid[1] == translation.copy_corpus("validation")
   task = translation.TranslationTask()
   restored = launch.restore(lm_and_parent[0])
@@ -283,8 +283,8 @@ def test_decoder_lm_reads_empty_sources(lm_and_parent):
   assert ids[0] == [EOS_ID] and ids[1] != [EOS_ID]
   results = lm_and_parent[2]
   assert results["valid_perplexity"] > 1.0 and "test_bleu" not in results
-  with pytest.raises(ValueError, match="fraction=1"):
-    translation.decoder_lm_pairs(apply_overrides(config, {"data.fraction": 0.5}).data)
+  with pytest.raises(ValueError, match="subset_size=0"):
+    translation.decoder_lm_pairs(apply_overrides(config, {"data.subset_size": 0.5}))
 
 
 def test_restoring_a_decoder_lm_moves_exactly_the_named_subtrees(lm_and_parent, tmp_path):
@@ -339,7 +339,7 @@ def test_the_declm_arms_name_both_sources():
   assert [s[0] for s in model_based.init_sources(config.init_from)] == [
       "runs/translation/de-lm-transfer", "runs/translation/en-fr"]
   config, _ = experiment("en-de,1,lm_transfer")
-  assert config.data.monolingual_target == "multi30k_task2/de"
+  assert config.translation.monolingual_target == "multi30k_task2/de"
   assert (config.init_from.path, config.init_from.subtrees) == ("runs/translation/en-fr",
                                                                 ("seq2seq",))
 
@@ -352,7 +352,7 @@ def test_benchmark_points_the_new_arms_at_their_prerequisites():
     assert arm in bench.ARMS and all(n.removeprefix("bt:") in bench.ARMS for n in needs.values())
   out = "/tmp/out"
   overrides = bench.prerequisite_overrides("de_10_bt", out)
-  assert overrides == ["data.synthetic_pairs=/tmp/out/bt_deen_10_transfer/synthetic.jsonl"]
+  assert overrides == ["translation.synthetic_pairs=/tmp/out/bt_deen_10_transfer/synthetic.jsonl"]
   overrides = bench.prerequisite_overrides("de_10_declm_transfer", out)
   config = arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_declm_transfer", 1, out,
                            overrides)

@@ -21,9 +21,11 @@ def test_values_are_literals_never_evaluated():
 def test_overrides_apply_and_keep_types():
   config, _ = load_experiment(QUICKSTART)
   c = apply_overrides(config, ["transfer.lam=0.3", "data.source=kitchen", "model.cell=lstm",
-                               "data.buckets=(16,32)", "train.num_epochs=2", "model.pooling=max"])
+                               "data.buckets=(16,32)", "train.num_epochs=2",
+                               "classification.pooling=max"])
   assert c.transfer.lam == 0.3 and c.data.source == "kitchen" and c.model.cell == "lstm"
-  assert c.data.buckets == (16, 32) and c.train.num_epochs == 2 and c.model.pooling == ("max",)
+  assert c.data.buckets == (16, 32) and c.train.num_epochs == 2
+  assert c.classification.pooling == ("max",)
   assert config.transfer.lam == 0.1          # the original is untouched
   c = apply_overrides(config, {"transfer.lam": 0})   # int into a float field
   assert c.transfer.lam == 0

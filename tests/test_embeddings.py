@@ -113,7 +113,7 @@ def test_apply_pretrained_vectors_writes_every_encoder_embedding(tmp_path):
   params = {"classifier": {"encoder": {"embed": {"embedding": init}},
                            "head": {"layers": {0: {"kernel": head}}}}}
   config = apply_overrides(base_config(), {"model.pretrained_vectors": path,
-                                           "model.freeze_embeddings": True})
+                                           "finetune.frozen": ("embedding",)})
   out, coverage = embeddings.apply_pretrained_vectors(params, config, tok)
   embedding = np.asarray(out["classifier"]["encoder"]["embed"]["embedding"])
   np.testing.assert_array_equal(_bits(embedding[tok.stoi["cat"]]),

@@ -28,7 +28,7 @@ TRAINED = dict(TINY, **{"train.num_steps": 100, "train.eval_every": 100,
                         "train.progress_bar": False})
 SUMMARIZATION = os.path.join(ROOT, "experiments", "summarization", "news_to_science.py")
 TRANSLATION = os.path.join(ROOT, "experiments", "translation", "multi30k.py")
-SMALL_SEQ2SEQ = {"model.embed_dim": 8, "model.hidden_size": 8, "model.decoder_hidden": 8,
+SMALL_SEQ2SEQ = {"model.embed_dim": 8, "model.hidden_size": 8, "seq2seq.decoder_hidden": 8,
                  "decode.beam_size": 1}
 
 
@@ -264,7 +264,7 @@ def test_attention_maps_of_a_built_encoder_decoder(experiment, tmp_path):
   for m in maps:
     assert m.weights.shape == (len(m.output_tokens), len(m.source_tokens))
     np.testing.assert_allclose(m.weights.sum(1), 1.0, atol=1e-5)
-    assert (m.p_copy is not None) == bool(config.model.copy)
+    assert (m.p_copy is not None) == bool(config.seq2seq.copy)
     if m.p_copy is not None:
       assert m.p_copy.shape == (len(m.output_tokens),) and 0 < m.p_copy.min() <= m.p_copy.max() < 1
   if config.task == "summarization":

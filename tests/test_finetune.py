@@ -113,7 +113,7 @@ def test_frozen_parameters_do_not_change(overrides):
 
 def test_freeze_embeddings_freezes_every_encoder_embedding():
   params = _params()
-  config = _config(**{"model.freeze_embeddings": True})
+  config = _config(**{"finetune.frozen": ("embedding",)})
   assert finetune.frozen_prefixes(config, params) == ("classifier/encoder/embed/embedding",)
   history = _run(finetune.build_optimizer(config, params, 100), params, 2)
   np.testing.assert_array_equal(history[-1]["classifier"]["encoder"]["embed"]["embedding"],

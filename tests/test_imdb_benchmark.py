@@ -15,7 +15,7 @@ def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
     config, module = imdb.arm_config(arm, budget, 2, str(tmp_path / "lms"),
                                      str(tmp_path / "vec"))
     validate(config)
-    assert config.seed == 2 and config.data.num_labels == budget
+    assert config.seed == 2 and config.data.subset_size == budget
     assert config.data.name == "imdb" and tuple(config.train.final_eval_sets) == ("target",)
     assert config.train.early_stopping_metric == "source_val_accuracy"   # never the test set
     assert config.train.num_steps >= 30 and config.train.eval_every >= 1
@@ -27,7 +27,7 @@ def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
     else:
       assert not config.init_from.path
     if arm in ("glove", "vectors"):
-      assert config.model.freeze_embeddings and config.model.pretrained_vectors
+      assert config.finetune.frozen == ("embedding",) and config.model.pretrained_vectors
     assert "not found; make it first" in imdb.missing(config, module)
 
 

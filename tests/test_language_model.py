@@ -19,7 +19,7 @@ from tests.conftest import KILL_SCRIPT, ROOT
 
 PTB = ROOT + "/experiments/lm/ptb.py"
 TINY_LM = {"data.name": "synthetic", "data.word_split": "words", "data.batch_size": 8,
-           "data.eval_batch_size": 4, "data.bptt": 10, "model.embed_dim": 16,
+           "data.eval_batch_size": 4, "language_model.bptt": 10, "model.embed_dim": 16,
            "model.hidden_size": 24, "train.progress_bar": False}
 
 

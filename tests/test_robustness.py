@@ -1,6 +1,6 @@
 """Adversarial robustness: the word-substitution attack keeps to its budget and its similarity
 threshold, the typo attack changes at most k words, an attack never makes a wrong prediction
-right, and adversarial training on the embeddings (``model.adversarial_epsilon``) is exactly
+right, and adversarial training on the embeddings (``classification.adversarial_epsilon``) is exactly
 off at ε = 0 and trains at ε > 0."""
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def test_adversarial_epsilon_zero_is_exactly_the_plain_loss(tiny_config, paired)
   losses and gradients are bit-identical; ε > 0 adds CE(perturbed) and changes gradients."""
   batch = _batch(paired)
   old = tiny_config.copy_and_resolve_references()
-  del old.model["adversarial_epsilon"]
+  del old.classification["adversarial_epsilon"]
   plain, plain_out, plain_grads = _loss(old, batch)
   zero, zero_out, zero_grads = _loss(tiny_config, batch)
   assert float(plain) == float(zero) and "adversarial_loss" not in zero_out
@@ -191,8 +191,8 @@ def test_adversarial_epsilon_zero_is_exactly_the_plain_loss(tiny_config, paired)
   program = lambda c: str(jax.make_jaxpr(lambda b: task.loss(task.build_model(c, 40), b,
                                                              jnp.float32(0.1), None, None))(batch))
   assert program(old) == program(tiny_config)
-  adv, adv_out, adv_grads = _loss(apply_overrides(tiny_config, {"model.adversarial_epsilon": 2.0}),
-                                  batch)
+  adv, adv_out, adv_grads = _loss(
+      apply_overrides(tiny_config, {"classification.adversarial_epsilon": 2.0}), batch)
   np.testing.assert_allclose(float(adv), float(zero) + float(adv_out["adversarial_loss"]),
                              rtol=1e-6)
   assert float(adv_out["adversarial_loss"]) > float(zero_out["source_loss"])   # a worse input
@@ -213,7 +213,7 @@ def test_adversarial_noise_has_norm_epsilon_sigma_per_review(tiny_config):
 
 
 def test_adversarial_training_runs_and_logs_its_loss(tmp_path):
-  results = launch.run(QUICKSTART + ":dann", dict(TINY, **{"model.adversarial_epsilon": 1.0,
+  results = launch.run(QUICKSTART + ":dann", dict(TINY, **{"classification.adversarial_epsilon": 1.0,
                                                           "train.progress_bar": False}),
                        str(tmp_path / "run"))
   assert np.isfinite(results["target_accuracy"])
@@ -221,4 +221,5 @@ def test_adversarial_training_runs_and_logs_its_loss(tmp_path):
   train = [r for r in records if r.get("split") == "train"]
   assert train and all(np.isfinite(r["adversarial_loss"]) and "transfer_loss" in r for r in train)
   with pytest.raises(ConfigError, match="adversarial_epsilon"):
-    validate(apply_overrides(load_experiment(QUICKSTART)[0], {"model.adversarial_epsilon": -1.0}))
+    validate(apply_overrides(load_experiment(QUICKSTART)[0],
+                             {"classification.adversarial_epsilon": -1.0}))

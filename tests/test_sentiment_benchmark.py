@@ -71,7 +71,7 @@ def test_vector_arms_differ_from_their_scratch_twins_in_the_embedding_and_epochs
                                 ("dann", "vectors_dann_im"), ("source_only", "vectors_ema")):
     a = flatten(bench.arm_config(protocol, *pair, scratch, 1, []))
     b = flatten(bench.arm_config(protocol, *pair, with_vectors, 1, [], vectors="/v"))
-    expected = {"model.pretrained_vectors", "model.freeze_embeddings"}
+    expected = {"model.pretrained_vectors", "finetune.frozen"}
     expected |= {"train.num_epochs"} if protocol == "A" else set()
     expected |= {"transfer.target_entropy"} if with_vectors.endswith("_im") else set()
     expected |= {"train.ema_decay"} if with_vectors.endswith("_ema") else set()

@@ -203,12 +203,12 @@ REAL = pytest.mark.skipif(not (ROOT and os.path.isdir(os.path.join(ROOT, "..", "
 def test_multi30k_pairs_fraction_and_direction():
   from xferlab.config import load_experiment
   config, _ = load_experiment(MULTI30K + ":en-de,0.1")
-  sources, targets = translation.load_pairs(config.data, "train")
+  sources, targets = translation.load_pairs(config, "train")
   assert len(sources) == len(targets) == 2900
-  again = translation.load_pairs(config.data, "train")
+  again = translation.load_pairs(config, "train")
   assert again[0] == sources                              # the same subset every time
-  config.data.pair, config.data.fraction = "de-en", 1.0
-  de, en = translation.load_pairs(config.data, "test_2016_flickr")
+  config.translation.pair, config.data.subset_size = "de-en", 0.0
+  de, en = translation.load_pairs(config, "test_2016_flickr")
   assert len(de) == 1000 and en[0].startswith("A man") and de[0].startswith("Ein Mann")
 
 
@@ -216,15 +216,15 @@ def test_multi30k_pairs_fraction_and_direction():
 def test_multi30k_mixed_fine_tuning_pairs_carry_language_tags():
   from xferlab.config import load_experiment
   config, _ = load_experiment(MULTI30K + ":en-de,0.1,mixed")
-  sources, targets = translation.load_pairs(config.data, "train")
-  assert config.data.mix_pair == "en-fr" and config.data.mix_repeat == 10
+  sources, targets = translation.load_pairs(config, "train")
+  assert config.translation.mix_pair == "en-fr" and config.translation.mix_repeat == 10
   assert len(sources) == len(targets) == 10 * 2900 + 29000
   assert sources[:2900] == sources[2900:5800]               # the child's pairs, repeated
   assert all(s.startswith("<2de> ") for s in sources[:29000])
   assert all(s.startswith("<2fr> ") for s in sources[29000:])
   assert targets[-1].startswith("Un homme")
-  valid, _ = translation.load_pairs(config.data, "validation")
+  valid, _ = translation.load_pairs(config, "validation")
   assert len(valid) == 1014 and all(s.startswith("<2de> ") for s in valid)
-  config.data.language_tags = False
-  with pytest.raises(ValueError, match="needs data.language_tags"):
-    translation.load_pairs(config.data, "train")
+  config.translation.language_tags = False
+  with pytest.raises(ValueError, match="needs translation.language_tags"):
+    translation.load_pairs(config, "train")

@@ -19,7 +19,7 @@ def test_arms_are_checked_and_parents_named():
       assert parent is None or table[parent][1] is None, arm   # one level of parents
   config = arms.arm_config(translation.EXPERIMENT, translation.ARMS, "de_10_transfer", 1,
                            "/tmp/out", ["train.num_steps=3"])
-  assert (config.seed, config.data.fraction, config.data.pair) == (1, 0.1, "en-de")
+  assert (config.seed, config.data.subset_size, config.translation.pair) == (1, 0.1, "en-de")
   assert config.init_from.path == "/tmp/out/fr_full/seed_0" and config.train.num_steps == 3
 
 
@@ -65,7 +65,7 @@ def test_summarization_learning_curve_keeps_steps_and_tabulates_fractions(tmp_pa
   config, _ = load_experiment(f"{summarization.EXPERIMENT}:scratch")
   epochs = config.train.num_epochs
   assert summarization.fraction_overrides("scratch", 0.25) == [
-      "data.fraction=0.25", f"train.num_epochs={4 * epochs}", "train.eval_every_epochs=4"]
+      "data.subset_size=0.25", f"train.num_epochs={4 * epochs}", "train.eval_every_epochs=4"]
   curve = {"scratch": {1.0: mean_std([30.0, 32.0]), 0.25: mean_std([20.0])},
            "news": {1.0: mean_std([33.0, 33.0])}}
   text = summarization.learning_curve(curve, {0.25: 498, 1.0: 1992}, 31.3, str(tmp_path))
@@ -81,8 +81,8 @@ def test_parent_gets_its_own_overrides(tmp_path, monkeypatch):
   monkeypatch.setattr(arms.launch, "run_config",
                       lambda config, workdir: seen.setdefault(workdir, config) and {})
   arms.train(summarization.EXPERIMENT, summarization.ARMS, "news", 1, str(tmp_path),
-             ["data.fraction=0.5"], parent_overrides=[])
+             ["data.subset_size=0.5"], parent_overrides=[])
   parent, child = (seen[arms.run_dir(str(tmp_path), arm, seed)] for arm, seed in
                    (("bbc", 0), ("news", 1)))
-  assert parent.data.fraction == 1.0 and child.data.fraction == 0.5 and child.seed == 1
+  assert parent.data.subset_size == 0 and child.data.subset_size == 0.5 and child.seed == 1
   assert child.init_from.path == str((tmp_path / "bbc" / "seed_0").resolve())

@@ -126,21 +126,23 @@ def test_copy_task_learns_to_copy_unseen_words(tmp_path):
   assert restored.summarize(["w1 unseenword w2 w3 w4 w5"]) == ["w1 unseenword w2"]
 
 
-def test_data_fraction_keeps_the_same_share_of_training_pairs_for_every_seed():
+def test_data_subset_size_keeps_the_same_share_of_training_pairs_for_every_seed():
   from xferlab.config import load_experiment
   config, _ = load_experiment(EXPERIMENT + ":copy")
   task = summarization.SummarizationTask()
-  documents, summaries = task.load_pairs(config.data, "train")
-  config.data.fraction = 0.25
-  kept_docs, kept_summaries = task.load_pairs(config.data, "train")
+  documents, summaries = task.load_pairs(config, "train")
+  config.data.subset_size = 0.25
+  kept_docs, kept_summaries = task.load_pairs(config, "train")
   assert len(kept_docs) == round(0.25 * len(documents))
   pairs = set(zip(documents, summaries))
   assert all(pair in pairs for pair in zip(kept_docs, kept_summaries))
   config.seed = 7                                   # the model seed does not change the subset
-  assert task.load_pairs(config.data, "train")[0] == kept_docs
+  assert task.load_pairs(config, "train")[0] == kept_docs
   config.data.subset_seed = 1
-  assert task.load_pairs(config.data, "train")[0] != kept_docs
-  config.data.fraction = 0.0
-  with pytest.raises(ValueError, match="data.fraction"):
-    task.load_pairs(config.data, "train")
-  assert len(task.load_pairs(config.data, "validation")[0]) > 0   # evaluation sets stay whole
+  assert task.load_pairs(config, "train")[0] != kept_docs
+  config.data.subset_size = 5.0                     # a count
+  assert len(task.load_pairs(config, "train")[0]) == 5
+  config.data.subset_size = -0.5
+  with pytest.raises(ValueError, match="data.subset_size"):
+    task.load_pairs(config, "train")
+  assert len(task.load_pairs(config, "validation")[0]) > 0   # evaluation sets stay whole

@@ -64,7 +64,7 @@ def test_every_text_api_survives_hostile_inputs(runs, api):
   if api == "predict":
     assert isinstance(one, int)
   elif api == "predict_proba":
-    assert one.shape == (restored.config.model.num_classes,)
+    assert one.shape == (restored.config.classification.num_classes,)
   else:
     assert isinstance(one, str)
   # Wrong types raise TypeError naming the index and the type.
@@ -78,7 +78,7 @@ def test_every_text_api_survives_hostile_inputs(runs, api):
   # [] gives an empty result of the usual type.
   empty = call([])
   if api == "predict_proba":
-    assert empty.shape == (0, restored.config.model.num_classes)
+    assert empty.shape == (0, restored.config.classification.num_classes)
   elif api == "predict":
     assert empty.shape == (0,)
   else:

@@ -175,11 +175,11 @@ def test_resuming_with_another_configuration_is_refused_but_new_default_keys_are
   with pytest.raises(ValueError, match="differs in: transfer.lam"):
     check_workdir_config(apply_overrides(tiny_config, {"transfer.lam": 0.5}), str(tmp_path))
   old = json_lib.loads(to_json(tiny_config))
-  del old["data"]["num_labels"]                 # a run started before the key existed
+  del old["data"]["subset_size"]                # a run started before the key existed
   (tmp_path / "config.json").write_text(json_lib.dumps(old))
   check_workdir_config(tiny_config, str(tmp_path))                       # default: no difference
-  with pytest.raises(ValueError, match="data.num_labels"):
-    check_workdir_config(apply_overrides(tiny_config, {"data.num_labels": 5}), str(tmp_path))
+  with pytest.raises(ValueError, match="data.subset_size"):
+    check_workdir_config(apply_overrides(tiny_config, {"data.subset_size": 5}), str(tmp_path))
 
 
 def test_a_workdir_without_training_takes_a_corrected_configuration(tiny_config, tmp_path,

@@ -54,11 +54,11 @@ def test_every_pair_reads_a_vocabulary_with_both_languages():
   from xferlab.tasks import translation
   for pair in ("en-de", "de-en", "en-fr", "fr-en", "en-cs", "cs-en"):
     config, _ = load_experiment(f"{MULTI30K}:{pair}")
-    assert set(pair.split("-")) <= set(translation.vocab_languages(config.data)), pair
+    assert set(pair.split("-")) <= set(translation.vocab_languages(config)), pair
   config, _ = load_experiment(f"{MULTI30K}:en-de")
-  config.data.pair = "cs-en"          # a pair the vocabulary lacks: added, with a warning
+  config.translation.pair = "cs-en"          # a pair the vocabulary lacks: added, with a warning
   with pytest.warns(UserWarning, match="lacks"):
-    assert "cs" in translation.vocab_languages(config.data)
+    assert "cs" in translation.vocab_languages(config)
 
 
 REAL = pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "..", "shared", "data", "multi30k")),
@@ -73,5 +73,5 @@ def test_target_side_unknown_rate_is_below_half_a_percent(pair, tmp_path):
   from xferlab.tasks import translation
   config, _ = load_experiment(f"{MULTI30K}:{pair}")
   tokenizer = translation.TranslationTask().train_tokenizer(config)
-  _, targets = translation.load_pairs(config.data, "test_2016_flickr")
+  _, targets = translation.load_pairs(config, "test_2016_flickr")
   assert unknown_rate([tokenizer.encode(t) for t in targets]) < 0.005

@@ -1,8 +1,11 @@
 """The base configuration every experiment starts from: the full set of valid keys.
 
 One function per section (``data``, ``model``, ``transfer``, ...), joined by
-``base_config``. An experiment file calls ``base_config()`` and changes what it needs; overrides
-(``--set a.b=value``) may only name keys that exist here or in the experiment.
+``base_config(task)``: the sections every task shares, plus the task's own (``TASK_SECTIONS``:
+``classification``, ``language_model``, ``seq2seq`` for both encoder-decoder tasks,
+``translation``, ``summarization``). An experiment file calls ``base_config(task)`` and changes
+what it needs; overrides (``--set a.b=value``) may only name keys that exist here or in the
+experiment. Keys renamed since are in ``xferlab.config.OLD_KEYS``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import ml_collections
 
 
 def _data_section() -> ml_collections.ConfigDict:
-  """What is read, and how it is tokenized and batched. Keys marked with a task serve that
-  task only."""
+  """What is read, and how it is tokenized and batched: the keys every task shares. A task's
+  own keys live in its section (``classification``, ``language_model``, ``seq2seq``,
+  ``translation``, ``summarization``)."""
   s = ml_collections.ConfigDict()
   s.name = "synthetic"           # a domain-adaptation corpus (xferlab.data.domains)
   s.source = "books"
@@ -24,49 +28,25 @@ def _data_section() -> ml_collections.ConfigDict:
   s.buckets = (32, 64, 128, 256)  # padded lengths; longer texts are truncated to the last
   s.batch_size = 32              # labeled source rows per step (and as many target rows)
   s.eval_batch_size = 128
-  s.num_labels = 0               # amazon: keep this many labeled training reviews (0 = all)
-  s.label_seed = -1              # which ones (class-balanced); -1 = the run's seed
+  s.subset_size = 0.0            # the labeled training examples kept (reviews; the pairs of an
+                                 # encoder-decoder task): 0 = all, a share in (0, 1), or a
+                                 # count (an integer >= 1; 1 is one example, not all).
+                                 # Classification keeps a class-balanced subset
+  s.subset_seed = -1             # which ones; -1 = the run's seed (a new subset per seed). The
+                                 # translation and summarization experiments fix it to 0: the
+                                 # same pairs for every seed and arm
   s.in_domain = False            # amazon, amazon_hatn, movie: train (and validate) on labeled
                                  # reviews of the target domain that are not in its test set
                                  # (the in-domain upper bound; xferlab.data.domains)
   s.word_split = "words"         # word tokenizer: words (lowercase, split punctuation) | whitespace
-  s.bptt = 35                    # language model: steps of truncated backprop through time
   s.shuffle_seed = -1            # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
-  s.pair = "en-de"               # translation (multi30k): en-de | en-fr | en-cs, or reversed
-  s.fraction = 1.0               # translation, summarization: share of the training pairs kept
-  s.subset_seed = 0              # which pairs (the same for every seed and arm)
-  s.vocab_languages = ("en", "fr", "de")  # translation: the joint vocabulary's languages
-  s.adversarial_pair = ""        # translation with a transfer term: the pair whose source
-                                 # sentences are the other domain (e.g. fr-en for a de-en child)
-  s.language_tags = False        # translation: start every source with its target language's
-                                 # tag (<2de>), a piece of its own in the joint vocabulary
-  s.mix_pair = ""                # translation: also train on this pair's full training set
-                                 # (mixed fine-tuning; needs language_tags), e.g. en-fr
-  s.mix_repeat = 1               # translation with mix_pair: the own pairs, repeated this often
-  s.synthetic_pairs = ""         # translation: a back-translated corpus to train on beside the
-                                 # real pairs (a synthetic.jsonl, or the folder holding it, made
-                                 # by python -m xferlab.studies.back_translate); '' = none
-  s.synthetic_limit = 0          # translation: use the first N synthetic pairs (0 = all)
-  s.synthetic_tag = False        # translation: start every synthetic source with the <bt> tag,
-                                 # a piece of its own in the vocabulary (tagged back-translation)
-  s.real_repeat = 1              # translation: the real training pairs, repeated this often
-                                 # (up-sampled against the synthetic ones)
-  s.monolingual_target = ""      # translation: train a decoder language model instead: every
-                                 # training pair is (empty source, a text of this corpus), e.g.
-                                 # multi30k_task2/de (its train split); evaluation unchanged
-  s.target_buckets = ()          # encoder-decoder: padded target lengths of their own
-                                 # (() = a pair's source bucket); for targets much shorter than sources
-  s.target_field = "summary"     # summarization (bbc): summary | title
-  s.max_target_length = 0        # summarization: cut training targets to this many words (0 = all)
-  s.vocab_corpora = ()           # summarization: corpora whose training text makes the vocabulary
-                                 # (() = data.name only); ("bbc", "scitldr") lets news fit science
-  s.adversarial_corpus = ""      # summarization with a transfer term: the other domain's corpus
   s.synthetic = ml_collections.ConfigDict()  # SyntheticSpec fields, for data.name == "synthetic"
   return s
 
 
 def _model_section() -> ml_collections.ConfigDict:
-  """The network: the recurrent encoder shared by every task, and each task's head or decoder."""
+  """The network: the recurrent encoder every task shares, and what more than one task reads.
+  A head or decoder of one task family is configured in that task's section."""
   s = ml_collections.ConfigDict()
   s.cell = "lstm"                # rnn | lstm | gru
   s.embed_dim = 128
@@ -77,32 +57,91 @@ def _model_section() -> ml_collections.ConfigDict:
   s.embed_dropout = 0.0
   s.weight_dropout = 0.0         # DropConnect on the recurrent kernels (AWD-LSTM)
   s.variational_dropout = False  # one dropout mask per sequence, shared over time
-  s.output_dropout = 0.0         # language model: on the last layer's outputs
-  s.tie_embeddings = True        # language model: softmax weights = input embedding
-  s.adaptive_softmax_cutoffs = ()  # language model: adaptive softmax (Grave et al. 2017)
-                                 # over word ids in frequency order, e.g. (2000, 10000): a head
-                                 # over ids < 2000 + one logit per tail cluster; () = full softmax
-  s.adaptive_softmax_div = 4.0   # tail cluster i works in dimension d / div ** (i + 1)
-  s.pooling = ("last", "mean", "max")
-  s.head_hidden = ()
+  s.output_dropout = 0.0         # language model, encoder-decoder: on the last layer's outputs
+  s.tie_embeddings = True        # language model, encoder-decoder: softmax weights = the
+                                 # (target) input embedding
   s.unroll = 1                   # lax.scan unroll factor
   s.scan_implementation = "auto"  # auto (= fused; faster than cudnn on an H200) | fused
                                  # (hand-written backward) | autodiff | cudnn
-  s.num_classes = 2
-  s.decoder_hidden = 0           # encoder-decoder: decoder width (0 = encoder output width)
-  s.attention = "luong"          # encoder-decoder: luong (multiplicative) | bahdanau (additive)
-  s.input_feeding = True         # encoder-decoder: feed the last attentional state to the decoder
-  s.share_embeddings = True      # encoder-decoder: one embedding for source and target
-  s.label_smoothing = 0.0        # encoder-decoder: of the training cross-entropy
-  s.copy = False                 # encoder-decoder: pointer-generator copy distribution
-  s.coverage = False             # encoder-decoder: coverage in the attention + coverage loss
-  s.coverage_loss_weight = 1.0   # its weight in the loss (See et al. 2017: 1)
   s.pretrained_vectors = ""      # word vectors (GloVe / word2vec text, .gz allowed) for the
-                                 # embedding; '' = none (xferlab.transfer.feature_based)
-  s.freeze_embeddings = False    # never update the embedding (adds it to finetune.frozen)
-  s.adversarial_epsilon = 0.0    # classification: adversarial training on the embeddings
-                                 # (Miyato et al. 2017), ε in units of the embedding's std;
-                                 # 0 = off (xferlab.tasks.classification)
+                                 # embedding; '' = none (xferlab.transfer.feature_based). To keep
+                                 # them fixed: finetune.frozen = ("embedding",)
+  return s
+
+
+def _classification_section() -> ml_collections.ConfigDict:
+  """Classification (``xferlab.tasks.classification``): the head on the pooled encoder."""
+  s = ml_collections.ConfigDict()
+  s.num_classes = 2
+  s.pooling = ("last", "mean", "max")
+  s.head_hidden = ()
+  s.adversarial_epsilon = 0.0    # adversarial training on the embeddings (Miyato et al. 2017),
+                                 # ε in units of the embedding's std; 0 = off
+  return s
+
+
+def _language_model_section() -> ml_collections.ConfigDict:
+  """Language modelling (``xferlab.tasks.language_model``)."""
+  s = ml_collections.ConfigDict()
+  s.bptt = 35                    # steps of truncated backprop through time
+  s.adaptive_softmax_cutoffs = ()  # adaptive softmax (Grave et al. 2017) over word ids in
+                                 # frequency order, e.g. (2000, 10000): a head over ids < 2000
+                                 # + one logit per tail cluster; () = full softmax
+  s.adaptive_softmax_div = 4.0   # tail cluster i works in dimension d / div ** (i + 1)
+  return s
+
+
+def _seq2seq_section() -> ml_collections.ConfigDict:
+  """What both encoder-decoder tasks (translation, summarization) read
+  (``xferlab.tasks.encoder_decoder``): the decoder, and the data beside the pairs."""
+  s = ml_collections.ConfigDict()
+  s.decoder_hidden = 0           # decoder width (0 = encoder output width)
+  s.attention = "luong"          # luong (multiplicative) | bahdanau (additive)
+  s.input_feeding = True         # feed the last attentional state to the decoder
+  s.share_embeddings = True      # one embedding for source and target
+  s.label_smoothing = 0.0        # of the training cross-entropy
+  s.copy = False                 # pointer-generator copy distribution
+  s.coverage = False             # coverage in the attention + coverage loss
+  s.coverage_loss_weight = 1.0   # its weight in the loss (See et al. 2017: 1)
+  s.target_buckets = ()          # padded target lengths of their own (() = a pair's source
+                                 # bucket); for targets much shorter than sources
+  s.vocab_sources = ()           # what the vocabulary is trained on: translation: languages
+                                 # (() = en, fr, de) plus every language the run reads;
+                                 # summarization: corpora (() = data.name), e.g. ("bbc", "scitldr")
+  s.adversarial_domain = ""      # with a transfer term: the other domain, whose source texts the
+                                 # encoder aligns with: a pair (translation, e.g. fr-en for a
+                                 # de-en child: its source sentences) or a corpus (summarization)
+  return s
+
+
+def _translation_section() -> ml_collections.ConfigDict:
+  """Translation (``xferlab.tasks.translation``)."""
+  s = ml_collections.ConfigDict()
+  s.pair = "en-de"               # multi30k: en-de | en-fr | en-cs, or reversed
+  s.language_tags = False        # start every source with its target language's tag (<2de>),
+                                 # a piece of its own in the joint vocabulary
+  s.mix_pair = ""                # also train on this pair's full training set (mixed
+                                 # fine-tuning; needs language_tags), e.g. en-fr
+  s.mix_repeat = 1               # with mix_pair: the own pairs, repeated this often
+  s.synthetic_pairs = ""         # a back-translated corpus to train on beside the real pairs (a
+                                 # synthetic.jsonl, or the folder holding it, made by
+                                 # python -m xferlab.studies.back_translate); '' = none
+  s.synthetic_limit = 0          # use the first N synthetic pairs (0 = all)
+  s.synthetic_tag = False        # start every synthetic source with the <bt> tag, a piece of its
+                                 # own in the vocabulary (tagged back-translation)
+  s.real_repeat = 1              # the real training pairs, repeated this often (up-sampled
+                                 # against the synthetic ones)
+  s.monolingual_target = ""      # train a decoder language model instead: every training pair
+                                 # is (empty source, a text of this corpus), e.g.
+                                 # multi30k_task2/de (its train split); evaluation unchanged
+  return s
+
+
+def _summarization_section() -> ml_collections.ConfigDict:
+  """Summarization (``xferlab.tasks.summarization``)."""
+  s = ml_collections.ConfigDict()
+  s.target_field = "summary"     # bbc: summary | title
+  s.max_target_length = 0        # cut training targets to this many words (0 = all)
   return s
 
 
@@ -141,8 +180,10 @@ def _finetune_section() -> ml_collections.ConfigDict:
   """Fine-tuning controls (``xferlab.transfer.model_based``). Layer groups, bottom to top:
   the embedding, each RNN layer, then everything else (head, transfer module)."""
   s = ml_collections.ConfigDict()
-  s.frozen = ()                  # parameter path prefixes never updated,
-                                 # e.g. ("classifier/encoder",) or ("classifier.encoder.embed",)
+  s.frozen = ()                  # parameter path prefixes never updated, e.g.
+                                 # ("classifier/encoder",) or ("classifier.encoder.embed",); the
+                                 # entry "embedding" stands for every encoder embedding of the
+                                 # model (pretrained vectors kept fixed; FROZEN_EMBEDDING)
   s.discriminative_factor = 0.0  # group k below the top trains at lr / factor**k
                                  # (ULMFiT: 2.6); 0 or 1 = off
   s.unfreeze_every = 0           # gradual unfreezing: steps per stage (stage s trains the top s
@@ -218,12 +259,38 @@ def _privacy_section() -> ml_collections.ConfigDict:
   return s
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """Every valid key with its default: the shared ones here, each section from its own
-  function below."""
+FROZEN_EMBEDDING = "embedding"   # finetune.frozen entry: every encoder embedding
+
+# The sections of each task beside the shared ones: a run's configuration holds its own and
+# no other (``--set translation.pair=de-en`` on a sentiment run names an unknown section).
+TASK_SECTIONS = {
+    "classification": ("classification",),
+    "language_model": ("language_model",),
+    "translation": ("seq2seq", "translation"),
+    "summarization": ("seq2seq", "summarization"),
+}
+SECTION_BUILDERS = {
+    "classification": _classification_section,
+    "language_model": _language_model_section,
+    "seq2seq": _seq2seq_section,
+    "translation": _translation_section,
+    "summarization": _summarization_section,
+}
+
+
+def task_sections(task: str) -> tuple[str, ...]:
+  """The sections of ``task`` beside the shared ones; ValueError for an unknown task."""
+  if task not in TASK_SECTIONS:
+    raise ValueError(f"Unknown task {task!r}; choose one of {', '.join(TASK_SECTIONS)}")
+  return TASK_SECTIONS[task]
+
+
+def base_config(task: str = "classification") -> ml_collections.ConfigDict:
+  """Every valid key of a ``task`` run with its default: the shared sections, then the
+  task's own (``TASK_SECTIONS``), each section from its own function above."""
   c = ml_collections.ConfigDict()
   c.name = "experiment"
-  c.task = "classification"
+  c.task = task
   c.seed = 0                     # model init, dropout and data order
   c.seeds = ()                   # several seeds: run each and report mean ± std
   c.arms = ml_collections.ConfigDict()   # arm name -> nested overrides, e.g. {"transfer": {"lam": 0.0}}
@@ -237,4 +304,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.decode = _decode_section()
   c.init_from = _init_from_section()
   c.privacy = _privacy_section()
+  for section in task_sections(task):
+    c[section] = SECTION_BUILDERS[section]()
   return c

@@ -486,7 +486,7 @@ def _one_line(error: BaseException) -> str:
   except Exception:  # pylint: disable=broad-except
     ManualDataError = ()
   text = str(error)
-  if ManualDataError and isinstance(error, ManualDataError):
+  if ManualDataError and isinstance(error, ManualDataError) and "\nMissing:" in text:
     import re
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     missing = next((line[len("Missing:"):].strip().split(", ") for line in lines

@@ -12,7 +12,7 @@ averaging are optax's ``contrib.differentially_private_aggregate``; its key is d
 the run's key and step, so a resumed or vmapped run draws the noise a single run would.
 Whatever follows (global-norm clipping, Adam, fine-tuning masks, the moving average) is
 post-processing and costs no privacy. Parameters that never train (``finetune.frozen``,
-``model.freeze_embeddings``) are left out of each example's norm; groups that gradual
+its entry ``"embedding"`` included) are left out of each example's norm; groups that gradual
 unfreezing has not reached yet are not (they count until they train). ``privacy.clip_norm
 = 0`` leaves the step untouched: the same program as without this module.
 

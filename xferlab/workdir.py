@@ -12,7 +12,8 @@ A workdir holds one run: ``config.json`` (the resolved configuration),
   matches; its results are then returned without training;
 * keys added to xferlab after a run was written do not count as differences
   as long as the new configuration holds their default, and neither does
-  ``train.progress_bar``.
+  ``train.progress_bar``; keys renamed since (``xferlab.config.OLD_KEYS``) are
+  read under their new names (``config.migrate``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from __future__ import annotations
 import json
 import os
 
-from xferlab.config import flatten, from_json, to_json
+from xferlab.config import flatten, from_json, migrate, to_json
+from xferlab.defaults import TASK_SECTIONS, base_config
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
@@ -30,10 +32,11 @@ IGNORED_KEYS = ("train.progress_bar",)
 def config_differences(old, new) -> list[str]:
   """The flattened keys (sorted) where configuration ``new`` differs from ``old``, a run's
   written one: ``IGNORED_KEYS`` aside, and keys added to xferlab after ``old`` was written
-  as long as ``new`` holds their default."""
-  from xferlab.defaults import base_config   # pylint: disable=import-outside-toplevel
-  a, b = flatten(old), flatten(from_json(to_json(new)))
-  defaults = flatten(from_json(to_json(base_config())))
+  as long as ``new`` holds their default. ``old`` is read in today's keys first
+  (``config.migrate``: renamed keys mapped), so a run written before a rename still matches."""
+  a, b = flatten(migrate(old)), flatten(from_json(to_json(new)))
+  task = b.get("task") if b.get("task") in TASK_SECTIONS else "classification"
+  defaults = flatten(from_json(to_json(base_config(task))))
   added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
   ignore = set(IGNORED_KEYS) | added
   return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))

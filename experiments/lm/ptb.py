@@ -23,7 +23,7 @@ from xferlab.defaults import base_config
 
 
 def get_config(arg=None):
-  c = base_config()
+  c = base_config("language_model")
   c.name = "ptb_lm"
   c.task = "language_model"
   c.seed = 0
@@ -34,7 +34,7 @@ def get_config(arg=None):
   c.data.word_split = "whitespace"   # PTB is tokenized already; <unk> is the tokenizer's UNK
   c.data.vocab_size = 0              # keep every word (10,000 + specials)
   c.data.batch_size = 64
-  c.data.bptt = 35
+  c.language_model.bptt = 35
   c.data.eval_batch_size = 10
 
   c.model.cell = "lstm"

@@ -52,7 +52,7 @@ from xferlab.defaults import base_config
 
 
 def get_config(arg=None):
-  c = base_config()
+  c = base_config("language_model")
   c.name = "wiki_lm"
   c.task = "language_model"
   c.seed = 0
@@ -63,7 +63,7 @@ def get_config(arg=None):
   c.data.word_split = "words"        # lowercase, punctuation split off (as the review LMs read)
   c.data.vocab_size = 32000
   c.data.batch_size = 64
-  c.data.bptt = 70
+  c.language_model.bptt = 70
   c.data.eval_batch_size = 16
 
   c.model.cell = "lstm"
@@ -71,8 +71,8 @@ def get_config(arg=None):
   c.model.hidden_size = 400
   c.model.num_layers = 2
   c.model.tie_embeddings = True
-  c.model.adaptive_softmax_cutoffs = (2000, 10000)
-  c.model.adaptive_softmax_div = 4.0
+  c.language_model.adaptive_softmax_cutoffs = (2000, 10000)
+  c.language_model.adaptive_softmax_div = 4.0
   # 30 M tokens for 16 M parameters: little regularization is needed.
   c.model.variational_dropout = True
   c.model.embed_dropout = 0.05

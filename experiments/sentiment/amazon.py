@@ -57,7 +57,7 @@ Arms (``arms``; all run by default):
                   initialised from the review word vectors (``model.
                   pretrained_vectors``, 128-d skip-gram on the unlabeled reviews
                   of all four domains, ``xferlab.studies.word2vec``), kept frozen
-                  (``model.freeze_embeddings``), 12 epochs (``VECTOR_EPOCHS``,
+                  (``finetune.frozen = ("embedding",)``), 12 epochs (``VECTOR_EPOCHS``,
                   chosen on source validation; the scratch arms train 6);
   vectors_dann    the same with DANN, λ = 0.1;
   vectors_dann_im ``vectors_dann`` plus information maximization on the target
@@ -128,9 +128,9 @@ def lm_arms(lm: str) -> dict:
   """The arms that start from the review LM at ``lm`` (its encoder and tokenizer)."""
   lm_model = {
       "data": {"tokenizer": "sentencepiece", "tokenizer_path": os.path.join(lm, "tokenizer")},
-      "model": {"embed_dim": 300, "hidden_size": 300, "num_layers": 2,
-                "pooling": ("last", "mean", "max"), "head_hidden": (50,), "dropout": 0.1,
+      "model": {"embed_dim": 300, "hidden_size": 300, "num_layers": 2, "dropout": 0.1,
                 "embed_dropout": 0.05, "variational_dropout": True, "weight_dropout": 0.1},
+      "classification": {"pooling": ("last", "mean", "max"), "head_hidden": (50,)},
       "init_from": {"path": lm, "subtrees": ("classifier.encoder=encoder",),
                     "made_by": LM_COMMAND.format(lm=lm)},
       # Chosen on books' source validation accuracy (docs/sentiment.md): ULMFiT's discriminative
@@ -146,11 +146,12 @@ def lm_arms(lm: str) -> dict:
 def vectors_arms(vectors: str, num_epochs: int = 0) -> dict:
   """The arms whose embedding starts from the review word vectors in ``vectors``; they train
   for ``num_epochs`` (0: the protocol's own number)."""
+  from xferlab.defaults import FROZEN_EMBEDDING
   from xferlab.transfer.feature_based import VECTORS_FILE
   # Frozen: chosen on books' source validation accuracy (DANN, books -> dvd, one seed):
   # 82.8% frozen against 81.8% fine-tuned; frozen, the target's words keep their places.
-  with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE),
-                            "freeze_embeddings": True}}
+  with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE)},
+                  "finetune": {"frozen": (FROZEN_EMBEDDING,)}}
   if num_epochs:
     with_vectors["train"] = {"num_epochs": num_epochs}
   return {"vectors": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
@@ -207,7 +208,7 @@ def base(options, name: str):
   c.model.embed_dim = 128
   c.model.hidden_size = 256
   c.model.num_layers = 1
-  c.model.pooling = ("mean", "max")
+  c.classification.pooling = ("mean", "max")
   c.model.dropout = 0.2
 
   c.transfer.method = "dann"

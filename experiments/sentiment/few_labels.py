@@ -12,7 +12,7 @@ In-domain sentiment on one Amazon domain (``:books`` by default; the argument
 names another). Of its 2,000 labeled reviews, 400 are held out for test (fixed
 split, ``xferlab.data.domains``) and the classifier trains on 100, 500 or all
 1,600 of the rest (class-balanced, a different subset per seed) -- the sweep
-over ``data.num_labels`` -- with 3 seeds each. Nothing is selected on the test
+over ``data.subset_size`` -- with 3 seeds each. Nothing is selected on the test
 reviews: every run trains for the same fixed number of steps and reports its
 final model.
 
@@ -42,7 +42,7 @@ def get_config(arg=None):
 
   c.data.name = "amazon"
   c.data.source = c.data.target = domain
-  c.data.num_labels = 1600
+  c.data.subset_size = 1600
   c.data.tokenizer = "sentencepiece"
   lm_dir = f"runs/lm_reviews_{domain if domain != 'smoke' else 'books'}"
   c.data.tokenizer_path = f"{lm_dir}/tokenizer"
@@ -55,8 +55,8 @@ def get_config(arg=None):
   c.model.embed_dim = 300
   c.model.hidden_size = 300
   c.model.num_layers = 2
-  c.model.pooling = ("last", "mean", "max")   # ULMFiT's concat pooling
-  c.model.head_hidden = (50,)
+  c.classification.pooling = ("last", "mean", "max")   # ULMFiT's concat pooling
+  c.classification.head_hidden = (50,)
   c.model.dropout = 0.3
   c.model.embed_dropout = 0.2
   c.model.variational_dropout = True
@@ -86,4 +86,4 @@ def get_config(arg=None):
 
 def sweep(add):
   for n in LABELS:
-    add(**{"data.num_labels": n})
+    add(**{"data.subset_size": n})

@@ -7,13 +7,13 @@ r"""The IMDb benchmark (Maas et al. 2011): does a pretrained RNN transfer where 
 
 One network for every arm: a word embedding and a 2-layer LSTM of 400 units
 (the language models' encoder, ``experiments/lm/wiki.py``), concat pooling
-(last, mean, max) and a 50-unit head. The label budget is ``data.num_labels``
+(last, mean, max) and a 50-unit head. The label budget is ``data.subset_size``
 training reviews (0 = all 25,000), class-balanced and different for each seed;
 10 % of the budget is the validation split that selects the model (never the
 test set). The 25,000 test reviews are scored once, on the selected model
 (``train.final_eval_sets``).
 
-Arms (``experiments/sentiment/imdb.py:ARM``; ``--set data.num_labels=N`` picks the budget):
+Arms (``experiments/sentiment/imdb.py:ARM``; ``--set data.subset_size=N`` picks the budget):
   scratch       random weights; the IMDb LM's vocabulary;
   lm_imdb       the encoder of an LM trained on IMDb train + unsup text from random
                 weights (Dai & Le 2015's LM-LSTM), fine-tuned;
@@ -52,8 +52,8 @@ def _network(c) -> None:
   c.model.embed_dim = 400
   c.model.hidden_size = 400
   c.model.num_layers = 2
-  c.model.pooling = ("last", "mean", "max")
-  c.model.head_hidden = (50,)
+  c.classification.pooling = ("last", "mean", "max")
+  c.classification.head_hidden = (50,)
   c.model.dropout = 0.3
   c.model.embed_dropout = 0.1
   c.model.variational_dropout = True
@@ -80,7 +80,7 @@ def get_config(arg=None):
   c.report_metric = "target_accuracy"
   c.data.name = "imdb"
   c.data.source = c.data.target = "imdb"
-  c.data.num_labels = 1000
+  c.data.subset_size = 1000
   c.data.tokenizer = "word"
   c.data.tokenizer_path = os.path.join(LM_DIRS["lm_wiki_imdb"], "tokenizer")
   c.data.buckets = (128, 256, 400)
@@ -102,14 +102,14 @@ def get_config(arg=None):
     from xferlab.data.catalog import data_root
     c.model.embed_dim = 50
     c.model.pretrained_vectors = str(data_root() / GLOVE)
-    c.model.freeze_embeddings = True
+    c.finetune.frozen = ("embedding",)
   elif arm == "vectors":
     c.model.embed_dim = 128
     c.model.pretrained_vectors = "runs/vectors_imdb/vectors.txt"
-    c.model.freeze_embeddings = True
+    c.finetune.frozen = ("embedding",)
   elif arm == "smoke":           # the synthetic corpus, a few steps: tests
     c.data.name, c.data.source, c.data.target = "synthetic", "books", "kitchen"
-    c.data.tokenizer_path, c.data.num_labels = "", 0
+    c.data.tokenizer_path, c.data.subset_size = "", 0
     c.model.embed_dim = c.model.hidden_size = 16
     c.train.num_steps, c.train.eval_every = 6, 3
   return c

@@ -62,7 +62,7 @@ DEFAULTS = {"target": "dvd", "arms": "", "lm": "runs/lm_reviews_all", "public_so
 
 def arms(lm_model: dict, public_source: str = "") -> dict:
   """The 8 arms' overrides (nested): {lm, scratch} x {ε = 1, 3, 8, ∞}."""
-  pretrained = {"init_from": dict(lm_model["init_from"]), "model": {"freeze_embeddings": True}}
+  pretrained = {"init_from": dict(lm_model["init_from"]), "finetune": {"frozen": ("embedding",)}}
   if public_source:
     pretrained["init_from"].update(path=public_source, subtrees=("classifier",), vocab="",
                                    made_by="a run of experiments/sentiment/amazon.py's lm arm")

@@ -22,7 +22,7 @@ vocabulary) and ``smoke``.
 Every run shares one word vocabulary (10,000 words of the BBC and SciTLDR training text),
 so the whole network transfers. Model: embedding 128, bidirectional LSTM encoder 2x128,
 LSTM decoder 256 with additive (Bahdanau) attention and the copy mechanism (See et al. 2017;
-coverage is off by default, ``--set model.coverage=True`` adds it with its loss), dropout
+coverage is off by default, ``--set seq2seq.coverage=True`` adds it with its loss), dropout
 0.3; Adam 2e-3, batch 32; every run trains until its validation perplexity stops improving
 (at most 12 epochs; patience 4 epochs on SciTLDR, 2 for the BBC summary parents, the title
 parent 4 epochs); the model with the best validation perplexity is kept and decodes with beam search (beam 4). ``results.json``
@@ -49,22 +49,23 @@ def get_config(arg=None):
   if arm not in (*PRETRAIN, *FINETUNE, "copy", "smoke"):
     raise ValueError(f"Unknown argument {arm!r}; choose one of "
                      f"{sorted((*PRETRAIN, *FINETUNE, 'copy', 'smoke'))}")
-  c = base_config()
+  c = base_config("summarization")
   c.name = f"summarization_{arm}"
-  c.task = "summarization"
   c.seed = 0
   c.report_metric = "test_rouge1_max"
 
   c.data.name = "bbc" if arm in PRETRAIN else "scitldr"
-  c.data.target_field = PRETRAIN.get(arm, "summary")
-  c.data.max_target_length = 60 if arm in PRETRAIN else 0
+  c.data.subset_seed = 0                      # a subset (data.subset_size): the same for
+                                              # every seed and arm
+  c.summarization.target_field = PRETRAIN.get(arm, "summary")
+  c.summarization.max_target_length = 60 if arm in PRETRAIN else 0
   c.data.tokenizer = "word"
   c.data.vocab_size = 10000                   # the copy mechanism reaches the rarer words
-  c.data.vocab_corpora = ("bbc", "scitldr")
+  c.seq2seq.vocab_sources = ("bbc", "scitldr")
   # Sources are cut to the largest bucket: 256 words keeps 99% of SciTLDR abstracts whole and
   # the first 256 words of a BBC article (median 327), where its summary's first sentences are.
   c.data.buckets = (64, 128, 192, 256)
-  c.data.target_buckets = (16, 32, 64)        # summaries are short: no decoding over padding
+  c.seq2seq.target_buckets = (16, 32, 64)        # summaries are short: no decoding over padding
   c.data.batch_size = 32
   c.data.eval_batch_size = 32
 
@@ -72,14 +73,14 @@ def get_config(arg=None):
   c.model.embed_dim = 128
   c.model.hidden_size = 128
   c.model.bidirectional = True
-  c.model.decoder_hidden = 256
-  c.model.attention = "bahdanau"
-  c.model.input_feeding = False
-  c.model.copy = True
+  c.seq2seq.decoder_hidden = 256
+  c.seq2seq.attention = "bahdanau"
+  c.seq2seq.input_feeding = False
+  c.seq2seq.copy = True
   # Coverage (See et al. 2017) is switchable; off by default here. It forces a step-by-step
   # decoder: 1.9k against 2.5k tokens/s on this CPU, and one-sentence TLDRs repeat little.
-  c.model.coverage = False
-  c.model.coverage_loss_weight = 1.0
+  c.seq2seq.coverage = False
+  c.seq2seq.coverage_loss_weight = 1.0
   c.model.embed_dropout = 0.3
   c.model.output_dropout = 0.3
 
@@ -89,7 +90,7 @@ def get_config(arg=None):
 
   c.decode.beam_size = 4
   c.decode.alpha = 0.6
-  c.decode.max_length = {"summary": 60, "title": 20}[c.data.target_field] if arm in PRETRAIN \
+  c.decode.max_length = {"summary": 60, "title": 20}[c.summarization.target_field] if arm in PRETRAIN \
       else 40
 
   # Budgets sized for a 2-core CPU (~2.5k tokens/s). Every run trains to its validation
@@ -109,7 +110,7 @@ def get_config(arg=None):
     c.transfer.method = "dann"
     c.transfer.lam = 0.1
     c.transfer.schedule = "dann"
-    c.data.adversarial_corpus = "scitldr"
+    c.seq2seq.adversarial_domain = "scitldr"
   parent = FINETUNE.get(arm)
   if parent:
     c.init_from.path = f"runs/summarization/{parent}"
@@ -119,14 +120,14 @@ def get_config(arg=None):
 
   if arm == "copy":
     c.data.name = "copy"
-    c.data.vocab_corpora = ("copy",)
+    c.seq2seq.vocab_sources = ("copy",)
     c.data.vocab_size = 34                 # the 30 common words: every r<i> is out of vocabulary
     c.data.buckets = (16,)
-    c.data.target_buckets = (8,)
+    c.seq2seq.target_buckets = (8,)
     c.data.batch_size = 32
     c.data.eval_batch_size = 100
     c.model.embed_dim = c.model.hidden_size = 32
-    c.model.decoder_hidden = 64
+    c.seq2seq.decoder_hidden = 64
     c.model.embed_dropout = c.model.output_dropout = 0.0
     c.optimizer.learning_rate = 1e-2
     c.decode.max_length = 6

@@ -20,7 +20,7 @@ Argument ``PAIR[,FRACTION[,ARM]]``:
                  parent is en-fr for en-X children and fr-en for X-en children;
     mixed        transfer, then mixed fine-tuning (Chu et al. 2017): the child's pairs,
                  repeated 10 times, beside all of the parent's, every source tagged with
-                 the language it asks for (``<2de>``, ``<2fr>``; ``data.language_tags``),
+                 the language it asks for (``<2de>``, ``<2fr>``; ``translation.language_tags``),
                  2 epochs of that mix. The tags need a vocabulary with those pieces: the
                  parent's rows move over by token string (``init_from.vocab = auto``), the
                  tags start at the mean embedding. The child keeps learning English
@@ -35,15 +35,15 @@ Monolingual target text (Multi30k Task 2's 145,000 training captions, written in
 of the Task 1 translations; its validation / test captions describe Task 1's validation / test
 images and are never trained on). For en-X children with X a Task 2 language (de):
     bt           back-translation (Sennrich et al. 2016): the 10% (or all) real pairs, repeated
-                 ``data.real_repeat`` times (10 at 10%, 2 at full data), plus every Task 2
-                 caption with a synthetic English source (``data.synthetic_pairs``), tagged
-                 ``<bt>`` (``data.synthetic_tag``); 2 epochs of that mix, from scratch. The
+                 ``translation.real_repeat`` times (10 at 10%, 2 at full data), plus every Task 2
+                 caption with a synthetic English source (``translation.synthetic_pairs``), tagged
+                 ``<bt>`` (``translation.synthetic_tag``); 2 epochs of that mix, from scratch. The
                  synthetic English comes from a X-en model of the same data: ``de-en,0.1,transfer``
                  (from the fr-en parent) at 10%, ``de-en`` at full data;
     bt_transfer  bt, initialized with the whole en-fr parent (its vocabulary lacks ``<bt>``:
                  rows move by string, ``init_from.vocab = auto``);
     lm           a decoder language model, not a translation model: every Task 2 caption as a
-                 target of an empty source (``data.monolingual_target``; the source reads as one
+                 target of an empty source (``translation.monolingual_target``; the source reads as one
                  EOS, so the decoder learns p(y)); selected on the perplexity of the pair's
                  validation targets; FRACTION must be 1;
     lm_transfer  lm, initialized with the whole en-fr parent (so its embedding and decoder stay
@@ -55,12 +55,12 @@ images and are never trained on). For en-X children with X a Task 2 language (de
                  (``ENCODER_SIDE``: encoder LSTM, bridge, attention; ``init_from.extra``).
 ``init_from.made_by`` holds the commands that make every prerequisite, in order.
 Also ``copy`` (the synthetic copy task) and ``smoke`` (a few steps on Multi30k); ``copy,1,lm``
-and ``copy,1,bt`` are their tiny versions for tests (set ``data.synthetic_pairs``).
+and ``copy,1,bt`` are their tiny versions for tests (set ``translation.synthetic_pairs``).
 
 Model (sized for a 2-core CPU): joint sentencepiece vocabulary of 8,000; embedding
 256 shared by encoder and decoder and tied to the output layer; bidirectional LSTM
 encoder 2x256; LSTM decoder 256 with multiplicative (Luong) attention; input
-feeding available (``model.input_feeding``) but off: without it the decoder runs
+feeding available (``seq2seq.input_feeding``) but off: without it the decoder runs
 as one fused scan, about 30% faster on this CPU, which buys more epochs; dropout 0.3 on the embeddings and the attentional states; label smoothing
 0.1; Adam with a cosine schedule; the model with the best validation perplexity is
 kept and translates val and test_2016_flickr with beam search (beam 5, GNMT length
@@ -119,12 +119,12 @@ def back_translation(pair: str, fraction: float) -> tuple[str, list[str]]:
 
 def _monolingual_arm(c, arm: str, parent: str) -> None:
   """The settings of the bt, lm and declm arms (see the module docstring)."""
-  pair, fraction, tgt = c.data.pair, c.data.fraction, c.data.pair.split("-")[1]
+  pair, fraction, tgt = c.translation.pair, _fraction(c), c.translation.pair.split("-")[1]
   made_by = []
   if arm in ("bt", "bt_transfer"):
-    c.data.synthetic_pairs, made_by = back_translation(pair, fraction)
-    c.data.synthetic_tag = True
-    c.data.real_repeat = 10 if fraction < 1.0 else 2
+    c.translation.synthetic_pairs, made_by = back_translation(pair, fraction)
+    c.translation.synthetic_tag = True
+    c.translation.real_repeat = 10 if fraction < 1.0 else 2
     c.train.num_epochs = 2
     c.train.eval_every_epochs = 0.25
     c.train.patience = 4
@@ -132,7 +132,7 @@ def _monolingual_arm(c, arm: str, parent: str) -> None:
   if arm in ("lm", "lm_transfer"):
     if fraction != 1.0:
       raise ValueError("The lm arms read every monolingual caption: FRACTION must be 1")
-    c.data.monolingual_target = _target_corpus(pair)
+    c.translation.monolingual_target = _target_corpus(pair)
     c.report_metric = "valid_perplexity"
     c.train.num_epochs = 3
     c.train.eval_every_epochs = 0.25
@@ -157,21 +157,27 @@ def _monolingual_arm(c, arm: str, parent: str) -> None:
   c.init_from.made_by = " && ".join(dict.fromkeys(made_by))
 
 
+def _fraction(c) -> float:
+  """The share of the training pairs a configuration keeps (``data.subset_size``; 0 = all)."""
+  return c.data.subset_size or 1.0
+
+
 def get_config(arg=None):
   parts = (arg or "en-de").split(",")
-  c = base_config()
-  c.task = "translation"
+  c = base_config("translation")
   c.seed = 0
   c.report_metric = "test_bleu"
 
   c.data.name = "multi30k"
-  c.data.pair = parts[0] if parts[0] not in ("copy", "smoke") else "en-de"
-  c.data.fraction = float(parts[1]) if len(parts) > 1 else 1.0
+  c.translation.pair = parts[0] if parts[0] not in ("copy", "smoke") else "en-de"
+  fraction = float(parts[1]) if len(parts) > 1 else 1.0
+  c.data.subset_size = 0.0 if fraction == 1.0 else fraction
+  c.data.subset_seed = 0          # the same pairs for every seed and arm
   c.data.tokenizer = "sentencepiece"
   c.data.vocab_size = 8000
-  c.data.vocab_languages = ("en", "fr", "de")
-  if "cs" in c.data.pair.split("-"):   # the vocabulary covers both languages of every pair
-    c.data.vocab_languages += ("cs",)
+  c.seq2seq.vocab_sources = ("en", "fr", "de")
+  if "cs" in c.translation.pair.split("-"):   # the vocabulary covers both languages of every pair
+    c.seq2seq.vocab_sources += ("cs",)
   c.data.buckets = (12, 16, 20, 24, 32, 48, 80)   # fine: padding costs softmax work
   c.data.batch_size = 64
   c.data.eval_batch_size = 128
@@ -181,14 +187,14 @@ def get_config(arg=None):
   c.model.hidden_size = 256
   c.model.num_layers = 1
   c.model.bidirectional = True
-  c.model.decoder_hidden = 256
-  c.model.attention = "luong"
-  c.model.input_feeding = False   # ~30% faster here (the decoder runs as one fused scan)
-  c.model.share_embeddings = True
+  c.seq2seq.decoder_hidden = 256
+  c.seq2seq.attention = "luong"
+  c.seq2seq.input_feeding = False   # ~30% faster here (the decoder runs as one fused scan)
+  c.seq2seq.share_embeddings = True
   c.model.tie_embeddings = True
   c.model.embed_dropout = 0.3
   c.model.output_dropout = 0.3
-  c.model.label_smoothing = 0.1
+  c.seq2seq.label_smoothing = 0.1
 
   c.optimizer.name = "adam"
   c.optimizer.learning_rate = 2e-3
@@ -206,41 +212,41 @@ def get_config(arg=None):
   c.train.early_stopping_mode = "min"
   c.train.log_every = 50
   # Few pairs: more passes over them (as many steps as 2 full epochs at 10%).
-  if c.data.fraction < 1.0:
-    c.train.num_epochs = max(6, round(2 / c.data.fraction))
+  if fraction < 1.0:
+    c.train.num_epochs = max(6, round(2 / fraction))
     c.train.patience = 5
 
   arm = parts[2] if len(parts) > 2 else "scratch"
   if arm not in ARMS:
     raise ValueError(f"Unknown arm {arm!r}; choose one of {ARMS}")
-  c.name = f"multi30k_{c.data.pair}_{c.data.fraction:g}_{arm}"
+  c.name = f"multi30k_{c.translation.pair}_{fraction:g}_{arm}"
   if arm in ("transfer", "mixed", "adversarial"):
-    parent = _parent(c.data.pair)
+    parent = _parent(c.translation.pair)
     c.init_from.path = f"runs/translation/{parent}"
     c.init_from.subtrees = ("seq2seq",)
     c.init_from.made_by = (f"python launch.py experiments/translation/multi30k.py:{parent} "
                            f"--workdir runs/translation/{parent}")
     c.optimizer.learning_rate = 1e-3
-    if "cs" in c.data.vocab_languages:   # the parent's en+fr+de vocabulary: move rows by string
+    if "cs" in c.seq2seq.vocab_sources:   # the parent's en+fr+de vocabulary: move rows by string
       c.init_from.vocab = "auto"
   if arm == "mixed":
-    c.data.language_tags = True
-    c.data.mix_pair = _parent(c.data.pair)
-    c.data.mix_repeat = max(1, round(1 / c.data.fraction))   # as many own pairs as parent pairs
+    c.translation.language_tags = True
+    c.translation.mix_pair = _parent(c.translation.pair)
+    c.translation.mix_repeat = max(1, round(1 / fraction))   # as many own pairs as parent pairs
     c.init_from.vocab = "auto"
     c.train.num_epochs = 2
     c.train.eval_every_epochs = 0.25
   c.init_from.extra = ()   # more checkpoints to restore from (xferlab.transfer.model_based)
   if arm not in ARMS[:4]:
-    _monolingual_arm(c, arm, _parent(c.data.pair))
+    _monolingual_arm(c, arm, _parent(c.translation.pair))
   if arm == "adversarial":
-    if c.data.pair.startswith("en-"):
+    if c.translation.pair.startswith("en-"):
       raise ValueError("The adversarial arm needs an X-en child (its sources are not English): "
                        "e.g. de-en,0.1,adversarial")
     c.transfer.method = "dann"
     c.transfer.lam = 0.1
     c.transfer.schedule = "dann"
-    c.data.adversarial_pair = _parent(c.data.pair)
+    c.seq2seq.adversarial_domain = _parent(c.translation.pair)
 
   if parts[0] == "copy":   # the synthetic copy task (target = source): seconds on a CPU
     c.name = "copy"
@@ -251,16 +257,16 @@ def get_config(arg=None):
     c.data.buckets = (12,)
     c.data.batch_size = 32
     c.data.eval_batch_size = 100
-    c.model.embed_dim = c.model.hidden_size = c.model.decoder_hidden = 32
-    c.model.embed_dropout = c.model.output_dropout = c.model.label_smoothing = 0.0
+    c.model.embed_dim = c.model.hidden_size = c.seq2seq.decoder_hidden = 32
+    c.model.embed_dropout = c.model.output_dropout = c.seq2seq.label_smoothing = 0.0
     c.optimizer.learning_rate = 1e-2
     c.train.num_epochs = 0
     c.train.num_steps = 300
     c.train.eval_every = 300
     c.train.max_train_minutes = 0.0
     c.decode.max_length = 12
-    if c.data.monolingual_target:   # copy,1,lm: a language model of the copy sentences
-      c.data.monolingual_target = "copy"
+    if c.translation.monolingual_target:   # copy,1,lm: a language model of the copy sentences
+      c.translation.monolingual_target = "copy"
     c.train.patience = 0
   elif parts[0] == "smoke":
     c.name = "multi30k_smoke"

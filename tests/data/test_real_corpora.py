@@ -235,7 +235,7 @@ def test_amazon_protocol_a_splits(data_dir, monkeypatch):
   everything = collections.Counter(corpus["source_train"][0] + corpus["source_val"][0])
   shared = set(corpus["source_train"][0]) & set(corpus["source_val"][0])
   assert all(everything[text] >= 2 for text in shared) and len(shared) < 20
-  config.target, config.num_labels = "books", 100
+  config.target, config.subset_size = "books", 100
   small = load_domain_adaptation(config, seed=1)
   other = load_domain_adaptation(config, seed=2)
   assert len(small["source_train"][0]) == 100 and np.sum(small["source_train"][1]) == 50

@@ -135,22 +135,43 @@ def _in_domain_for_hatn_test(data_config):
   return _fraction_split(rows, IN_DOMAIN_VALIDATION_FRACTION)
 
 
-def _with_num_labels(train, data_config, seed: int):
-  """``data.num_labels`` (> 0): that many training reviews, class-balanced, chosen with
-  ``data.label_seed`` (-1 = the run's seed)."""
-  if not data_config.num_labels:
+def subset_count(subset_size: float, available: int) -> int:
+  """How many of ``available`` examples ``data.subset_size`` keeps: 0 = all, a share in
+  (0, 1) (at least one), or a whole count (at most ``available``)."""
+  if subset_size < 0 or (subset_size >= 1 and subset_size != int(subset_size)):
+    raise ValueError(f"data.subset_size must be 0 (all), a share in (0, 1) or a whole count, "
+                     f"got {subset_size}")
+  if subset_size == 0:
+    return available
+  if subset_size < 1:
+    return max(1, round(available * subset_size))
+  if subset_size > available:
+    raise ValueError(f"data.subset_size = {int(subset_size)}, but there are {available} "
+                     "training examples")
+  return int(subset_size)
+
+
+def subset_seed(data_config, seed: int) -> int:
+  """``data.subset_seed``, or the run's ``seed`` when it is -1."""
+  return seed if data_config.subset_seed < 0 else data_config.subset_seed
+
+
+def _with_subset(train, data_config, seed: int):
+  """``data.subset_size`` (> 0): that many (or that share of the) training reviews,
+  class-balanced, chosen with ``data.subset_seed`` (-1 = the run's seed)."""
+  if not data_config.subset_size:
     return train
-  return balanced_subset(train[0], train[1], data_config.num_labels,
-                          seed if data_config.label_seed < 0 else data_config.label_seed)
+  return balanced_subset(train[0], train[1], subset_count(data_config.subset_size, len(train[0])),
+                         subset_seed(data_config, seed))
 
 
 def _amazon(data_config, seed: int = 0) -> dict:
   """Protocol A on ``amazon_multi_domain`` (Blitzer et al. 2007).
 
   Source: its 2,000 labeled reviews, split once (fixed seed 0, never the run's
-  seed) into 1,600 training and 400 validation reviews; ``data.num_labels``
+  seed) into 1,600 training and 400 validation reviews; ``data.subset_size``
   (> 0) keeps only that many training reviews, class-balanced, chosen with
-  ``data.label_seed`` (-1 = the run's seed). Target unlabeled text: ``amazon_unlabeled`` of the
+  ``data.subset_seed`` (-1 = the run's seed). Target unlabeled text: ``amazon_unlabeled`` of the
   target domain (HATN reviews minus every Blitzer-labeled one, so no test
   review leaks in). Target test: the target domain's 2,000 labeled reviews or,
   when source == target (in-domain), the source's 400 held-out reviews.
@@ -165,13 +186,13 @@ def _amazon(data_config, seed: int = 0) -> dict:
   unlabeled = _unlabeled(data_config)
   if _in_domain(data_config):
     train, source_val = _in_domain_for_blitzer_test(data_config)
-    return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+    return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
             "target_unlabeled": unlabeled, "target_test": _blitzer_test(data_config)}
   texts, labels = _texts_labels(_rows(f"amazon_multi_domain/{data_config.source}", data_config))
   train, source_val = _shuffled_split(texts, labels, AMAZON_VALIDATION)
   target_test = source_val if data_config.target == data_config.source else _blitzer_test(
       data_config)
-  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+  return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
           "target_unlabeled": unlabeled, "target_test": target_test}
 
 
@@ -210,7 +231,7 @@ def _amazon_hatn(data_config, seed: int = 0) -> dict:
       picked[rng.choice(np.flatnonzero(labels == c), size=n, replace=False)] = True
     train = ([t for t, p in zip(texts, picked) if p], labels[picked])
     source_val = ([t for t, p in zip(texts, picked) if not p], labels[~picked])
-  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+  return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
           "target_unlabeled": unlabeled, "target_test": target_test}
 
 
@@ -234,7 +255,7 @@ def _movie(data_config, seed: int = 0) -> dict:
     flag = "duplicate" if data_config.source == "imdb_2k" else None
     train, source_val = _fraction_split(_distinct(_rows(data_config.source, data_config), flag),
                                         MOVIE_VALIDATION_FRACTION)
-  return {"source_train": _with_num_labels(train, data_config, seed), "source_val": source_val,
+  return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
           "target_unlabeled": _unlabeled(data_config), "target_test": _blitzer_test(data_config)}
 
 
@@ -244,8 +265,8 @@ IMDB_VALIDATION_FRACTION = 0.1   # imdb: of the labeled budget, held out for mod
 def _imdb(data_config, seed: int = 0) -> dict:
   """The IMDb benchmark (Maas et al. 2011) on ``imdb_full``.
 
-  The labeled budget: ``data.num_labels`` training reviews (0 = all 25,000),
-  class-balanced, chosen with ``data.label_seed`` (-1 = the run's seed), so each
+  The labeled budget: ``data.subset_size`` training reviews (0 = all 25,000),
+  class-balanced, chosen with ``data.subset_seed`` (-1 = the run's seed), so each
   seed reads a different subset. Validation is carved from that budget and only
   from it (10 %, at least 2 reviews, class-balanced, with the same seed); the
   rest trains. Target unlabeled text: the 50,000 ``unsup`` reviews. Test: the
@@ -255,9 +276,10 @@ def _imdb(data_config, seed: int = 0) -> dict:
   from xferlab.data import load
   manual_dir = data_config.manual_dir or None
   train = _texts_labels(load("imdb_full", "train", manual_dir=manual_dir))
-  chosen = seed if data_config.label_seed < 0 else data_config.label_seed
-  if data_config.num_labels:
-    train = balanced_subset(train[0], train[1], data_config.num_labels, chosen)
+  chosen = subset_seed(data_config, seed)
+  if data_config.subset_size:
+    train = balanced_subset(train[0], train[1],
+                            subset_count(data_config.subset_size, len(train[0])), chosen)
   num_val = max(2, int(round(IMDB_VALIDATION_FRACTION * len(train[0]))))
   val_texts, val_labels = balanced_subset(train[0], train[1], num_val, chosen + 1_000_003)
   held = set(val_texts)
@@ -276,7 +298,7 @@ def balanced_subset(texts, labels, n: int, seed: int):
   class fills the rest; ``n`` equal to the split's size keeps every example.
   """
   if n > len(texts):
-    raise ValueError(f"data.num_labels = {n}, but the training split has {len(texts)} reviews")
+    raise ValueError(f"data.subset_size = {n}, but the training split has {len(texts)} reviews")
   rng = np.random.default_rng(seed)
   classes = sorted(set(labels.tolist()))
   pools = {c: rng.permutation(np.flatnonzero(labels == c)) for c in classes}
@@ -296,8 +318,8 @@ LOADERS = {"synthetic": _synthetic, "amazon": _amazon, "amazon_hatn": _amazon_ha
 def load_domain_adaptation(data_config, seed: int = 0) -> dict:
   """Loads the corpus named by ``data.name`` for the ``data.source -> data.target`` pair.
 
-  ``seed`` (the run's) chooses the labeled subset when ``data.num_labels`` is
-  set and ``data.label_seed`` is -1.
+  ``seed`` (the run's) chooses the labeled subset when ``data.subset_size`` is
+  set and ``data.subset_seed`` is -1.
   """
   if data_config.name not in LOADERS:
     raise ValueError(f"Unknown data.name {data_config.name!r}; choose one of {sorted(LOADERS)}")

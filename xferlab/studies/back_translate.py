@@ -21,7 +21,7 @@ the same samples. ``--max-length`` (default: the run's ``decode.max_length``) ca
 Writes into ``DIR``:
 
 * ``synthetic.jsonl``: one ``{"source": synthetic translation, "target": input text}`` per
-  input text, in input order (an empty text gives an empty source): ``data.synthetic_pairs``
+  input text, in input order (an empty text gives an empty source): ``translation.synthetic_pairs``
   of a training run (``xferlab.tasks.translation``);
 * ``back_translate.json``: ``size``, ``seconds`` (decoding time summed over every session),
   ``tokens_per_second`` (input + output tokens), ``sentences_per_second``, token counts,
@@ -84,7 +84,7 @@ def decoding_settings(restored, *, source: str = "", split: str = "", chunk: int
     raise ValueError(f"need chunk >= 1, beam >= 1, temperature > 0; got {chunk}, {beam}, "
                      f"{temperature}")
   return {"model": os.path.abspath(restored.workdir), "model_task": c.task,
-          "model_data": c.data.name, "model_pair": c.data.pair,
+          "model_data": c.data.name, "model_pair": c.translation.pair,
           "source": source, "split": split,
           "mode": "sample" if sample else ("greedy" if beam == 1 else "beam"),
           "beam_size": 1 if sample else beam, "alpha": c.decode.alpha,
@@ -99,10 +99,10 @@ def check_direction(restored, source: str) -> None:
   if config.task != "translation":
     raise ValueError(f"{restored.workdir} is a {config.task!r} run, not a translation run")
   if language and config.data.name == "multi30k":
-    model_source = parse_pair(config.data.pair)[0]
+    model_source = parse_pair(config.translation.pair)[0]
     if language != model_source:
       raise ValueError(f"{source} is {language!r} text but the model translates "
-                       f"{config.data.pair} (from {model_source!r}); back-translate with a "
+                       f"{config.translation.pair} (from {model_source!r}); back-translate with a "
                        f"{language}-{model_source} model")
 
 
@@ -175,7 +175,7 @@ def sample_translations(restored, texts: Sequence[str], key: jax.Array, cache: d
   items, _ = as_texts(list(texts), max_chars=max_chars_for(config))
   out = [""] * len(items)
   keep = [i for i, t in enumerate(items) if t.strip()]
-  sources = tag_sources(config.data, [items[i] for i in keep])
+  sources = tag_sources(config, [items[i] for i in keep])
   buckets = time_buckets(tuple(config.data.buckets))
   sequences = truncate_ids([tokenizer.encode(t) or [UNK_ID] for t in sources], max(buckets))
   name = ("sampler", config.decode.max_length, temperature)

@@ -207,7 +207,7 @@ def sequence_probabilities(restored, sequences: Sequence[Sequence[int]],
                            batch_size: int = 0) -> np.ndarray:
   """Class probabilities ``float32[len(sequences), classes]`` of token-id sequences (each
   non-empty, at most the largest bucket long): what the attacks and the deletion test score."""
-  out = np.zeros((len(sequences), restored.config.model.num_classes), np.float32)
+  out = np.zeros((len(sequences), restored.config.classification.num_classes), np.float32)
   if not len(sequences):
     return out
   probs = _jitted(restored, "probability")["probs"]
@@ -513,7 +513,7 @@ def _source_ids(restored, text: str) -> tuple[list[int], list[str], list[str]]:
     ids, _, oov = extended_ids(tokenizer, text, None, longest)
     return ids or [UNK_ID], tokenizer.tokens(text)[:longest] or ["<unk>"], oov
   from xferlab.tasks.translation import tag_sources
-  tagged = tag_sources(config.data, [text])[0]
+  tagged = tag_sources(config, [text])[0]
   ids = (tokenizer.encode(tagged) or [UNK_ID])[:longest]
   words = tokenizer.tokens(tagged)
   vocab = vocabulary(tokenizer)
@@ -732,7 +732,7 @@ def target_texts(restored, count: int, seed: int = 0) -> tuple[list[str], np.nda
   else:
     from xferlab.tasks import get_task
     task = get_task(config.task)
-    texts, labels = task.load_pairs(config.data, task.eval_sets["test"])[0], None
+    texts, labels = task.load_pairs(config, task.eval_sets["test"])[0], None
   pick = np.sort(np.random.default_rng(seed).permutation(len(texts))[:count])
   return [texts[i] for i in pick], None if labels is None else labels[pick]
 
@@ -741,7 +741,7 @@ def _explain_classifier(restored, texts, args, out: str) -> dict:
   options = dict(steps=args.steps, baseline=args.baseline, rule=args.rule,
                  tolerance=args.tolerance, refine=args.refine) if args.method == "ig" else {}
   attributions = attribute(restored, texts, args.method, **options)
-  names = ("negative", "positive") if restored.config.model.num_classes == 2 else None
+  names = ("negative", "positive") if restored.config.classification.num_classes == 2 else None
   render_html(attributions, os.path.join(out, "attributions.html"),
               f"{args.method} attributions: {restored.workdir}", labels=names)
   for n, a in enumerate(attributions[:args.plots]):

@@ -94,7 +94,7 @@ def peer_scores(data_config, peer: str, seed: int = 0) -> dict[str, float]:
   """``{"target_accuracy", "target_macro_f1", ..., "cpu_seconds"}`` of ``PEERS[peer]``
   trained on every labeled source review of the corpus ``data_config`` names (training and
   validation parts: a peer selects nothing), with ``seed`` choosing a labeled budget
-  (``data.num_labels``) as the RNN runs do, and tested on the target test set."""
+  (``data.subset_size``) as the RNN runs do, and tested on the target test set."""
   from xferlab.data.domains import load_domain_adaptation
   if peer not in PEERS:
     raise ValueError(f"Unknown peer {peer!r}; choose one of {sorted(PEERS)}")

@@ -38,7 +38,7 @@ predictions, never raise it. ``clean_accuracy`` and ``attacked_accuracy`` are ov
 attacked-set reviews; ``success_rate`` = flipped / correctly classified.
 
 The defence, adversarial training on the embeddings (Miyato et al. 2017), is the classification
-task's ``model.adversarial_epsilon`` (``xferlab.tasks.classification``); compare a run trained
+task's ``classification.adversarial_epsilon`` (``xferlab.tasks.classification``); compare a run trained
 with it to one without by passing both folders.
 """
 

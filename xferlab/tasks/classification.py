@@ -10,8 +10,8 @@ axis); the classifier reads the source half, the transfer loss both halves:
 ``L_im`` the information maximization of the classifier's target predictions
 (``xferlab.transfer.relation_based``, β = ``transfer.target_entropy``, 0 = off).
 
-Adversarial training on the embeddings (Miyato et al. 2017, ``model.adversarial_epsilon``
-= ε > 0) adds ``CE(source with embeddings e + r_adv)`` to ``CE(source)``, with
+Adversarial training on the embeddings (Miyato et al. 2017,
+``classification.adversarial_epsilon`` = ε > 0) adds ``CE(source with embeddings e + r_adv)`` to ``CE(source)``, with
 ``r_adv = ε σ g / ‖g‖₂``: ``g`` the gradient of the source cross-entropy with respect to each
 review's embedded sequence (no dropout, treated as a constant), ``‖g‖₂`` over the review's
 whole sequence, and ``σ`` the standard deviation of the embedding matrix's entries, so ε is in
@@ -103,11 +103,12 @@ class ClassificationTask(Task):
     m = config.model
     rngs = nnx.Rngs(params=config.seed)
     encoder = encoder_from_config(m, vocab_size, rngs)
-    classifier = SequenceClassifier(encoder, m.num_classes, pooling=m.pooling,
-                                    head_hidden=tuple(m.head_hidden), dropout=m.dropout, rngs=rngs)
+    h = config.classification
+    classifier = SequenceClassifier(encoder, h.num_classes, pooling=h.pooling,
+                                    head_hidden=tuple(h.head_hidden), dropout=m.dropout, rngs=rngs)
     transfer = make_transfer_loss(config.transfer, classifier.feature_size, rngs=rngs)
     return ClassificationModel(classifier, transfer, config.transfer.target_entropy,
-                               m.get("adversarial_epsilon", 0.0))
+                               h.get("adversarial_epsilon", 0.0))
 
   def loss(self, model: ClassificationModel, batch, lam, rngs, task_state=None):
     """``(L_source + λ·L_transfer + β·L_im, (metrics, task_state))`` for one training batch."""
@@ -164,7 +165,7 @@ class ClassificationTask(Task):
     cache = {} if cache is None else cache
     buckets = time_buckets(tuple(config.data.buckets))
     sequences = truncate_ids([tokenizer.encode(t) or [UNK_ID] for t in texts], max(buckets))
-    probs = np.zeros((len(texts), config.model.num_classes), np.float32)
+    probs = np.zeros((len(texts), config.classification.num_classes), np.float32)
     if not sequences:
       return probs
     lengths = np.array([len(s) for s in sequences])

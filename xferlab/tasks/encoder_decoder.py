@@ -2,7 +2,7 @@
 
 A subclass says where pairs come from and how they are scored:
 
-* ``train_tokenizer(config)``, ``load_pairs(data_config, split) -> (sources, targets)``;
+* ``train_tokenizer(config)``, ``load_pairs(config, split) -> (sources, targets)``;
 * ``encode_pairs(tokenizer, sources, targets, config) -> (source ids, target ids)`` (default:
   ``tokenizer.encode``; summarization adds extended ids for copyable words);
 * ``adversarial_sources(config)`` -- the other domain's source texts, when
@@ -30,6 +30,7 @@ from flax import nnx
 
 from xferlab import decode, losses, metrics
 from xferlab.data import batching
+from xferlab.data.domains import subset_count, subset_seed
 from xferlab.data.tokenizer import UNK_ID, unknown_rate
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.rnn import length_mask
@@ -41,19 +42,19 @@ from xferlab.transfer.relation_based import make_transfer_loss
 EVAL_SETS = {"valid": "validation", "test": "test"}   # metric prefix -> split
 
 
-def training_subset(data_config, sources: list, targets: list) -> tuple[list, list]:
-  """The ``data.fraction`` of the training pairs that a low-resource arm keeps.
+def training_subset(config, sources: list, targets: list) -> tuple[list, list]:
+  """The ``data.subset_size`` of the training pairs that a low-resource arm keeps, in order.
 
-  Chosen by ``data.subset_seed`` (not ``seed``), so every seed and every arm of an experiment
-  sees the same pairs; ``fraction = 1`` keeps all of them in their order.
+  Chosen by ``data.subset_seed`` (-1: the run's ``seed``); the translation and summarization
+  experiments fix it to 0, so that every seed and every arm sees the same pairs.
+  ``subset_size = 0`` keeps all of them.
   """
-  fraction = data_config.fraction
-  if not 0.0 < fraction <= 1.0:
-    raise ValueError(f"data.fraction must be in (0, 1], got {fraction}")
-  if fraction == 1.0:
+  d = config.data
+  if not d.subset_size:
     return sources, targets
-  keep = max(1, round(len(sources) * fraction))
-  index = np.sort(np.random.default_rng(data_config.subset_seed).permutation(len(sources))[:keep])
+  keep = subset_count(d.subset_size, len(sources))
+  index = np.sort(np.random.default_rng(subset_seed(d, config.seed)).permutation(
+      len(sources))[:keep])
   return [sources[i] for i in index], [targets[i] for i in index]
 
 
@@ -93,7 +94,7 @@ class EncoderDecoderTask(Task):
   def train_tokenizer(self, config):
     raise NotImplementedError
 
-  def load_pairs(self, data_config, split: str) -> tuple[list[str], list]:
+  def load_pairs(self, config, split: str) -> tuple[list[str], list]:
     raise NotImplementedError
 
   def adversarial_sources(self, config) -> list[str]:
@@ -107,18 +108,15 @@ class EncoderDecoderTask(Task):
     if config.transfer.target_entropy:
       raise ValueError("transfer.target_entropy is for classification (it needs class "
                        "predictions on target text); set it to 0 for " + self.name)
-    if config.model.get("adversarial_epsilon", 0.0):
-      raise ValueError("model.adversarial_epsilon is for classification (adversarial training "
-                       "of a classifier's embeddings); set it to 0 for " + self.name)
     tokenizer = self.train_tokenizer(config)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     buckets = tuple(d.buckets)
-    sources, targets = self.encode_pairs(tokenizer, *self.load_pairs(d, "train"), config)
+    sources, targets = self.encode_pairs(tokenizer, *self.load_pairs(config, "train"), config)
     vocab = tokenizer.vocab_size
     rates = {"train_source": unknown_rate(sources, vocab),
              "train_target": unknown_rate(targets, vocab)}
     seed = batching.shuffle_seed(config)
-    target_buckets = tuple(d.target_buckets)
+    target_buckets = tuple(config.seq2seq.target_buckets)
     train = batching.BatchStream(sources, None, d.batch_size, buckets, seed=seed, targets=targets,
                                  target_buckets=target_buckets)
     tokens = lambda b: int(b["lengths"].sum() + b["target_lengths"].sum())
@@ -129,7 +127,7 @@ class EncoderDecoderTask(Task):
       tokens = lambda b: int(b["source"]["lengths"].sum() + b["source"]["target_lengths"].sum())
     eval_sets = {}
     for name, split in self.eval_sets.items():
-      src, tgt = self.load_pairs(d, split)
+      src, tgt = self.load_pairs(config, split)
       src, tgt = self.encode_pairs(tokenizer, src, [self.reference(t) for t in tgt], config)
       rates.update({f"{name}_source": unknown_rate(src, vocab),
                     f"{name}_target": unknown_rate(tgt, vocab)})
@@ -144,17 +142,17 @@ class EncoderDecoderTask(Task):
     return target if isinstance(target, str) else target[0]
 
   def build_model(self, config, vocab_size: int) -> EncoderDecoderModel:
-    m = config.model
+    m, s = config.model, config.seq2seq
     rngs = nnx.Rngs(params=config.seed)
     encoder = encoder_from_config(m, vocab_size, rngs)
-    seq2seq = Seq2Seq(encoder, cell=m.cell, decoder_hidden=m.decoder_hidden,
-                      attention=m.attention, input_feeding=m.input_feeding,
-                      share_embeddings=m.share_embeddings, tie_embeddings=m.tie_embeddings,
-                      dropout=m.output_dropout, copy=m.copy, coverage=m.coverage,
+    seq2seq = Seq2Seq(encoder, cell=m.cell, decoder_hidden=s.decoder_hidden,
+                      attention=s.attention, input_feeding=s.input_feeding,
+                      share_embeddings=s.share_embeddings, tie_embeddings=m.tie_embeddings,
+                      dropout=m.output_dropout, copy=s.copy, coverage=s.coverage,
                       unroll=m.unroll, implementation=m.scan_implementation, rngs=rngs)
     transfer = make_transfer_loss(config.transfer, encoder.output_size, rngs=rngs)
-    return EncoderDecoderModel(seq2seq, transfer, m.label_smoothing,
-                               m.coverage_loss_weight if m.coverage else 0.0)
+    return EncoderDecoderModel(seq2seq, transfer, s.label_smoothing,
+                               s.coverage_loss_weight if s.coverage else 0.0)
 
   def loss(self, model: EncoderDecoderModel, batch, lam, rngs, task_state=None):
     """``(CE_smoothed [+ w_cov · coverage] + λ·L_transfer, (metrics, task_state))`` for one

@@ -28,7 +28,7 @@ tokenize again; the word tokenizer of such a corpus is cached too (the
 ``xferlab.data.sentencepiece_tokenizer`` cache). ``data.tokenizer_path`` uses a
 saved tokenizer instead of training one.
 
-With ``model.adaptive_softmax_cutoffs`` the training batches also carry
+With ``language_model.adaptive_softmax_cutoffs`` the training batches also carry
 ``tail_positions`` (per tail cluster, the flat positions of its targets, padded
 to a capacity fixed from the whole epoch), so the train step gathers exactly
 those positions and compiles once (``xferlab.models.adaptive_softmax``).
@@ -282,9 +282,10 @@ class LanguageModelTask(Task):
     tokenizer = lm_tokenizer(config.data, train_texts)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     d = config.data
-    cutoffs = adaptive_softmax.check_cutoffs(config.model.adaptive_softmax_cutoffs,
+    lm = config.language_model
+    cutoffs = adaptive_softmax.check_cutoffs(lm.adaptive_softmax_cutoffs,
                                              tokenizer.vocab_size)
-    train = StreamBatches(cached_token_stream(tokenizer, train_texts), d.batch_size, d.bptt,
+    train = StreamBatches(cached_token_stream(tokenizer, train_texts), d.batch_size, lm.bptt,
                           cutoffs)
     del train_texts
     eval_sets = {name: [eval_stream_batch(cached_token_stream(tokenizer, _split_texts(d, split)),
@@ -298,8 +299,8 @@ class LanguageModelTask(Task):
     encoder = encoder_from_config(config.model, vocab_size, rngs)
     return LanguageModel(encoder, tie_embeddings=config.model.tie_embeddings,
                          output_dropout=config.model.output_dropout,
-                         adaptive_cutoffs=tuple(config.model.adaptive_softmax_cutoffs),
-                         adaptive_div=config.model.adaptive_softmax_div, rngs=rngs)
+                         adaptive_cutoffs=tuple(config.language_model.adaptive_softmax_cutoffs),
+                         adaptive_div=config.language_model.adaptive_softmax_div, rngs=rngs)
 
   def initial_task_state(self, config):
     return zero_carry(config.model, config.data.batch_size)

@@ -1,7 +1,7 @@
 """Summarization with a pointer-generator: news (BBC) and science (SciTLDR), scored with ROUGE.
 
 The model is the translation task's encoder-decoder (``xferlab.tasks.encoder_decoder``)
-with ``model.copy`` (the copy distribution) and ``model.coverage`` (coverage
+with ``seq2seq.copy`` (the copy distribution) and ``seq2seq.coverage`` (coverage
 attention and loss) switched on as the experiment wants.
 
 Data (``data.name``):
@@ -9,15 +9,16 @@ Data (``data.name``):
 * ``scitldr``: paper abstract -> one-sentence TLDR; validation and test have
   several references each (the author's, then reviewers'), and ROUGE is taken
   against each: ``*_max`` and ``*_mean`` over references, as in the SciTLDR paper.
-* ``bbc``: BBC article -> ``data.target_field``: ``summary`` (extractive,
-  about 44% of the article; cut to ``data.max_target_length`` words) or ``title``.
+* ``bbc``: BBC article -> ``summarization.target_field``: ``summary`` (extractive,
+  about 44% of the article; cut to ``summarization.max_target_length`` words) or ``title``.
 * ``copy``: synthetic documents whose summary is their first 3 words (tests).
 
-``data.fraction`` keeps that share of the training pairs (chosen by ``data.subset_seed``,
-the same for every seed and arm), for learning curves against the amount of data.
+``data.subset_size`` keeps that share of the training pairs (chosen by ``data.subset_seed``,
+which the experiments fix to 0: the same for every seed and arm), for learning curves against
+the amount of data.
 
 Vocabulary: one word-level vocabulary (lowercased words and punctuation) over
-the training documents and targets of every corpus in ``data.vocab_corpora``,
+the training documents and targets of every corpus in ``seq2seq.vocab_sources``,
 so that a model trained on news fits science word for word. Words outside it
 get *extended ids* ``vocab + k`` (the ``k``-th distinct out-of-vocabulary word
 of the example's source, after truncation to the largest bucket) in the source
@@ -134,33 +135,35 @@ class SummarizationTask(EncoderDecoderTask):
     if d.tokenizer != "word":
       raise ValueError("summarization uses a word vocabulary (the copy mechanism's extended "
                        "ids name source words): set data.tokenizer = 'word'")
-    corpora = tuple(d.vocab_corpora) or (d.name,)
+    corpora = tuple(config.seq2seq.vocab_sources) or (d.name,)
     texts = [row[key] for corpus in corpora for row in load_rows(d, corpus, "train")
              for key in ("document", "summary", "title")]
     return WordTokenizer.train(texts, max_size=d.vocab_size or None, split=d.word_split)
 
-  def load_pairs(self, data_config, split: str):
+  def load_pairs(self, config, split: str):
     """``(documents, targets)``: a target is a string (training) or the list of references."""
-    d = data_config
-    if d.target_field not in TARGET_FIELDS:
-      raise ValueError(f"data.target_field must be one of {TARGET_FIELDS}, got {d.target_field!r}")
+    d, field = config.data, config.summarization.target_field
+    if field not in TARGET_FIELDS:
+      raise ValueError(f"summarization.target_field must be one of {TARGET_FIELDS}, "
+                       f"got {field!r}")
     rows = load_rows(d, d.name, split)
     if split == "train":
-      return training_subset(d, [r["document"] for r in rows], [r[d.target_field] for r in rows])
-    refs = [r["references"] if d.target_field == "summary" else [r["title"]] for r in rows]
+      return training_subset(config, [r["document"] for r in rows], [r[field] for r in rows])
+    refs = [r["references"] if field == "summary" else [r["title"]] for r in rows]
     return [r["document"] for r in rows], refs
 
   def adversarial_sources(self, config) -> list[str]:
-    """Training documents of ``data.adversarial_corpus`` (e.g. scientific abstracts)."""
-    d = config.data
-    if not d.adversarial_corpus:
-      raise ValueError("transfer.method needs data.adversarial_corpus: the corpus whose "
+    """Training documents of ``seq2seq.adversarial_domain``, a corpus (e.g. scientific
+    abstracts)."""
+    corpus = config.seq2seq.adversarial_domain
+    if not corpus:
+      raise ValueError("transfer.method needs seq2seq.adversarial_domain: the corpus whose "
                        "documents are the other domain (e.g. 'scitldr')")
-    return [r["document"] for r in load_rows(d, d.adversarial_corpus, "train")]
+    return [r["document"] for r in load_rows(config.data, corpus, "train")]
 
   def encode_pairs(self, tokenizer, sources, targets, config):
     max_source = max(config.data.buckets)
-    pairs = [extended_ids(tokenizer, s, t, max_source, config.data.max_target_length)
+    pairs = [extended_ids(tokenizer, s, t, max_source, config.summarization.max_target_length)
              for s, t in zip(sources, targets)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -201,7 +204,7 @@ class SummarizationTask(EncoderDecoderTask):
     results = {}
     os.makedirs(os.path.join(workdir, "summaries"), exist_ok=True)
     for name, split in self.eval_sets.items():
-      documents, references = self.load_pairs(config.data, split)
+      documents, references = self.load_pairs(config, split)
       predictions = self.summarize(model, tokenizer, config, documents,
                                    buckets=tuple(config.data.buckets), warn=False)
       with open(os.path.join(workdir, "summaries", f"{split}.jsonl"), "w") as f:

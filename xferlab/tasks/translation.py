@@ -2,27 +2,27 @@
 
 Data (``data.name``):
 
-* ``multi30k``: Multi30k captions; ``data.pair`` is ``en-de``, ``en-fr``,
-  ``en-cs`` or any of them reversed (``de-en``, ...). ``data.fraction`` keeps
+* ``multi30k``: Multi30k captions; ``translation.pair`` is ``en-de``, ``en-fr``,
+  ``en-cs`` or any of them reversed (``de-en``, ...). ``data.subset_size`` keeps
   that share of the 29,000 training pairs (the same subset for every seed and
-  arm: ``data.subset_seed``). Validation is ``val`` (1,014), test
+  arm: ``data.subset_seed`` = 0, as the experiments set it). Validation is ``val`` (1,014), test
   ``test_2016_flickr`` (1,000).
 * ``copy``: a synthetic corpus whose target is its source (tests, quick start).
 
-Language tags (``data.language_tags``): every source starts with ``<2de>``,
+Language tags (``translation.language_tags``): every source starts with ``<2de>``,
 ``<2fr>``, ... (pieces of their own in the vocabulary), so one model can translate
-into several languages; ``data.mix_pair`` then trains on another pair's data
+into several languages; ``translation.mix_pair`` then trains on another pair's data
 as well (mixed fine-tuning).
 
 Monolingual target text (Multi30k Task 2's captions, ``monolingual_texts``):
 
-* back-translation (Sennrich et al. 2016): ``data.synthetic_pairs`` names the
+* back-translation (Sennrich et al. 2016): ``translation.synthetic_pairs`` names the
   ``synthetic.jsonl`` that ``python -m xferlab.studies.back_translate`` wrote (real
   target-language text, its synthetic source translated by a reverse model); those pairs
-  join the training stream after the real ones, which ``data.real_repeat`` up-samples;
-  ``data.synthetic_tag`` starts every synthetic source with ``<bt>`` (a piece of its own,
-  Caswell et al. 2019); ``data.synthetic_limit`` keeps the first N;
-* a decoder language model: ``data.monolingual_target`` (``multi30k_task2/de``) trains the
+  join the training stream after the real ones, which ``translation.real_repeat`` up-samples;
+  ``translation.synthetic_tag`` starts every synthetic source with ``<bt>`` (a piece of its own,
+  Caswell et al. 2019); ``translation.synthetic_limit`` keeps the first N;
+* a decoder language model: ``translation.monolingual_target`` (``multi30k_task2/de``) trains the
   seq2seq model on ``(empty source, caption)`` pairs -- the source reads as one ``EOS``, so
   the decoder learns ``p(y)`` -- whose decoder side (``seq2seq.encoder.embed``, ``decoder``,
   ``combine``, ``softmax_bias``) another run takes with ``init_from``. Its evaluation is
@@ -31,15 +31,15 @@ Monolingual target text (Multi30k Task 2's captions, ``monolingual_texts``):
 Only training pairs change; validation and test sets stay the pair's own, untagged.
 
 Vocabulary: one sentencepiece model trained on the training text of every
-language in ``data.vocab_languages`` (default English, French and German, all
+language in ``seq2seq.vocab_sources`` (() = English, French and German, all
 29,000 captions of each). Because parent (en→fr) and child (en→de) then share
 ids, the whole network -- embeddings and output layer included -- can move
 from one pair to the other. Only monolingual text reaches the tokenizer; the
-low-resource arms still train on ``data.fraction`` of the *pairs*.
+low-resource arms still train on ``data.subset_size`` of the *pairs*.
 
 Training, the loss (``CE_smoothed + λ · L_transfer``) and decoding are
 ``xferlab.tasks.encoder_decoder``'s; with a transfer term the other domain is
-the source side of ``data.adversarial_pair`` (e.g. French sentences for a
+the source side of the pair ``seq2seq.adversarial_domain`` (e.g. French sentences for a
 German-English child of a French-English parent).
 
 Evaluation during training is teacher-forced (``valid_perplexity``, the
@@ -104,90 +104,93 @@ def language_tag(language: str) -> str:
 LANGUAGE_TAGS = tuple(language_tag(lang) for lang in ("en",) + MULTI30K_LANGUAGES)
 
 
-def tag_sources(data_config, texts: list[str]) -> list[str]:
-  """``texts`` with the target language's tag in front when ``data.language_tags`` is on."""
-  d = data_config
-  if not d.language_tags:
+def tag_sources(config, texts: list[str]) -> list[str]:
+  """``texts`` with the target language's tag in front when ``translation.language_tags``
+  is on."""
+  d, t = config.data, config.translation
+  if not t.language_tags:
     return list(texts)
   if d.name != "multi30k":
-    raise ValueError(f"data.language_tags applies to multi30k pairs, not {d.name!r}")
-  tag = language_tag(parse_pair(d.pair)[1])
+    raise ValueError(f"translation.language_tags applies to multi30k pairs, not {d.name!r}")
+  tag = language_tag(parse_pair(t.pair)[1])
   return [f"{tag} {text}" for text in texts]
 
 
-def corpus_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
-  """Every ``(sources, targets)`` pair of ``split`` of ``data.name`` (``data.pair``), sources
-  tagged with the target language if ``data.language_tags``; no subset, no extra data."""
-  d = data_config
+def corpus_pairs(config, split: str) -> tuple[list[str], list[str]]:
+  """Every ``(sources, targets)`` pair of ``split`` of ``data.name`` (``translation.pair``),
+  sources tagged with the target language if ``translation.language_tags``; no subset, no
+  extra data."""
+  d = config.data
   if d.name == "copy":
     sources = copy_corpus(split)
     targets = list(sources)
   elif d.name == "multi30k":
-    src, tgt = parse_pair(d.pair)
+    src, tgt = parse_pair(config.translation.pair)
     sources, targets = (multi30k_side(lang, split, d.manual_dir) for lang in (src, tgt))
   else:
     raise ValueError(f"Unknown translation data.name {d.name!r}; choose multi30k or copy")
-  return tag_sources(d, sources), targets
+  return tag_sources(config, sources), targets
 
 
-def load_pairs(data_config, split: str) -> tuple[list[str], list[str]]:
+def with_pair(config, pair: str):
+  """A copy of ``config`` that reads ``pair`` (``translation.pair``)."""
+  other = config.copy_and_resolve_references()
+  other.translation.pair = pair
+  return other
+
+
+def load_pairs(config, split: str) -> tuple[list[str], list[str]]:
   """``(sources, targets)`` of ``split``; sources tagged with the target language if
-  ``data.language_tags``.
+  ``translation.language_tags``.
 
-  The training split is ``training_pairs``: ``data.fraction`` of the pairs, mixed-fine-tuning
-  and synthetic pairs added. With ``data.monolingual_target`` (a decoder language model) every
-  source is empty: the training targets are that corpus's texts, the evaluation targets the
-  pair's usual ones. Evaluation splits are never subset, repeated, mixed or tagged ``<bt>``.
+  The training split is ``training_pairs``: ``data.subset_size`` of the pairs,
+  mixed-fine-tuning and synthetic pairs added. With ``translation.monolingual_target`` (a
+  decoder language model) every source is empty: the training targets are that corpus's
+  texts, the evaluation targets the pair's usual ones. Evaluation splits are never subset,
+  repeated, mixed or tagged ``<bt>``.
   """
-  d = data_config
-  if _option(d, "monolingual_target"):
+  if config.translation.monolingual_target:
     if split == "train":
-      return decoder_lm_pairs(d)
-    targets = corpus_pairs(d, split)[1]
+      return decoder_lm_pairs(config)
+    targets = corpus_pairs(config, split)[1]
     return [""] * len(targets), targets
-  sources, targets = corpus_pairs(d, split)
+  sources, targets = corpus_pairs(config, split)
   if split == "train":
-    sources, targets = training_pairs(d, sources, targets)
+    sources, targets = training_pairs(config, sources, targets)
   return sources, targets
 
 
-def training_pairs(data_config, sources: list[str], targets: list[str]):
+def training_pairs(config, sources: list[str], targets: list[str]):
   """The training stream's pairs, built from every real training pair in this order:
 
-  1. ``data.fraction`` of them (``training_subset``: the same pairs for every seed and arm);
-  2. with ``data.mix_pair``: those repeated ``data.mix_repeat`` times, followed by every
+  1. ``data.subset_size`` of them (``training_subset``: with ``data.subset_seed`` = 0 the
+     same pairs for every seed and arm);
+  2. with ``mix_pair``: those repeated ``mix_repeat`` times, followed by every
      training pair of ``mix_pair`` (mixed fine-tuning, Chu et al. 2017: the child's data beside
      the parent's, each source tagged with the language it asks for);
-  3. all of that repeated ``data.real_repeat`` times (up-sampling the real pairs);
-  4. with ``data.synthetic_pairs``: the back-translated pairs (``synthetic_training_pairs``)
-     after them.
+  3. all of that repeated ``real_repeat`` times (up-sampling the real pairs);
+  4. with ``synthetic_pairs``: the back-translated pairs (``synthetic_training_pairs``)
+     after them (all keys of the ``translation`` section).
 
   The ``BatchStream`` shuffles every epoch, so the order only fixes what a seed sees.
   """
-  d = data_config
-  sources, targets = training_subset(d, sources, targets)
-  if d.mix_pair:
-    if not d.language_tags:
-      raise ValueError(f"data.mix_pair={d.mix_pair!r} needs data.language_tags=True: the "
-                       "tag tells the model which language to translate into")
-    other = d.copy_and_resolve_references()
-    other.pair = d.mix_pair
-    mixed_sources, mixed_targets = corpus_pairs(other, "train")
-    sources = sources * d.mix_repeat + mixed_sources
-    targets = targets * d.mix_repeat + mixed_targets
-  repeat = _option(d, "real_repeat", 1)
+  t = config.translation
+  sources, targets = training_subset(config, sources, targets)
+  if t.mix_pair:
+    if not t.language_tags:
+      raise ValueError(f"translation.mix_pair={t.mix_pair!r} needs translation.language_tags="
+                       "True: the tag tells the model which language to translate into")
+    mixed_sources, mixed_targets = corpus_pairs(with_pair(config, t.mix_pair), "train")
+    sources = sources * t.mix_repeat + mixed_sources
+    targets = targets * t.mix_repeat + mixed_targets
+  repeat = t.real_repeat
   if not isinstance(repeat, int) or repeat < 1:
-    raise ValueError(f"data.real_repeat must be an integer >= 1, got {repeat!r}")
+    raise ValueError(f"translation.real_repeat must be an integer >= 1, got {repeat!r}")
   sources, targets = sources * repeat, targets * repeat
-  if _option(d, "synthetic_pairs"):
-    synthetic_sources, synthetic_targets = synthetic_training_pairs(d)
+  if t.synthetic_pairs:
+    synthetic_sources, synthetic_targets = synthetic_training_pairs(config)
     sources, targets = sources + synthetic_sources, targets + synthetic_targets
   return sources, targets
-
-
-def _option(data_config, key: str, default=""):
-  """A key added after some runs were made (their ``config.json`` lacks it)."""
-  return data_config.get(key, default)
 
 
 # ------------------------------------------------------------------------------
@@ -207,8 +210,8 @@ def corpus_language(name: str) -> str:
   return name.partition("/")[2]
 
 
-def decoder_lm_pairs(data_config) -> tuple[list[str], list[str]]:
-  """``("", text)`` for every non-empty training text of ``data.monolingual_target``.
+def decoder_lm_pairs(config) -> tuple[list[str], list[str]]:
+  """``("", text)`` for every non-empty training text of ``translation.monolingual_target``.
 
   The pairs of a decoder language model: the seq2seq model reads a single ``EOS`` as its
   source (``TranslationTask.encode_pairs``), so attention has one position and a constant
@@ -216,15 +219,15 @@ def decoder_lm_pairs(data_config) -> tuple[list[str], list[str]]:
   ``p(y)`` of the target language. Only the ``train`` split is read (Multi30k Task 2's
   validation and test captions describe Task 1's validation and test images).
   """
-  d = data_config
-  name = d.monolingual_target
-  if d.name == "multi30k" and corpus_language(name) != parse_pair(d.pair)[1]:
-    raise ValueError(f"data.monolingual_target={name!r} is not in the target language of "
-                     f"data.pair={d.pair!r}")
-  if d.fraction != 1.0 or d.mix_pair or _option(d, "synthetic_pairs"):
-    raise ValueError("data.monolingual_target trains a decoder language model on every text "
-                     "of its corpus: set data.fraction=1 and no data.mix_pair or "
-                     "data.synthetic_pairs")
+  d, t = config.data, config.translation
+  name = t.monolingual_target
+  if d.name == "multi30k" and corpus_language(name) != parse_pair(t.pair)[1]:
+    raise ValueError(f"translation.monolingual_target={name!r} is not in the target language "
+                     f"of translation.pair={t.pair!r}")
+  if d.subset_size or t.mix_pair or t.synthetic_pairs:
+    raise ValueError("translation.monolingual_target trains a decoder language model on every "
+                     "text of its corpus: set data.subset_size=0 and no translation.mix_pair "
+                     "or translation.synthetic_pairs")
   targets = [t for t in monolingual_texts(name, "train", d.manual_dir) if t.strip()]
   return [""] * len(targets), targets
 
@@ -235,42 +238,43 @@ SYNTHETIC_SUMMARY = "back_translate.json"     # ... and beside it, its size and 
 
 
 def synthetic_path(path: str) -> str:
-  """``data.synthetic_pairs`` as a file: a folder means its ``synthetic.jsonl``."""
+  """``translation.synthetic_pairs`` as a file: a folder means its ``synthetic.jsonl``."""
   return os.path.join(path, SYNTHETIC_FILE) if os.path.isdir(path) else path
 
 
-def check_synthetic_settings(data_config, settings: dict) -> None:
+def check_synthetic_settings(config, settings: dict) -> None:
   """Refuses a back-translated corpus made from held-out text (a split other than ``train``)
   or by a model of another direction than the run's (a ``de-en`` model for ``en-de``)."""
-  d = data_config
+  d, t = config.data, config.translation
   split = settings.get("split") or "train"
   if split != "train":
-    raise ValueError(f"data.synthetic_pairs={d.synthetic_pairs!r} was back-translated from the "
+    raise ValueError(f"translation.synthetic_pairs={t.synthetic_pairs!r} was back-translated "
+                     "from the "
                      f"{split!r} split; train only on training text (Multi30k Task 2's "
                      "validation / test captions describe Task 1's validation / test images)")
   pair = settings.get("model_pair", "")
   if d.name == "multi30k" and settings.get("model_data") == "multi30k" and pair:
     src, tgt = parse_pair(pair)
-    if f"{tgt}-{src}" != d.pair:
-      raise ValueError(f"data.synthetic_pairs={d.synthetic_pairs!r} was made by a {pair} model;"
-                       f" a {d.pair} run needs back-translations by a "
-                       f"{'-'.join(parse_pair(d.pair)[::-1])} model")
+    if f"{tgt}-{src}" != t.pair:
+      raise ValueError(f"translation.synthetic_pairs={t.synthetic_pairs!r} was made by a "
+                       f"{pair} model; a {t.pair} run needs back-translations by a "
+                       f"{'-'.join(parse_pair(t.pair)[::-1])} model")
 
 
-def synthetic_training_pairs(data_config) -> tuple[list[str], list[str]]:
-  """The back-translated pairs of ``data.synthetic_pairs`` (``{"source": synthetic source,
-  "target": real target}`` per line), the first ``data.synthetic_limit`` of them (0 = all).
+def synthetic_training_pairs(config) -> tuple[list[str], list[str]]:
+  """The back-translated pairs of ``translation.synthetic_pairs`` (``{"source": synthetic
+  source, "target": real target}`` per line), the first ``synthetic_limit`` of them (0 = all).
 
-  Sources get the target-language tag (``data.language_tags``), then ``<bt>`` in front
-  (``data.synthetic_tag``); pairs with an empty target are dropped. The settings in
+  Sources get the target-language tag (``language_tags``), then ``<bt>`` in front
+  (``synthetic_tag``); pairs with an empty target are dropped. The settings in
   ``back_translate.json`` beside the file are checked (``check_synthetic_settings``).
   """
-  d = data_config
-  path = synthetic_path(d.synthetic_pairs)
+  t = config.translation
+  path = synthetic_path(t.synthetic_pairs)
   summary = os.path.join(os.path.dirname(path), SYNTHETIC_SUMMARY)
   if os.path.exists(summary):
     with open(summary) as f:
-      check_synthetic_settings(d, json.load(f).get("settings", {}))
+      check_synthetic_settings(config, json.load(f).get("settings", {}))
   sources, targets = [], []
   with open(path, encoding="utf-8") as f:
     for line in f:
@@ -278,45 +282,47 @@ def synthetic_training_pairs(data_config) -> tuple[list[str], list[str]]:
       if pair["target"].strip():
         sources.append(pair["source"])
         targets.append(pair["target"])
-  limit = _option(d, "synthetic_limit", 0)
-  if limit:
-    sources, targets = sources[:limit], targets[:limit]
-  sources = tag_sources(d, sources)
-  if _option(d, "synthetic_tag", False):
+  if t.synthetic_limit:
+    sources, targets = sources[:t.synthetic_limit], targets[:t.synthetic_limit]
+  sources = tag_sources(config, sources)
+  if t.synthetic_tag:
     sources = [f"{BT_TAG} {s}" for s in sources]
   return sources, targets
 
 
-def tokenizer_symbols(data_config) -> list[str]:
+def tokenizer_symbols(config) -> list[str]:
   """The tags the vocabulary must hold as pieces of their own: the language tags
-  (``data.language_tags``), then ``<bt>`` (``data.synthetic_tag``)."""
-  d = data_config
-  return (list(LANGUAGE_TAGS) if d.language_tags else []) + (
-      [BT_TAG] if _option(d, "synthetic_tag", False) else [])
+  (``translation.language_tags``), then ``<bt>`` (``translation.synthetic_tag``)."""
+  t = config.translation
+  return (list(LANGUAGE_TAGS) if t.language_tags else []) + ([BT_TAG] if t.synthetic_tag else [])
 
 
-def vocab_languages(data_config) -> tuple[str, ...]:
-  """``data.vocab_languages`` plus every language the run reads (``data.pair``,
-  ``data.mix_pair``, ``data.adversarial_pair``) that it lacks, with a warning: the vocabulary
-  must cover both sides of every pair, or their letters become unknown pieces."""
-  d = data_config
-  languages = list(d.vocab_languages)
-  read = [lang for pair in (d.pair, d.mix_pair, d.adversarial_pair) if pair
+DEFAULT_VOCAB_LANGUAGES = ("en", "fr", "de")   # seq2seq.vocab_sources = () of a translation run
+
+
+def vocab_languages(config) -> tuple[str, ...]:
+  """``seq2seq.vocab_sources`` (() = ``DEFAULT_VOCAB_LANGUAGES``) plus every language the run
+  reads (``translation.pair``, ``translation.mix_pair``, ``seq2seq.adversarial_domain``) that
+  it lacks, with a warning: the vocabulary must cover both sides of every pair, or their
+  letters become unknown pieces."""
+  t = config.translation
+  languages = list(config.seq2seq.vocab_sources or DEFAULT_VOCAB_LANGUAGES)
+  read = [lang for pair in (t.pair, t.mix_pair, config.seq2seq.adversarial_domain) if pair
           for lang in parse_pair(pair)]
   missing = [lang for lang in dict.fromkeys(read) if lang not in languages]
   if missing:
-    warnings.warn(f"data.vocab_languages {tuple(languages)} lacks {tuple(missing)}, which the "
+    warnings.warn(f"seq2seq.vocab_sources {tuple(languages)} lacks {tuple(missing)}, which the "
                   f"run reads; the vocabulary is trained on {tuple(languages + missing)}",
                   stacklevel=2)
   return tuple(languages + missing)
 
 
-def tokenizer_texts(data_config) -> list[str]:
+def tokenizer_texts(config) -> list[str]:
   """The monolingual training text the joint vocabulary is trained on (``vocab_languages``)."""
-  d = data_config
+  d = config.data
   if d.name == "copy":
     return copy_corpus("train")
-  return [text for lang in vocab_languages(d)
+  return [text for lang in vocab_languages(config)
           for text in multi30k_side(lang, "train", d.manual_dir)]
 
 
@@ -329,14 +335,14 @@ class TranslationTask(EncoderDecoderTask):
     word tokenizer gets them as one more training text: split on whitespace they stay whole)."""
     if config.data.tokenizer_path:
       return load_tokenizer(config.data.tokenizer_path)
-    symbols, texts = tokenizer_symbols(config.data), tokenizer_texts(config.data)
+    symbols, texts = tokenizer_symbols(config), tokenizer_texts(config)
     if config.data.tokenizer == "word":
       return train_tokenizer(config.data, texts + ([" ".join(symbols)] if symbols else []))
     tags = {"user_defined_symbols": symbols} if symbols else {}
     return train_tokenizer(config.data, texts, **tags)
 
-  def load_pairs(self, data_config, split: str):
-    return load_pairs(data_config, split)
+  def load_pairs(self, config, split: str):
+    return load_pairs(config, split)
 
   def encode_pairs(self, tokenizer, sources, targets, config):
     """Ids of the pairs; an empty source (a decoder language model's) reads as the single
@@ -345,14 +351,14 @@ class TranslationTask(EncoderDecoderTask):
             [tokenizer.encode(t) for t in targets])
 
   def adversarial_sources(self, config) -> list[str]:
-    """Source-side training sentences of ``data.adversarial_pair`` (the other domain)."""
-    d = config.data
-    if not d.adversarial_pair:
-      raise ValueError("transfer.method needs data.adversarial_pair: the pair whose source "
+    """Source-side training sentences of the pair ``seq2seq.adversarial_domain`` (the other
+    domain)."""
+    pair = config.seq2seq.adversarial_domain
+    if not pair:
+      raise ValueError("transfer.method needs seq2seq.adversarial_domain: the pair whose source "
                        "sentences are the other domain (e.g. 'fr-en' for a de-en child)")
-    other = d.copy_and_resolve_references()
-    other.pair = d.adversarial_pair
-    return corpus_pairs(other, "train")[0]   # every real pair: no subset, no synthetic ones
+    # every real pair: no subset, no synthetic ones
+    return corpus_pairs(with_pair(config, pair), "train")[0]
 
   def translate(self, model: EncoderDecoderModel, tokenizer, config, texts: list[str],
                 cache: dict | None = None) -> list[str]:
@@ -367,7 +373,7 @@ class TranslationTask(EncoderDecoderTask):
     """
     out = [""] * len(texts)
     keep = [i for i, t in enumerate(texts) if t.strip()]
-    sources = tag_sources(config.data, [texts[i] for i in keep])
+    sources = tag_sources(config, [texts[i] for i in keep])
     buckets = time_buckets(tuple(config.data.buckets))
     hypotheses = self._translate_prepared(model, tokenizer, config, sources, cache, buckets)
     for i, hypothesis in zip(keep, hypotheses):
@@ -388,12 +394,12 @@ class TranslationTask(EncoderDecoderTask):
 
   def final_metrics(self, model: EncoderDecoderModel, tokenizer, config, workdir: str):
     """BLEU / chrF of the selected model's beam-search translations of each evaluation split."""
-    if _option(config.data, "monolingual_target"):
+    if config.translation.monolingual_target:
       return {}   # a decoder language model: nothing to translate
     results = {}
     os.makedirs(os.path.join(workdir, "translations"), exist_ok=True)
     for name, split in self.eval_sets.items():
-      sources, references = load_pairs(config.data, split)
+      sources, references = load_pairs(config, split)
       hypotheses = self._translate_prepared(model, tokenizer, config, sources)
       with open(os.path.join(workdir, "translations", f"{split}.txt"), "w") as f:
         f.write("\n".join(hypotheses) + "\n")

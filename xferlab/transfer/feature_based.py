@@ -23,7 +23,7 @@ the loaded vectors.
 
 ``apply_pretrained_vectors(params, config, tokenizer)`` writes the vectors of
 ``config.model.pretrained_vectors`` into every encoder embedding of a pure
-parameter dict; ``model.freeze_embeddings`` then freezes them
+parameter dict; ``finetune.frozen = ("embedding",)`` then freezes them
 (``xferlab.transfer.model_based.frozen_prefixes``).
 
 ``train_word2vec(texts, out)`` trains skip-gram vectors on unlabeled text with

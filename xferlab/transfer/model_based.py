@@ -20,8 +20,8 @@ no fine-tuning control switched on it returns the plain optax chain of
 from its path in the pure parameter dict (``xferlab.param_paths``) and the
 update runs through ``optax.multi_transform``:
 
-* **freezing** (``finetune.frozen``, path prefixes; plus the embedding when
-  ``model.freeze_embeddings``): frozen leaves get ``optax.set_to_zero`` -- no
+* **freezing** (``finetune.frozen``, path prefixes; the entry ``"embedding"`` stands
+  for every encoder embedding, whatever the model): frozen leaves get ``optax.set_to_zero`` -- no
   gradient step, no weight decay, no momentum, no optimizer state;
 * **discriminative learning rates** (``finetune.discriminative_factor``, ULMFiT's
   2.6; 0 or 1 = off): the layer groups of ``ulmfit_groups`` (embedding, each
@@ -60,6 +60,7 @@ import numpy as np
 import optax
 
 from xferlab import checkpoint, optim
+from xferlab.defaults import FROZEN_EMBEDDING
 from xferlab.data import load_tokenizer   # the package import registers every tokenizer kind
 from xferlab.data.tokenizer import vocabulary
 from xferlab.param_paths import embedding_paths
@@ -298,14 +299,15 @@ def check_prerequisites(config) -> None:
   """Fails before any work when a model, tokenizer or corpus a run starts from does not exist.
 
   Checks every ``init_from`` checkpoint (``init_sources``), ``data.tokenizer_path`` and (if
-  the configuration has it) ``data.synthetic_pairs`` (for every task: the trainer calls it
+  the configuration has it) ``translation.synthetic_pairs`` (for every task: the trainer calls it
   before it writes anything). The error names ``init_from.made_by``, the commands that make
   what is missing.
   """
   paths = [("init_from.path" if i == 0 and config.init_from.path else "init_from.extra", path)
            for i, (path, _, _) in enumerate(init_sources(config.init_from))]
   paths += [("data.tokenizer_path", config.data.tokenizer_path),
-            ("data.synthetic_pairs", config.data.get("synthetic_pairs", ""))]
+            ("translation.synthetic_pairs",
+             config.get("translation", {}).get("synthetic_pairs", ""))]
   missing = [(key, path) for key, path in paths if path and not os.path.exists(path)]
   if missing:
     made_by = config.init_from.get("made_by", "")
@@ -495,9 +497,11 @@ def make_finetune_optimizer(
 
 
 def frozen_prefixes(config, params: Any) -> tuple[str, ...]:
-  """``finetune.frozen`` plus, with ``model.freeze_embeddings``, every encoder embedding."""
-  frozen = tuple(config.finetune.frozen)
-  if config.model.freeze_embeddings:
+  """``finetune.frozen``, its entry ``"embedding"`` (``defaults.FROZEN_EMBEDDING``) replaced by
+  the path of every encoder embedding of ``params`` (``embedding_paths``: the classifier's,
+  the language model's and the seq2seq model's alike)."""
+  frozen = tuple(p for p in config.finetune.frozen if p != FROZEN_EMBEDDING)
+  if FROZEN_EMBEDDING in tuple(config.finetune.frozen):
     frozen += tuple("/".join(p) for p in embedding_paths(params))
   return frozen
 
