@@ -145,8 +145,8 @@ def test_a_config_written_before_the_rename_compares_equal(spec):
 
 
 def test_the_committed_old_config_of_the_wiki_lm_matches_its_experiment():
-  """``benchmarks/results/lm_wiki_in_progress/config.json`` was written before the rename."""
-  with open(os.path.join(ROOT, "benchmarks/results/lm_wiki_in_progress/config.json")) as f:
+  """``benchmarks/results/lm_wiki/config.json`` was written before the rename."""
+  with open(os.path.join(ROOT, "benchmarks/results/lm_wiki/config.json")) as f:
     text = f.read()
   assert '"bptt": 70' in text and '"num_labels"' in text
   config, _ = load_experiment(WIKI)
