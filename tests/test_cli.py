@@ -62,13 +62,36 @@ def test_help_lists_the_experiments(capsys):
     assert name in out
 
 
-def test_missing_corpus_names_where_it_looked_and_the_option(capsys, tmp_path, monkeypatch):
+def test_missing_corpora_are_all_named_before_anything_is_written(capsys, tmp_path,
+                                                                    monkeypatch):
   monkeypatch.setenv("XFERLAB_DATA_DIR", str(tmp_path / "tfds"))   # nothing prepared
   empty = tmp_path / "corpora"
   empty.mkdir()
+  workdir = tmp_path / "run"
   err = _fails(capsys, [MULTI30K + ":smoke", "--manual-dir", str(empty),
-                        "--workdir", str(tmp_path / "run")], 1, "multi30k", "--manual-dir")
+                        "--workdir", str(workdir)], 1, "2 corpora", "multi30k/en-de",
+               "multi30k/en-fr", "--manual-dir")   # the pair and the vocabulary's French
   assert str(empty) in err
+  assert not any(workdir.iterdir())                # no config, no tokenizer: nothing to refuse
+
+
+def test_a_run_that_failed_on_a_missing_corpus_reruns_in_the_same_workdir(capsys, tmp_path,
+                                                                          monkeypatch):
+  from tests.data.test_new_corpora import make_imdb_full
+  monkeypatch.setenv("XFERLAB_DATA_DIR", str(tmp_path / "tfds"))
+  corpora, workdir = tmp_path / "corpora", tmp_path / "run"
+  corpora.mkdir()
+  argv = [os.path.join(ROOT, "experiments", "sentiment", "imdb.py") + ":scratch",
+          "--manual-dir", str(corpora), "--workdir", str(workdir),
+          "--set", "data.tokenizer_path=", "--set", "data.subset_size=0",
+          "--set", "data.buckets=(16,)", "--set", "data.batch_size=8",
+          "--set", "model.embed_dim=8", "--set", "model.hidden_size=8",
+          "--set", "classification.head_hidden=(4,)", "--set", "model.num_layers=1",
+          "--set", "train.num_steps=2", "--set", "train.eval_every=1"]
+  _fails(capsys, argv, 1, "imdb_full", str(corpora / "imdb_full"))
+  make_imdb_full(corpora)                                  # the user fetches the corpus
+  assert main(argv) == 0, capsys.readouterr().err
+  assert (workdir / "results.json").is_file()
 
 
 def test_finished_workdir_with_another_config_is_refused_in_one_line(capsys, tmp_path):
@@ -85,3 +108,24 @@ def test_the_script_prints_no_traceback():
   assert bad.returncode == 2 and "Traceback" not in bad.stderr
   assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "bogus" in bad.stderr
+
+
+@pytest.mark.parametrize("experiment, expected", [
+    ("sentiment/amazon.py:source=books,target=dvd", {"amazon_unlabeled/dvd", "amazon_multi_domain/dvd",
+                                  "amazon_multi_domain/books"}),
+    ("sentiment/movie_to_product.py", {"imdb_2k", "amazon_unlabeled/kitchen",
+                                       "amazon_multi_domain/kitchen"}),
+    ("sentiment/imdb.py:lm_wiki_imdb", {"imdb_full"}),
+    ("lm/wiki.py", {"wiki_en"}),
+    ("translation/multi30k.py", {"multi30k/en-de", "multi30k/en-fr"}),
+    ("summarization/news_to_science.py", {"bbc_news_summary", "scitldr"}),
+    ("quickstart.py", set()),
+])
+def test_each_task_names_the_corpora_its_run_reads(experiment, expected):
+  from xferlab.config import load_experiment
+  from xferlab.tasks import get_task
+  config, _ = load_experiment(os.path.join(ROOT, "experiments", experiment))
+  assert set(get_task(config.task).corpora(config)) == expected
+  config.data.tokenizer_path = "a/tokenizer"      # a given vocabulary reads no extra corpus
+  if config.task == "translation":
+    assert get_task(config.task).corpora(config) == ("multi30k/en-de",)

@@ -482,10 +482,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
 def _check_population(configs) -> None:
   from xferlab.config import validate   # pylint: disable=import-outside-toplevel
+  from xferlab.data.catalog import check_available   # pylint: disable=import-outside-toplevel
   for config in configs:
     validate(config)                         # bad values fail in one line, before any write
     model_based.check_prerequisites(config)  # a missing init_from model: fail before writing
     privacy.check(config)                    # DP-SGD only where rows are independent examples
+    check_available(get_task(config.task).corpora(config),   # every missing corpus, at once
+                    manual_dir=config.data.manual_dir or None)
   if len({population_key(c) for c in configs}) > 1:
     raise ValueError("A vmapped population may differ only in "
                      f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")

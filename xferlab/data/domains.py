@@ -311,6 +311,34 @@ def balanced_subset(texts, labels, n: int, seed: int):
   return [texts[i] for i in picked], labels[picked]
 
 
+def corpora(data_config) -> list[str]:
+  """The catalog corpora ``load_domain_adaptation(data_config)`` reads, for
+  ``catalog.check_available`` to find every missing one before a run writes anything;
+  a bad ``data.source`` / ``data.target`` fails here, in one line."""
+  name, source, target = data_config.name, data_config.source, data_config.target
+  in_domain = _in_domain(data_config)
+  if name == "imdb":
+    return ["imdb_full"]
+  if name not in ("amazon", "amazon_hatn", "movie"):
+    return []                                  # synthetic; an unknown name fails in the loader
+  if name == "movie" and not in_domain:
+    if source not in MOVIE_SOURCES:
+      raise ValueError(f"data.source = {source!r}: the movie protocol reads one of "
+                       f"{MOVIE_SOURCES}")
+  elif name != "movie" or not in_domain:
+    _check_domain(source, "source")
+  _check_domain(target, "target")
+  names = [f"amazon_unlabeled/{target}"]
+  if name == "amazon_hatn":
+    names.append(f"amazon_hatn/{target}")
+    names.append(f"amazon_multi_domain/{target}" if in_domain else f"amazon_hatn/{source}")
+  else:
+    names.append(f"amazon_multi_domain/{target}")
+    names.append(f"amazon_hatn/{target}" if in_domain else
+                 source if name == "movie" else f"amazon_multi_domain/{source}")
+  return names
+
+
 LOADERS = {"synthetic": _synthetic, "amazon": _amazon, "amazon_hatn": _amazon_hatn,
            "movie": _movie, "imdb": _imdb}
 

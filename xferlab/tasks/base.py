@@ -64,6 +64,12 @@ class Task(abc.ABC):
   def eval_metrics(self, sums) -> dict[str, float]:
     """Metrics of one evaluation set from its summed ``eval_sums``."""
 
+  def corpora(self, config) -> tuple[str, ...]:
+    """The catalog corpora (``"name"`` or ``"name/config"``) a run of ``config`` reads, so that
+    the trainer can list every missing one before it writes anything; none by default."""
+    del config
+    return ()
+
   def initial_task_state(self, config) -> Any:
     """The ``task_state`` of step 0 (None: the task carries nothing between steps)."""
     return None

@@ -32,7 +32,7 @@ from flax import nnx
 
 from xferlab import losses, metrics
 from xferlab.data import batching
-from xferlab.data.domains import load_domain_adaptation
+from xferlab.data.domains import corpora as domain_corpora, load_domain_adaptation
 from xferlab.data import load_tokenizer
 from xferlab.models.classifier import SequenceClassifier, TextEncoder, encoder_from_config
 from xferlab.data.tokenizer import UNK_ID, unknown_rate
@@ -65,6 +65,9 @@ def uses_target_batches(config) -> bool:
 
 class ClassificationTask(Task):
   name = "classification"
+
+  def corpora(self, config) -> tuple[str, ...]:
+    return tuple(domain_corpora(config.data))
 
   def prepare(self, config, workdir: str) -> TaskData:
     corpus = load_domain_adaptation(config.data, config.seed)

@@ -50,6 +50,7 @@ import optax
 from flax import nnx
 
 from xferlab import metrics
+from xferlab.data.domains import corpora as domain_corpora
 from xferlab.data.tokenizer import EOS_ID, load_tokenizer
 from xferlab.models import adaptive_softmax
 from xferlab.models.classifier import encoder_from_config
@@ -276,6 +277,15 @@ def zero_carry(model_config, batch_size: int):
 
 class LanguageModelTask(Task):
   name = "language_model"
+
+  def corpora(self, config) -> tuple[str, ...]:
+    d = config.data
+    if d.name == "reviews":
+      return tuple(f"amazon_unlabeled/{domain}" for domain in
+                   (REVIEW_DOMAINS if d.source in ("", "all") else (d.source,)))
+    if d.name == "synthetic":
+      return tuple(domain_corpora(d))
+    return {"ptb": ("ptb",), "wiki": ("wiki_en",), "imdb": ("imdb_full",)}.get(d.name, ())
 
   def prepare(self, config, workdir: str) -> TaskData:
     train_texts = _split_texts(config.data, "train")

@@ -128,6 +128,17 @@ class SummarizationTask(EncoderDecoderTask):
   name = "summarization"
   eval_sets = {"valid": "validation", "test": "test"}
 
+  def corpora(self, config) -> tuple[str, ...]:
+    """The corpora of ``data.name``, the vocabulary's ``seq2seq.vocab_sources`` and the
+    adversarial domain (``copy`` is generated, not read)."""
+    d, s = config.data, config.seq2seq
+    names = [d.name]
+    if not d.tokenizer_path:
+      names += list(s.vocab_sources)
+    if config.transfer.method != "none" and s.adversarial_domain:
+      names.append(s.adversarial_domain)
+    return tuple(dict.fromkeys(CORPORA[n] for n in names if n in CORPORA))
+
   def train_tokenizer(self, config):
     d = config.data
     if d.tokenizer_path:

@@ -341,6 +341,22 @@ class TranslationTask(EncoderDecoderTask):
     tags = {"user_defined_symbols": symbols} if symbols else {}
     return train_tokenizer(config.data, texts, **tags)
 
+  def corpora(self, config) -> tuple[str, ...]:
+    """The Multi30k configs of every language the run reads (its pair, ``mix_pair``, the
+    adversarial pair, the vocabulary's languages) and ``monolingual_target``."""
+    d, t = config.data, config.translation
+    names = [t.monolingual_target] if t.monolingual_target not in ("", "copy") else []
+    if d.name != "multi30k":
+      return tuple(names)
+    pairs = [t.pair, t.mix_pair]
+    if config.transfer.method != "none":
+      pairs.append(config.seq2seq.adversarial_domain)
+    languages = [lang for pair in pairs if pair for lang in parse_pair(pair)]
+    if not d.tokenizer_path:
+      languages += list(config.seq2seq.vocab_sources or DEFAULT_VOCAB_LANGUAGES)
+    names += [f"multi30k/en-{'de' if lang == 'en' else lang}" for lang in languages]
+    return tuple(dict.fromkeys(names))
+
   def load_pairs(self, config, split: str):
     return load_pairs(config, split)
 
