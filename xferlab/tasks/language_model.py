@@ -65,7 +65,7 @@ CACHE_MIN_CHARS = 10_000_000   # splits this large have their token streams (and
 _STREAM_CACHE_FORMAT = 1
 
 
-def _split_texts(data_config, split: str) -> list[str]:
+def split_texts(data_config, split: str) -> list[str]:
   """The texts of one split (``train`` | ``validation`` | ``test``) of ``data.name``."""
   name = data_config.name
   if name == "ptb":
@@ -288,7 +288,7 @@ class LanguageModelTask(Task):
     return {"ptb": ("ptb",), "wiki": ("wiki_en",), "imdb": ("imdb_full",)}.get(d.name, ())
 
   def prepare(self, config, workdir: str) -> TaskData:
-    train_texts = _split_texts(config.data, "train")
+    train_texts = split_texts(config.data, "train")
     tokenizer = lm_tokenizer(config.data, train_texts)
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     d = config.data
@@ -298,7 +298,7 @@ class LanguageModelTask(Task):
     train = StreamBatches(cached_token_stream(tokenizer, train_texts), d.batch_size, lm.bptt,
                           cutoffs)
     del train_texts
-    eval_sets = {name: [eval_stream_batch(cached_token_stream(tokenizer, _split_texts(d, split)),
+    eval_sets = {name: [eval_stream_batch(cached_token_stream(tokenizer, split_texts(d, split)),
                                           d.eval_batch_size)]
                  for name, split in (("valid", "validation"), ("test", "test"))}
     return TaskData(tokenizer=tokenizer, train=train, eval_sets=eval_sets,
