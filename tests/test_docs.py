@@ -35,7 +35,7 @@ PAGES = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 PUBLISHED = ("published", "DANN mSDA", "DANN bow", "CORAL bow", "P-net", "HATN_h")
 QUICKSTART = ('python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && '
               "python launch.py experiments/quickstart.py --workdir runs/quickstart")
-TEST_COMMAND = "python -m pytest -q"
+TEST_COMMAND = "python -m pytest -q -n 2 --dist loadfile"
 
 
 def _read(path: str) -> str:

@@ -29,10 +29,12 @@ import numpy as np
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def encoder_features(config, test_size: int = 0
+                     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """``((x_train float[n, d], y_train int[n]), (x_test, y_test))``: the frozen, freshly
   initialized (``init_from`` applied) classifier's features of the source training and the
-  target test reviews of ``config``'s corpus."""
+  target test reviews of ``config``'s corpus (``test_size`` > 0: a class-balanced sample of
+  that many test reviews, the same for every encoder)."""
   from xferlab import launch
   from xferlab.data.domains import load_domain_adaptation
   from xferlab.studies.domain_distance import encode_features
@@ -40,6 +42,9 @@ def encoder_features(config) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nd
   corpus = load_domain_adaptation(config.data, config.seed)
   (train_texts, train_labels), (test_texts, test_labels) = (corpus["source_train"],
                                                             corpus["target_test"])
+  if test_size:
+    keep = balanced_subset(np.asarray(test_labels), test_size, seed=0)
+    test_texts, test_labels = [test_texts[i] for i in keep], np.asarray(test_labels)[keep]
   return ((encode_features(restored, list(train_texts)), np.asarray(train_labels)),
           (encode_features(restored, list(test_texts)), np.asarray(test_labels)))
 
@@ -88,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--arm", default="", help="apply this arm of the experiment (config.arms)")
   parser.add_argument("--labels", default="100,500,1600", help="training-set sizes")
   parser.add_argument("--seeds", type=int, default=3, help="subsets per size")
+  parser.add_argument("--test-size", type=int, default=0,
+                      help="score on a class-balanced sample of this many target test reviews "
+                           "(0 = all)")
   parser.add_argument("--out", default="probe.json", help="JSON results file")
   args = parser.parse_args(argv)
   config, _ = load_experiment(args.experiment)
@@ -101,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not config.init_from.path:
     encoders.pop("init_from")
   results = {"experiment": args.experiment, "init_from": config.init_from.path, "sizes": {}}
-  features = {name: encoder_features(c) for name, c in encoders.items()}
+  features = {name: encoder_features(c, args.test_size) for name, c in encoders.items()}
   print(f"| labels | {' | '.join(encoders)} |")
   print("|---|" + "---|" * len(encoders))
   for n in sizes:
