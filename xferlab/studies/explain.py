@@ -355,7 +355,7 @@ def _attribute(restored, texts, target, method: str, options: dict) -> list[Attr
 def integrated_gradients(restored, texts, target=None, *, steps: int = 64,
                          baseline: str = "pad", rule: str = "trapezoid",
                          output: str = "probability", tolerance: float = 0.01,
-                         refine: int = 8, batch_size: int = 16,
+                         refine: int = 24, batch_size: int = 16,
                          cap: int = 256) -> list[Attribution]:
   """Integrated gradients of ``f`` = ``output`` of class ``target`` (an int or one per text;
   ``None``: each text's predicted class) on the embeddings of each text, one ``Attribution``
@@ -860,7 +860,7 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--rule", choices=RULES, default="trapezoid")
   parser.add_argument("--tolerance", type=float, default=0.01,
                       help="integrated gradients: relative completeness error to refine to")
-  parser.add_argument("--refine", type=int, default=8,
+  parser.add_argument("--refine", type=int, default=24,
                       help="integrated gradients: rounds of interval halving (0 = uniform)")
   parser.add_argument("--faithfulness", default="1,5,10", metavar="K[,K...]",
                       help="deletion test at these k ('' = none)")
