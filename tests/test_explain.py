@@ -69,6 +69,16 @@ def test_integrated_gradients_sum_to_the_output_difference(trained_classifier, t
     assert a.target == 0 and a.completeness_error <= 0.01
 
 
+def test_refinement_stops_at_the_point_cap(trained_classifier, target_reviews):
+  """An unreachable tolerance refines until every text has MAX_PATH_POINTS points, then stops
+  (float32 noise keeps the error estimate of a tiny difference above a tiny budget)."""
+  texts = target_reviews[0][:2]
+  attributions = explain.integrated_gradients(trained_classifier[1], texts, steps=16,
+                                              tolerance=1e-12, refine=40)
+  assert len(attributions) == 2
+  assert all(a.completeness_error <= 0.01 for a in attributions)
+
+
 def test_quadrature_rules():
   for rule in explain.RULES:
     alphas, weights = explain.quadrature(8, rule)

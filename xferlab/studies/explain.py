@@ -64,6 +64,8 @@ BASELINES = ("pad", "zero", "unk")
 RULES = ("trapezoid", "left", "right", "middle")
 OUTPUTS = ("probability", "logit", "log_probability")
 DELTA_FLOOR = 1e-4   # |f(x) - f(baseline)| below this is float noise: errors are relative to it
+MAX_PATH_POINTS = 2048   # per text: refinement stops there (float32 noise can keep the error
+                         # estimate of a near-zero difference above any budget)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--no-first-run", "--hide-scrollbars")
@@ -289,7 +291,8 @@ def _integrate(path, rows: dict, count: int, steps: int, rule: str, tolerance: f
                rounds: int, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(scores float[count, T], f(x), f(baseline))`` of the first ``count`` rows: the
   quadrature of ``c(α)`` over ``α ∈ [0, 1]``; with the trapezoid rule, intervals whose error
-  is large are halved for up to ``rounds`` rounds (``_refinements``)."""
+  is large are halved for up to ``rounds`` rounds (``_refinements``), while a text has fewer
+  than ``MAX_PATH_POINTS`` points."""
   alphas, weights = quadrature(steps, rule)
   points: list[dict[float, tuple]] = [{} for _ in range(count)]
   new = [(i, float(a)) for i in range(count) for a in sorted(set(alphas) | {0.0, 1.0})]
@@ -299,7 +302,8 @@ def _integrate(path, rows: dict, count: int, steps: int, rule: str, tolerance: f
       points[i][a] = (float(fa), ca)
     if rule != "trapezoid" or tolerance <= 0 or round_ == rounds:
       break
-    new = [(i, a) for i in range(count) for a in _refinements(points[i], tolerance)]
+    new = [(i, a) for i in range(count) if len(points[i]) < MAX_PATH_POINTS
+           for a in _refinements(points[i], tolerance)]
     if not new:
       break
   scores = np.zeros((count, rows["x"].shape[1]), np.float32)
