@@ -62,7 +62,10 @@ import sys
 from typing import Mapping, Sequence
 
 KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "domain_distance.json",
-              "word_vectors.json", "tfidf_peer.json", "sweep.json", "sweep.md", "*.png")
+              "word_vectors.json", "tfidf_peer.json", "sweep.json", "sweep.md", "*.png",
+              # the studies' reports (xferlab.studies.explain / robustness / privacy)
+              "explain.json", "explain.md", "robustness.json", "robustness.md",
+              "membership_inference.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 RECORD_FILE = "records.jsonl.gz"
 

@@ -1,0 +1,39 @@
+"""benchmarks.trust: the studies' files of plain and adversarially trained runs, one table."""
+
+import json
+import os
+
+from benchmarks import trust
+
+
+def _write(path, obj):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(obj, f)
+
+
+def test_collect_groups_runs_by_arm_and_variant(tmp_path):
+  plain, adv = str(tmp_path / "plain"), str(tmp_path / "adv")
+  for root, accs in ((plain, (0.70, 0.80)), (adv, (0.75, 0.75))):
+    for seed, acc in enumerate(accs):
+      _write(f"{root}/dann/seed_{seed}/results.json", {"target_accuracy": acc})
+  _write(f"{plain}/dann/seed_0/membership_inference.json", {"loss_threshold_auc": 0.6})
+  summary = {"clean_accuracy": 0.8, "attacked_accuracy": 0.2, "success_rate": 0.75}
+  _write(str(tmp_path / "rob.json"), {"runs": {
+      f"{plain}/dann/seed_0": {"word": {"summary": summary}},
+      f"{adv}/dann/seed_1": {"typo": {"summary": dict(summary, attacked_accuracy=0.5)}}}})
+  _write(str(tmp_path / "explain.json"), {"runs": {f"{plain}/dann/seed_0": {
+      "completeness_error": {"mean": 0.001, "max": 0.004},
+      "faithfulness": [{"k": 5, "top_k": {"mean_probability_drop": 0.5, "flip_rate": 0.6},
+                        "random": {"mean_probability_drop": 0.05, "flip_rate": 0.1}}],
+      "word_groups": {"shared": {"share": 0.5}}}}})
+  results = trust.collect(plain, adv, str(tmp_path / "explain.json"), [str(tmp_path / "rob.json")])
+  assert set(results) == {"dann", "dann+adv"}
+  assert results["dann"]["target_accuracy"]["values"] == [0.70, 0.80]
+  assert results["dann+adv"]["target_accuracy"]["mean"] == 0.75
+  assert results["dann"]["word_attacked_accuracy"]["values"] == [0.2]
+  assert results["dann+adv"]["typo_attacked_accuracy"]["values"] == [0.5]
+  assert results["dann"]["membership_auc"]["values"] == [0.6]
+  assert results["dann"]["deletion_k5_top_k_probability_drop"]["mean"] == 0.5
+  text = trust.write_report(results, "books -> kitchen")
+  assert "| dann+adv | 75.0 ± 0.0 |" in text and "top-k: probability drop" in text
