@@ -82,7 +82,7 @@ def _kind(op_name: str, component: str) -> str:
   return "other (elementwise, pooling, layout)"
 
 
-def _component(stack: list[str]) -> str:
+def component_of(stack: list[str]) -> str:
   """The component of the innermost frame of ``stack`` that ``COMPONENTS`` names."""
   for own in (True, False):           # the project's own frames first, then the libraries'
     for frame in stack:
@@ -132,7 +132,7 @@ def hlo_sources(hlo_text: str) -> dict[str, tuple[list[str], str]]:
   return out
 
 
-def _self_times(events: list[dict]) -> collections.Counter:
+def self_times(events: list[dict]) -> collections.Counter:
   """Self time (µs) per event name: each complete event's duration less its nested children's,
   per thread."""
   by_thread = collections.defaultdict(list)
@@ -180,7 +180,7 @@ def profile_xferlab(batch: int, length: int, hidden: int, steps: int) -> dict:
     with gzip.open(path) as f:
       trace = json.load(f)
   events = trace["traceEvents"] if isinstance(trace, dict) else trace
-  self_us = _self_times(events)
+  self_us = self_times(events)
   components: collections.Counter = collections.Counter()
   kinds: collections.Counter = collections.Counter()
   passes: collections.Counter = collections.Counter()
@@ -189,7 +189,7 @@ def profile_xferlab(batch: int, length: int, hidden: int, steps: int) -> dict:
     if name not in sources:
       continue
     stack, op = sources[name]
-    comp = _component(stack)
+    comp = component_of(stack)
     backward = "transpose(" in op or "_backward" in op or "bwd" in op
     ms = us / 1e3 / steps
     components[comp] += ms

@@ -14,7 +14,7 @@ def test_self_times_subtract_nested_children_per_thread():
       {"ph": "X", "name": "fusion", "ts": 20, "dur": 50, "pid": 1, "tid": 2},   # other thread
       {"ph": "X", "name": "after", "ts": 120, "dur": 5, "pid": 1, "tid": 1},
   ]
-  self_us = profile_step._self_times(events)
+  self_us = profile_step.self_times(events)
   assert self_us == {"while": 50, "dot": 50, "fusion": 50, "after": 5}
 
 
@@ -35,7 +35,7 @@ def test_hlo_sources_name_the_python_function_of_each_instruction():
 def test_components_prefer_the_projects_frames_over_the_libraries():
   stack = [".../flax/nnx/nn/linear.py:Linear.__call__", "/x/xferlab/models/rnn.py:Layer.__call__",
            "/x/xferlab/models/classifier.py:features"]
-  assert profile_step._component(stack) == "recurrence (layer glue, masks)"
-  assert profile_step._component([".../optax/_src/transform.py:update"]) == \
+  assert profile_step.component_of(stack) == "recurrence (layer glue, masks)"
+  assert profile_step.component_of([".../optax/_src/transform.py:update"]) == \
       "optimizer (Adam, clipping)"
-  assert profile_step._component([]).startswith("no source")
+  assert profile_step.component_of([]).startswith("no source")
