@@ -62,7 +62,9 @@ def collect(plain: str, adversarial: str, explain: str, robustness: Iterable[str
       mia = os.path.join(run, "membership_inference.json")
       if os.path.exists(mia):
         with open(mia) as f:
-          add(arm, "membership_auc", json.load(f).get("loss_threshold_auc"))
+          report = json.load(f)
+        add(arm, "membership_auc", report.get("auc"))
+        add(arm, "membership_advantage_yeom", report.get("advantage_yeom"))
   for path in robustness:
     with open(path) as f:
       report = json.load(f)

@@ -17,7 +17,7 @@ def test_collect_groups_runs_by_arm_and_variant(tmp_path):
   for root, accs in ((plain, (0.70, 0.80)), (adv, (0.75, 0.75))):
     for seed, acc in enumerate(accs):
       _write(f"{root}/dann/seed_{seed}/results.json", {"target_accuracy": acc})
-  _write(f"{plain}/dann/seed_0/membership_inference.json", {"loss_threshold_auc": 0.6})
+  _write(f"{plain}/dann/seed_0/membership_inference.json", {"auc": 0.6, "advantage_yeom": 0.2})
   summary = {"clean_accuracy": 0.8, "attacked_accuracy": 0.2, "success_rate": 0.75}
   _write(str(tmp_path / "rob.json"), {"runs": {
       f"{plain}/dann/seed_0": {"word": {"summary": summary}},
