@@ -34,8 +34,6 @@ import re
 import tempfile
 import time
 
-import numpy as np
-
 from benchmarks import report as rep
 from benchmarks import rnn_throughput as rt
 from benchmarks import torch_reference
@@ -159,15 +157,14 @@ def self_times(events: list[dict]) -> collections.Counter:
 
 def _breakdown(per_step_ms: dict[str, float], total_ms: float, key: str = "component"
                ) -> list[dict]:
-  rows = [{key: k, "ms_per_step": v, "share": v / total_ms}
+  return [{key: k, "ms_per_step": v, "share": v / total_ms}
           for k, v in sorted(per_step_ms.items(), key=lambda kv: -kv[1])]
-  return rows
 
 
 def profile_xferlab(batch: int, length: int, hidden: int, steps: int) -> dict:
   import jax
-  step, lowered = xferlab_step(batch, length, hidden)
-  sources = hlo_sources(lowered.compile().as_text())
+  step, lower = rt.xferlab_classifier_step(batch, length, hidden, unroll=1)
+  sources = hlo_sources(lower().compile().as_text())
   for _ in range(3):
     step()
   with tempfile.TemporaryDirectory(prefix="xferlab-profile-") as logdir:
@@ -205,32 +202,6 @@ def profile_xferlab(batch: int, length: int, hidden: int, steps: int) -> dict:
   return {"ms_per_step": step_ms, "components": _breakdown(components, step_ms),
           "kinds": _breakdown(kinds, executed, "kind"), "executed_ms_per_step": executed,
           "passes": dict(passes), "top": instructions}
-
-
-def xferlab_step(batch: int, length: int, hidden: int):
-  """The benchmark's jitted DANN step as a closure, and its lowering (for the HLO metadata)."""
-  import jax
-  import jax.numpy as jnp
-  from flax import nnx
-  from xferlab import train
-  from xferlab.tasks.classification import ClassificationTask
-  config = rt.classifier_config(hidden, 1)
-  task = ClassificationTask()
-  graphdef, params, rest = nnx.split(task.build_model(config, rt.VOCAB_SIZE), nnx.Param, ...)
-  params = nnx.to_pure_dict(params)
-  tx = train.make_optimizer(config.optimizer, 1000)
-  train_step, _ = train.compiled_steps(task, config, graphdef, tx, 1000)
-  box = {"state": train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                                   rng=jax.random.PRNGKey(0))}
-  hparams = train.lambda_hparams(config)
-  data = jax.device_put(rt.random_batch(batch, length))
-  lowered = train_step.lower(box["state"], rest, data, hparams)
-
-  def step():
-    box["state"], out = train_step(box["state"], rest, data, hparams)
-    jax.block_until_ready(out["loss"])
-
-  return step, lowered
 
 
 def profile_torch(batch: int, length: int, hidden: int, steps: int) -> dict:

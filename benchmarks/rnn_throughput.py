@@ -285,6 +285,13 @@ def random_batch(batch: int, time_steps: int, seed: int = 0) -> dict:
 def xferlab_classifier(batch: int, time_steps: int, hidden: int,
                        unroll: int) -> Callable[[], object]:
   """The project's own jitted DANN train step (``train.compiled_steps``)."""
+  return xferlab_classifier_step(batch, time_steps, hidden, unroll)[0]
+
+
+def xferlab_classifier_step(batch: int, time_steps: int, hidden: int, unroll: int):
+  """``(step, lower)``: one call of ``step()`` runs the jitted DANN train step on a fixed
+  full-length batch (the state carried and donated); ``lower()`` lowers that same step for the
+  current state (``benchmarks.profile_step`` reads its compiled HLO)."""
   config = classifier_config(hidden, unroll)
   task = ClassificationTask()
   model = task.build_model(config, VOCAB_SIZE)
@@ -293,17 +300,16 @@ def xferlab_classifier(batch: int, time_steps: int, hidden: int,
   total_steps = 1000
   tx = train.make_optimizer(config.optimizer, total_steps)
   train_step, _ = train.compiled_steps(task, config, graphdef, tx, total_steps)
-  state = train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
-                           rng=jax.random.PRNGKey(0))
+  box = {"state": train.TrainState(step=jnp.int32(0), params=params, opt_state=tx.init(params),
+                                   rng=jax.random.PRNGKey(0))}
   hparams = train.lambda_hparams(config)
   data = jax.device_put(random_batch(batch, time_steps))
 
   def step():
-    nonlocal state
-    state, out = train_step(state, rest, data, hparams)   # state is donated
+    box["state"], out = train_step(box["state"], rest, data, hparams)   # state is donated
     jax.block_until_ready(out["loss"])
 
-  return step
+  return step, lambda: train_step.lower(box["state"], rest, data, hparams)
 
 
 def torch_classifier(batch: int, time_steps: int, hidden: int) -> Callable[[], object]:
