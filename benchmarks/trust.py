@@ -156,8 +156,11 @@ def main(argv=None) -> dict:
   results = collect(args.plain, args.adversarial, args.explain,
                     [p for p in args.robustness.split(",") if p])
   os.makedirs(args.out, exist_ok=True)
+  inputs = {k: v for k, v in vars(args).items() if k != "out"}
+  for key in ("plain", "adversarial", "explain", "robustness"):   # relative: a record travels
+    inputs[key] = ",".join(os.path.relpath(p, args.out) for p in inputs[key].split(",") if p)
   with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump({"args": vars(args), "arms": results}, f, indent=1)
+    json.dump({"inputs": inputs, "arms": results}, f, indent=1)
   text = write_report(results, args.note)
   with open(os.path.join(args.out, "results.md"), "w") as f:
     f.write(text)
