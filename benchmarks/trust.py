@@ -4,14 +4,17 @@ robustness under attack, with and without adversarial training, and membership i
   python -m benchmarks.trust --plain runs/trust_bk --adversarial runs/trust_bk_adv \
       --explain runs/explain_bk/explain.json \
       --robustness runs/rob_bk/robustness.json,runs/rob_adv_dann/robustness.json,... \
-      --out runs/trust_record
+      --private runs/private_kitchen_source,runs/private_kitchen_scratch --out runs/trust_record
 
 Reads what the project's own commands wrote -- each run's ``results.json`` (an experiment's
 ``arm/seed_s`` workdirs), ``xferlab.studies.explain``'s ``explain.json``,
 ``xferlab.studies.robustness``' ``robustness.json`` files and ``xferlab.studies.privacy``'s
 ``membership_inference.json`` in each run -- and writes ``OUT/results.json`` and
 ``OUT/results.md``: per arm (``source_only``, ``dann``; ``+adv`` for the adversarially trained
-twin), mean ± std over seeds. Nothing is trained or scored here.
+twin), mean ± std over seeds; with ``--private``, the runs of
+``experiments/sentiment/private_transfer.py`` (arms ``<start>_eps<ε>`` and
+``<start>_nonprivate``) as a table of target accuracy against ε, with and without the public
+pretraining. Nothing is trained or scored here.
 """
 
 from __future__ import annotations
@@ -94,13 +97,55 @@ def collect(plain: str, adversarial: str, explain: str, robustness: Iterable[str
           for arm, metrics in sorted(values.items())}
 
 
+def collect_private(roots: Iterable[str]) -> dict:
+  """``{arm: {metric: {mean, std, values}}}`` of private-transfer runs (``ROOT/arm/seed_s``):
+  target accuracy, the ε they spent and, where measured, membership inference."""
+  values: dict[str, dict[str, list[float]]] = {}
+  for root in roots:
+    for run in _runs(root):
+      arm = os.path.relpath(run, root).split(os.sep)[0]
+      with open(os.path.join(run, "results.json")) as f:
+        results = json.load(f)
+      found = {"target_accuracy": results.get("target_accuracy"),
+               "privacy_epsilon": results.get("privacy_epsilon")}
+      mia = os.path.join(run, "membership_inference.json")
+      if os.path.exists(mia):
+        with open(mia) as f:
+          found["membership_auc"] = json.load(f).get("auc")
+      for metric, value in found.items():
+        if value is not None:
+          values.setdefault(arm, {}).setdefault(metric, []).append(float(value))
+  return {arm: {m: mean_std(v) for m, v in sorted(metrics.items())}
+          for arm, metrics in sorted(values.items())}
+
+
+def private_report(private: dict) -> list[str]:
+  """Markdown lines: target accuracy (and membership AUC) per start x ε (``∞`` = non-private)."""
+  starts = sorted({arm.rsplit("_", 1)[0] for arm in private})
+  budgets = sorted({arm.rsplit("_", 1)[1] for arm in private},
+                   key=lambda b: float(b[3:]) if b.startswith("eps") else float("inf"))
+  label = lambda b: "ε = " + (b[3:] if b.startswith("eps") else "∞ (non-private)")
+  lines = ["", "## Differential privacy: target accuracy (%) against ε", "",
+           *rep.header(["start", *[label(b) for b in budgets]])]
+  for start in starts:
+    lines.append(rep.row([start, *[_cell(private.get(f"{start}_{b}", {}).get("target_accuracy"))
+                                   for b in budgets]]))
+  lines += ["", "ε spent (δ in the runs' results.json) and membership inference AUC:", "",
+            *rep.header(["arm", "ε spent", "target accuracy", "membership AUC"])]
+  for arm, r in private.items():
+    lines.append(rep.row([arm, _cell(r.get("privacy_epsilon"), 1.0, 2),
+                          _cell(r.get("target_accuracy")),
+                          _cell(r.get("membership_auc"), 1.0, 3)]))
+  return lines
+
+
 def _cell(stat: dict | None, scale: float = 100.0, digits: int = 1) -> str:
   if not stat:
     return "-"
   return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}"
 
 
-def write_report(results: dict, note: str) -> str:
+def write_report(results: dict, note: str, private: dict | None = None) -> str:
   arms = list(results)
   lines = ["# Trustworthy transfer: one pair", "", note, "",
            "## Accuracy and robustness (%)", "",
@@ -141,6 +186,8 @@ def write_report(results: dict, note: str) -> str:
                               _cell(r.get("attribution_share_source_specific")),
                               _cell(r.get("attribution_share_shared")),
                               _cell(r.get("ig_completeness_error_max"), 100.0, 2)]))
+  if private:
+    lines += private_report(private)
   return "\n".join(lines) + "\n"
 
 
@@ -150,18 +197,21 @@ def main(argv=None) -> dict:
   parser.add_argument("--adversarial", default="", help="the same with adversarial training")
   parser.add_argument("--explain", default="", help="explain.json of the plain runs")
   parser.add_argument("--robustness", default="", help="robustness.json files, comma-separated")
+  parser.add_argument("--private", default="",
+                      help="private_transfer.py workdirs (arm/seed_s), comma-separated")
   parser.add_argument("--note", default="", help="a line under the title (pair, settings)")
   parser.add_argument("--out", required=True)
   args = parser.parse_args(argv)
   results = collect(args.plain, args.adversarial, args.explain,
                     [p for p in args.robustness.split(",") if p])
+  private = collect_private([p for p in args.private.split(",") if p])
   os.makedirs(args.out, exist_ok=True)
   inputs = {k: v for k, v in vars(args).items() if k != "out"}
-  for key in ("plain", "adversarial", "explain", "robustness"):   # relative: a record travels
+  for key in ("plain", "adversarial", "explain", "robustness", "private"):   # relative: a record travels
     inputs[key] = ",".join(os.path.relpath(p, args.out) for p in inputs[key].split(",") if p)
   with open(os.path.join(args.out, "results.json"), "w") as f:
-    json.dump({"inputs": inputs, "arms": results}, f, indent=1)
-  text = write_report(results, args.note)
+    json.dump({"inputs": inputs, "arms": results, "private": private}, f, indent=1)
+  text = write_report(results, args.note, private)
   with open(os.path.join(args.out, "results.md"), "w") as f:
     f.write(text)
   print(text)

@@ -305,3 +305,30 @@ def test_the_private_transfer_experiment():
     expected = 0.0 if name.endswith("nonprivate") else float(name.split("eps")[-1])
     assert arm_config.privacy.target_epsilon == expected
     assert privacy.enabled(arm_config) == (expected > 0)
+
+
+def test_private_transfer_from_a_public_source_classifier(tmp_path):
+  """``public_source=DIR``: the network and tokenizer of the public classifier in DIR, its whole
+  classifier restored in the ``source_*`` arms; no language model is read."""
+  from xferlab.config import to_json
+  amazon, _ = load_experiment(os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
+                              + ":source=books,target=books,arms=source_only")
+  amazon.model.hidden_size = 96                     # a network the private arms must copy
+  public = tmp_path / "public_books"
+  public.mkdir()
+  (public / "config.json").write_text(to_json(amazon))
+  spec = os.path.join(ROOT, "experiments", "sentiment", "private_transfer.py")
+  config, _ = load_experiment(f"{spec}:target=kitchen,public_source={public}")
+  assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("source", "scratch")
+                                       for e in ("eps1", "eps3", "eps8", "nonprivate"))
+  assert config.data.tokenizer_path == str(public / "tokenizer")
+  assert config.model.hidden_size == 96 and config.data.vocab_size == amazon.data.vocab_size
+  for name, arm in config.arms.items():
+    arm_config = apply_overrides(config, flatten(arm))
+    validate(arm_config)
+    assert bool(arm_config.init_from.path) == name.startswith("source")
+  source = apply_overrides(config, flatten(config.arms["source_eps8"]))
+  assert source.init_from.path == str(public) and tuple(source.init_from.subtrees) == ("classifier",)
+  assert "embedding" in source.finetune.frozen
+  with pytest.raises(FileNotFoundError, match="train the public model first"):
+    load_experiment(f"{spec}:target=kitchen,public_source={tmp_path / 'missing'}")

@@ -37,3 +37,25 @@ def test_collect_groups_runs_by_arm_and_variant(tmp_path):
   assert results["dann"]["deletion_k5_top_k_probability_drop"]["mean"] == 0.5
   text = trust.write_report(results, "books -> kitchen")
   assert "| dann+adv | 75.0 ± 0.0 |" in text and "top-k: probability drop" in text
+
+
+def test_private_runs_become_an_accuracy_against_epsilon_table(tmp_path):
+  pretrained, scratch = str(tmp_path / "pre"), str(tmp_path / "scr")
+  for root, start, base in ((pretrained, "source", 0.8), (scratch, "scratch", 0.6)):
+    for budget, drop in (("eps1", 0.2), ("eps8", 0.05), ("nonprivate", 0.0)):
+      for seed in range(2):
+        _write(f"{root}/{start}_{budget}/seed_{seed}/results.json",
+               {"target_accuracy": base - drop + 0.01 * seed,
+                **({} if budget == "nonprivate" else {"privacy_epsilon": float(budget[3:])})})
+  _write(f"{scratch}/scratch_eps1/seed_0/membership_inference.json", {"auc": 0.51})
+  private = trust.collect_private([pretrained, scratch])
+  assert sorted(private) == sorted(f"{s}_{b}" for s in ("source", "scratch")
+                                   for b in ("eps1", "eps8", "nonprivate"))
+  assert private["source_eps8"]["target_accuracy"]["values"] == [0.75, 0.76]
+  assert private["scratch_eps1"]["membership_auc"]["values"] == [0.51]
+  assert "privacy_epsilon" not in private["source_nonprivate"]
+  text = trust.write_report({}, "public books -> private kitchen", private)
+  # columns in order of ε, the non-private one last; one row per start
+  assert "| start | ε = 1 | ε = 8 | ε = ∞ (non-private) |" in text
+  assert "| source | 60.5 ± 0.5 | 75.5 ± 0.5 | 80.5 ± 0.5 |" in text
+  assert "| scratch_eps1 | 1.00 ± 0.00 | 40.5 ± 0.5 | 0.510 ± 0.000 |" in text

@@ -5,6 +5,14 @@ r"""Private transfer: a public pretrained model fine-tuned with DP-SGD on a targ
       --workdir runs/private_dvd
   python -m xferlab.studies.privacy runs/private_dvd        # membership inference per run
 
+or, with a classifier trained on a public source domain as the public model (no LM; the
+measured setting of docs/trust.md, public books -> private kitchen):
+
+  python launch.py experiments/sentiment/amazon.py:source=books,target=books,arms=source_only \
+      --set 'seeds=()' --workdir runs/public_books
+  python launch.py experiments/sentiment/private_transfer.py:target=kitchen,\
+public_source=runs/public_books,epochs=5 --workdir runs/private_kitchen
+
 The use case (issue 35): the labeled reviews of the target domain are private; what is
 public is the review language model (ULMFiT stage 2 on the *unlabeled* reviews of all four
 Amazon domains, ``experiments/lm/reviews.py:all``) and its sentencepiece tokenizer. Protocol
@@ -36,15 +44,22 @@ Argument (``experiments/sentiment/private_transfer.py:ARG``), comma-separated, a
   target=dvd                 the private domain (books, dvd, electronics, kitchen);
   arms=lm_eps8+lm_nonprivate a subset of the arms, joined by '+';
   lm=runs/lm_reviews_all     where the public review LM is;
-  public_source=DIR          pretrain on a public *source* domain too: the lm arms take the
-                             whole classifier (``init_from.subtrees = ("classifier",)``) of a
-                             run of ``amazon.py``'s ``lm`` arm, e.g.
+  public_source=DIR          the public model is instead a *classifier* trained on a public
+                             source domain's labeled reviews, the run in DIR, e.g.
                              ``python launch.py experiments/sentiment/amazon.py:source=books,
-                             target=dvd,arms=lm --set seeds=() --workdir runs/public_books``
-                             and ``public_source=runs/public_books``;
+                             target=books,arms=source_only --set 'seeds=()'
+                             --workdir runs/public_books`` (its tokenizer is learned from
+                             books text only: none of the target's reviews). Every arm takes
+                             that run's network and tokenizer (``DIR/config.json``,
+                             ``DIR/tokenizer``); the pretrained arms, named ``source_*``,
+                             take its whole classifier (``init_from.subtrees =
+                             ("classifier",)``), embedding frozen. No LM is read;
+  epochs=10                  the fixed training budget of every arm (``EPOCHS``); σ is solved
+                             for it;
   smoke                      one seed, small batches, 3 steps (a check that the arms run).
 """
 
+import json
 import os
 
 from xferlab.config import apply_overrides, flatten, load_experiment
@@ -56,23 +71,41 @@ BATCH_SIZE = 256         # DP-SGD wants large batches: the noise is σC/B per co
 EPOCHS = 10
 LEARNING_RATE = 2e-3     # Adam; the LM recipe's 1e-3 was chosen for batches of 32
 DELTA = 1e-5             # below 1/N (N ≈ 5,000)
+PUBLIC_COMMAND = ("python launch.py experiments/sentiment/amazon.py:source=books,target=books,"
+                  "arms=source_only --set 'seeds=()' --workdir {run_dir}")
 DEFAULTS = {"target": "dvd", "arms": "", "lm": "runs/lm_reviews_all", "public_source": "",
-            "smoke": False}
+            "epochs": str(EPOCHS), "smoke": False}
 
 
-def arms(lm_model: dict, public_source: str = "") -> dict:
-  """The 8 arms' overrides (nested): {lm, scratch} x {ε = 1, 3, 8, ∞}."""
-  pretrained = {"init_from": dict(lm_model["init_from"]), "finetune": {"frozen": ("embedding",)}}
-  if public_source:
-    pretrained["init_from"].update(path=public_source, subtrees=("classifier",), vocab="",
-                                   made_by="a run of experiments/sentiment/amazon.py's lm arm")
+def arms(pretrained_model: dict, prefix: str = "lm") -> dict:
+  """The 8 arms' overrides (nested): {prefix, scratch} x {ε = 1, 3, 8, ∞}; the ``prefix``
+  arms start from ``pretrained_model["init_from"]`` with their embedding frozen."""
+  pretrained = {"init_from": dict(pretrained_model["init_from"]),
+                "finetune": {"frozen": ("embedding",)}}
   out = {}
-  for name, start in (("lm", pretrained), ("scratch", {})):
+  for name, start in ((prefix, pretrained), ("scratch", {})):
     for eps in EPSILONS:
       out[f"{name}_eps{eps}"] = dict(start, privacy={"clip_norm": CLIP_NORM,
                                                      "target_epsilon": float(eps)})
     out[f"{name}_nonprivate"] = dict(start)
   return out
+
+
+def public_classifier(run_dir: str) -> dict:
+  """The settings that reproduce the public classifier in ``run_dir`` (a finished run of
+  ``amazon.py``): its tokenizer, network and pooling, and ``init_from`` its whole classifier."""
+  config_file = os.path.join(run_dir, "config.json")
+  if not os.path.exists(config_file):
+    raise FileNotFoundError(f"public_source={run_dir}: no {config_file}; train the public model "
+                            f"first: {PUBLIC_COMMAND.format(run_dir=run_dir)}")
+  with open(config_file) as f:
+    public = json.load(f)
+  return {"data": {k: public["data"][k] for k in ("tokenizer", "vocab_size", "word_split",
+                                                   "buckets")}
+          | {"tokenizer_path": os.path.join(run_dir, "tokenizer")},
+          "model": public["model"], "classification": public["classification"],
+          "init_from": {"path": run_dir, "subtrees": ("classifier",), "vocab": "",
+                        "made_by": PUBLIC_COMMAND.format(run_dir=run_dir)}}
 
 
 def get_config(arg=None):
@@ -82,18 +115,23 @@ def get_config(arg=None):
   c = amazon.base(dict(options, source=target), f"private_{target}")
   c.data.name = "amazon"
   c.data.in_domain = True                      # the target's own labeled reviews: private
-  lm_model = amazon.lm_arms(options["lm"])["lm"]
-  # Every arm: the LM's tokenizer and network, its fine-tuning recipe; no transfer term.
-  c = apply_overrides(c, flatten({k: lm_model[k] for k in ("data", "model", "optimizer")}))
-  c.init_from.made_by = lm_model["init_from"]["made_by"]   # names the LM if its tokenizer is missing
+  if options["public_source"]:
+    pretrained_model, prefix = public_classifier(options["public_source"]), "source"
+  else:
+    pretrained_model, prefix = amazon.lm_arms(options["lm"])["lm"], "lm"
+  # Every arm: the public model's tokenizer and network, its fine-tuning recipe; no transfer.
+  c = apply_overrides(c, flatten({k: pretrained_model[k] for k in
+                                  ("data", "model", "optimizer", "classification")
+                                  if k in pretrained_model}))
+  c.init_from.made_by = pretrained_model["init_from"]["made_by"]   # names the public model
   c.transfer.method, c.transfer.lam = "none", 0.0
   c.data.batch_size = BATCH_SIZE
   c.optimizer.learning_rate = LEARNING_RATE
-  c.train.num_epochs = EPOCHS
+  c.train.num_epochs = int(options["epochs"])
   c.train.early_stopping_metric = ""           # release the last model (see above)
   c.privacy.delta = DELTA
   c.report_metric = "target_accuracy"
-  all_arms = arms(lm_model, options["public_source"])
+  all_arms = arms(pretrained_model, prefix)
   names = options["arms"].split("+") if options["arms"] else list(all_arms)
   unknown = [n for n in names if n not in all_arms]
   if unknown:
