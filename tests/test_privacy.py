@@ -292,7 +292,7 @@ def test_the_private_transfer_experiment():
   config, _ = load_experiment(os.path.join(ROOT, "experiments", "sentiment",
                                            "private_transfer.py") + ":target=kitchen")
   assert tuple(config.seeds) == (0, 1, 2) and config.data.in_domain
-  assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("lm", "scratch")
+  assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("lm", "lm_head", "scratch")
                                        for e in ("eps1", "eps3", "eps8", "nonprivate"))
   for name, arm in config.arms.items():
     arm_config = apply_overrides(config, flatten(arm))
@@ -319,7 +319,7 @@ def test_private_transfer_from_a_public_source_classifier(tmp_path):
   (public / "config.json").write_text(to_json(amazon))
   spec = os.path.join(ROOT, "experiments", "sentiment", "private_transfer.py")
   config, _ = load_experiment(f"{spec}:target=kitchen,public_source={public}")
-  assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("source", "scratch")
+  assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("source", "source_head", "scratch")
                                        for e in ("eps1", "eps3", "eps8", "nonprivate"))
   assert config.data.tokenizer_path == str(public / "tokenizer")
   assert config.model.hidden_size == 96 and config.data.vocab_size == amazon.data.vocab_size
@@ -330,5 +330,7 @@ def test_private_transfer_from_a_public_source_classifier(tmp_path):
   source = apply_overrides(config, flatten(config.arms["source_eps8"]))
   assert source.init_from.path == str(public) and tuple(source.init_from.subtrees) == ("classifier",)
   assert "embedding" in source.finetune.frozen
+  head = apply_overrides(config, flatten(config.arms["source_head_eps8"]))
+  assert tuple(head.finetune.frozen) == ("classifier.encoder",) and head.init_from.path
   with pytest.raises(FileNotFoundError, match="train the public model first"):
     load_experiment(f"{spec}:target=kitchen,public_source={tmp_path / 'missing'}")

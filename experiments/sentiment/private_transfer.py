@@ -71,6 +71,7 @@ BATCH_SIZE = 256         # DP-SGD wants large batches: the noise is σC/B per co
 EPOCHS = 10
 LEARNING_RATE = 2e-3     # Adam; the LM recipe's 1e-3 was chosen for batches of 32
 DELTA = 1e-5             # below 1/N (N ≈ 5,000)
+ENCODER = "classifier.encoder"   # the head arms freeze it: embedding and recurrent layers
 PUBLIC_COMMAND = ("python launch.py experiments/sentiment/amazon.py:source=books,target=books,"
                   "arms=source_only --set 'seeds=()' --workdir {run_dir}")
 DEFAULTS = {"target": "dvd", "arms": "", "lm": "runs/lm_reviews_all", "public_source": "",
@@ -78,12 +79,14 @@ DEFAULTS = {"target": "dvd", "arms": "", "lm": "runs/lm_reviews_all", "public_so
 
 
 def arms(pretrained_model: dict, prefix: str = "lm") -> dict:
-  """The 8 arms' overrides (nested): {prefix, scratch} x {ε = 1, 3, 8, ∞}; the ``prefix``
-  arms start from ``pretrained_model["init_from"]`` with their embedding frozen."""
+  """The 12 arms' overrides (nested): {prefix, prefix_head, scratch} x {ε = 1, 3, 8, ∞}; the
+  ``prefix`` arms start from ``pretrained_model["init_from"]`` with their embedding frozen, the
+  ``prefix_head`` arms train only the classifier's head on the frozen public encoder."""
   pretrained = {"init_from": dict(pretrained_model["init_from"]),
                 "finetune": {"frozen": ("embedding",)}}
+  head_only = dict(pretrained, finetune={"frozen": (ENCODER,)})
   out = {}
-  for name, start in ((prefix, pretrained), ("scratch", {})):
+  for name, start in ((prefix, pretrained), (f"{prefix}_head", head_only), ("scratch", {})):
     for eps in EPSILONS:
       out[f"{name}_eps{eps}"] = dict(start, privacy={"clip_norm": CLIP_NORM,
                                                      "target_epsilon": float(eps)})
