@@ -4,7 +4,16 @@ import os
 import sys
 import textwrap
 
-import pytest
+# Compiling dominates this suite (tiny models, many freshly jitted steps), and LLVM's
+# optimization level 0 compiles much faster: measured on a clean clone of a quiet machine,
+# the whole suite took 252 s with it against 349 s without (-28 %), every test passing.
+# Set before JAX starts, inherited by the subprocesses the tests launch, and only where
+# the caller has not chosen a level.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                             + " --xla_backend_optimization_level=0").strip()
+
+import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "experiments", "quickstart.py")
