@@ -60,14 +60,8 @@ def collect(plain: str, adversarial: str, explain: str, robustness: Iterable[str
   for suffix, root in roots.items():
     for run in _runs(root) if root else ():
       arm = _arm_and_variant(run, roots)
-      with open(os.path.join(run, "results.json")) as f:
-        add(arm, "target_accuracy", json.load(f).get("target_accuracy"))
-      mia = os.path.join(run, "membership_inference.json")
-      if os.path.exists(mia):
-        with open(mia) as f:
-          report = json.load(f)
-        add(arm, "membership_auc", report.get("auc"))
-        add(arm, "membership_advantage_yeom", report.get("advantage_yeom"))
+      for metric, value in _run_metrics(run).items():
+        add(arm, metric, value)
   for path in robustness:
     with open(path) as f:
       report = json.load(f)
@@ -93,6 +87,26 @@ def collect(plain: str, adversarial: str, explain: str, robustness: Iterable[str
           add(arm, f"deletion_k{faith['k']}_{part}_flip_rate", faith[part]["flip_rate"])
       for group, g in result.get("word_groups", {}).items():
         add(arm, f"attribution_share_{group}", g["share"])
+  return _summarize(values)
+
+
+def _run_metrics(run: str) -> dict:
+  """One run's own numbers: from ``results.json`` and, where the study ran, from
+  ``membership_inference.json`` (values may be None)."""
+  with open(os.path.join(run, "results.json")) as f:
+    results = json.load(f)
+  found = {"target_accuracy": results.get("target_accuracy"),
+           "privacy_epsilon": results.get("privacy_epsilon")}
+  mia = os.path.join(run, "membership_inference.json")
+  if os.path.exists(mia):
+    with open(mia) as f:
+      report = json.load(f)
+    found.update(membership_auc=report.get("auc"),
+                 membership_advantage_yeom=report.get("advantage_yeom"))
+  return found
+
+
+def _summarize(values: dict[str, dict[str, list[float]]]) -> dict:
   return {arm: {m: mean_std(v) for m, v in sorted(metrics.items())}
           for arm, metrics in sorted(values.items())}
 
@@ -104,19 +118,10 @@ def collect_private(roots: Iterable[str]) -> dict:
   for root in roots:
     for run in _runs(root):
       arm = os.path.relpath(run, root).split(os.sep)[0]
-      with open(os.path.join(run, "results.json")) as f:
-        results = json.load(f)
-      found = {"target_accuracy": results.get("target_accuracy"),
-               "privacy_epsilon": results.get("privacy_epsilon")}
-      mia = os.path.join(run, "membership_inference.json")
-      if os.path.exists(mia):
-        with open(mia) as f:
-          found["membership_auc"] = json.load(f).get("auc")
-      for metric, value in found.items():
+      for metric, value in _run_metrics(run).items():
         if value is not None:
           values.setdefault(arm, {}).setdefault(metric, []).append(float(value))
-  return {arm: {m: mean_std(v) for m, v in sorted(metrics.items())}
-          for arm, metrics in sorted(values.items())}
+  return _summarize(values)
 
 
 def private_report(private: dict) -> list[str]:
