@@ -54,11 +54,21 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
                       "data.tokenizer_path": os.path.abspath(os.path.join(lm_dir, "tokenizer")),
                       "finetune.unfreeze_every": max(1, steps // 10)})
   else:
-    tokenizer_lm = os.path.join(lms, os.path.basename(module.LM_DIRS["lm_wiki_imdb"]))
-    overrides["data.tokenizer_path"] = os.path.abspath(os.path.join(tokenizer_lm, "tokenizer"))
+    overrides["data.tokenizer_path"] = imdb_tokenizer(lms, module)
   if arm == "vectors":
     overrides["model.pretrained_vectors"] = os.path.abspath(os.path.join(vectors, "vectors.txt"))
   return apply_overrides(config, overrides), module
+
+
+def imdb_tokenizer(lms: str, module) -> str:
+  """The IMDb vocabulary that the arms without a language model read: the tokenizer of
+  the IMDb LM from Wikipedia, or else of the one from scratch. Both are the same file:
+  both runs train their 32k-word tokenizer on the same IMDb text with the same settings
+  (and the second finds the first in the tokenizer cache)."""
+  candidates = [os.path.abspath(os.path.join(lms, os.path.basename(module.LM_DIRS[arm]),
+                                             "tokenizer"))
+                for arm in ("lm_wiki_imdb", "lm_imdb")]
+  return next((path for path in candidates if os.path.exists(path)), candidates[0])
 
 
 def missing(config, module) -> str | None:

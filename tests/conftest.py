@@ -18,6 +18,17 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "experiments", "quickstart.py")
 
+
+def xla_flags_with_devices(count: int | None) -> str:
+  """This process's ``XLA_FLAGS`` (the optimization level above included) for a subprocess
+  that sees ``count`` CPU devices (None: XLA's default of one), so that tests which choose
+  the device count still compile at the suite's level."""
+  kept = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
+          if not flag.startswith("--xla_force_host_platform_device_count")]
+  if count is not None:
+    kept.append(f"--xla_force_host_platform_device_count={count}")
+  return " ".join(kept)
+
 # Tiny model and corpus; every test that trains uses these sizes so jit caches are shared.
 TINY = {
     "model.embed_dim": 8, "model.hidden_size": 8, "transfer.discriminator_hidden": (8,),

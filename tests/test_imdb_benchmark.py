@@ -37,6 +37,16 @@ def test_a_missing_language_model_names_the_command_that_makes_it(tmp_path):
       "make it first: python launch.py experiments/lm/wiki.py --workdir runs/wiki")
 
 
+def test_arms_without_a_language_model_read_whichever_imdb_tokenizer_exists(tmp_path):
+  scratch_lm = tmp_path / "lm_imdb_scratch" / "tokenizer"
+  scratch_lm.mkdir(parents=True)
+  config, _ = imdb.arm_config("scratch", 1000, 0, str(tmp_path), str(tmp_path))
+  assert config.data.tokenizer_path == str(scratch_lm)          # only the scratch LM so far
+  (tmp_path / "lm_imdb" / "tokenizer").mkdir(parents=True)
+  config, _ = imdb.arm_config("glove", 1000, 0, str(tmp_path), str(tmp_path))
+  assert config.data.tokenizer_path == str(tmp_path / "lm_imdb" / "tokenizer")
+
+
 def test_the_report_has_a_row_per_arm_and_a_column_per_budget(tmp_path):
   runs = {"100": {"scratch": [{"target_accuracy": 0.6, "target_macro_f1": 0.6,
                                "source_val_accuracy": 0.7},

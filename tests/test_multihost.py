@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, xla_flags_with_devices
 
 # The quick start's DANN run (one seed), shortened to 2 epochs.
 EXPERIMENT = "experiments/quickstart.py:dann"
@@ -20,9 +20,8 @@ IGNORED = ("train_seconds", "tokens_per_second")
 
 
 def _env():
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  env.pop("XLA_FLAGS", None)   # one CPU device per process
-  return env
+  return dict(os.environ, JAX_PLATFORMS="cpu",
+              XLA_FLAGS=xla_flags_with_devices(None))   # one CPU device per process
 
 
 def _run(command, timeout=300):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from xferlab import checkpoint, launch
-from tests.conftest import QUICKSTART, ROOT, TINY
+from tests.conftest import QUICKSTART, ROOT, TINY, xla_flags_with_devices
 
 
 def _final_params(run_dir):
@@ -96,7 +96,7 @@ print(json.dumps({"devices": jax.device_count(), "losses": [r["loss"] for r in r
 
 
 def _run_on_devices(n, run_dir, overrides):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+  env = dict(os.environ, XLA_FLAGS=xla_flags_with_devices(n),
              JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-c", _DATA_PARALLEL, QUICKSTART, json.dumps(overrides),
                         str(run_dir)], env=env, cwd=ROOT, capture_output=True, text=True,
