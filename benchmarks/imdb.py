@@ -42,7 +42,10 @@ def budget_name(budget: int) -> str:
 
 
 def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
-  """The configuration of one run: the experiment's arm at this budget and seed."""
+  """The configuration of one run: the experiment's arm at this budget and seed. The
+  language models, tokenizer and vectors are named as ``--lms`` / ``--vectors`` give them
+  (relative to the working directory by default, ``runs/...``), so that a record unpacked on
+  another machine resumes from the same command there."""
   from xferlab.config import apply_overrides, load_experiment
   config, module = load_experiment(f"{EXPERIMENT}:{arm}")
   steps, eval_every = module.steps_for(budget)
@@ -50,13 +53,13 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
                "train.eval_every": eval_every}
   if arm in module.LM_DIRS:
     lm_dir = os.path.join(lms, os.path.basename(module.LM_DIRS[arm]))
-    overrides.update({"init_from.path": os.path.abspath(lm_dir),
-                      "data.tokenizer_path": os.path.abspath(os.path.join(lm_dir, "tokenizer")),
+    overrides.update({"init_from.path": lm_dir,
+                      "data.tokenizer_path": os.path.join(lm_dir, "tokenizer"),
                       "finetune.unfreeze_every": max(1, steps // 10)})
   else:
     overrides["data.tokenizer_path"] = imdb_tokenizer(lms, module)
   if arm == "vectors":
-    overrides["model.pretrained_vectors"] = os.path.abspath(os.path.join(vectors, "vectors.txt"))
+    overrides["model.pretrained_vectors"] = os.path.join(vectors, "vectors.txt")
   return apply_overrides(config, overrides), module
 
 
@@ -65,14 +68,14 @@ def imdb_tokenizer(lms: str, module) -> str:
   the IMDb LM from Wikipedia, or else of the one from scratch. Both are the same file:
   both runs train their 32k-word tokenizer on the same IMDb text with the same settings
   (and the second finds the first in the tokenizer cache)."""
-  candidates = [os.path.abspath(os.path.join(lms, os.path.basename(module.LM_DIRS[arm]),
-                                             "tokenizer"))
+  candidates = [os.path.join(lms, os.path.basename(module.LM_DIRS[arm]), "tokenizer")
                 for arm in ("lm_wiki_imdb", "lm_imdb")]
   return next((path for path in candidates if os.path.exists(path)), candidates[0])
 
 
 def missing(config, module) -> str | None:
-  """Why a run cannot start (a missing language model, tokenizer or vectors), or None."""
+  """Why a run cannot start (a missing or unfinished language model, a missing tokenizer or
+  vectors), or None."""
   for path in (config.init_from.path, config.data.tokenizer_path,
                config.model.pretrained_vectors):
     if path and not os.path.exists(path):
@@ -81,6 +84,10 @@ def missing(config, module) -> str | None:
                                        "python -m xferlab.studies.word2vec --domains imdb "
                                        "--dim 128 --out " + origin)
       return f"{path} not found; make it first: {made_by}"
+  lm = config.init_from.path
+  if lm and not os.path.exists(os.path.join(lm, "results.json")):
+    return (f"{lm} has not finished training (no results.json); finish it first with the "
+            f"command that started it: {module.LM_COMMANDS.get(f'runs/{os.path.basename(lm)}')}")
   return None
 
 
@@ -93,18 +100,24 @@ def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
     print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed}: skipped, {why}", flush=True)
     return None
   workdir = os.path.join(args.out, budget_name(budget), arm, f"seed_{seed}")
+  if args.report_only:
+    from xferlab.workdir import finished_results
+    return finished_results(config, workdir)
   print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed} -> {workdir}", flush=True)
   return launch.run_config(config, workdir, verbose=False)
 
 
-def run_peer(peer: str, budget: int, seed: int, out: str) -> dict:
-  """One peer's scores on a budget and seed, kept in ``OUT/<budget>/peers/``."""
+def run_peer(peer: str, budget: int, seed: int, out: str, report_only: bool = False) -> dict | None:
+  """One peer's scores on a budget and seed, kept in ``OUT/<budget>/peers/`` (None when
+  ``report_only`` and not computed yet)."""
   from xferlab.config import load_experiment
   from xferlab.studies import peers
   path = os.path.join(out, budget_name(budget), "peers", f"{peer}_seed_{seed}.json")
   if os.path.exists(path):
     with open(path) as f:
       return json.load(f)
+  if report_only:
+    return None
   config, _ = load_experiment(f"{EXPERIMENT}:scratch")
   config.data.subset_size = budget
   scores = peers.peer_scores(config.data, peer, seed)
@@ -165,6 +178,10 @@ def parse_args(argv: Sequence[str] | None):
                       "lm_imdb_scratch/ (the language models)")
   parser.add_argument("--vectors", default="runs/vectors_imdb", help="the word2vec folder")
   parser.add_argument("--peers", action="store_true", help="also the TF-IDF and NB-SVM peers")
+  parser.add_argument("--report-only", action="store_true",
+                      help="train nothing: report the finished runs under --out (several "
+                      "invocations can fill one --out, each with its own arms or budgets; "
+                      "this one then writes the whole report)")
   return parser.parse_args(argv)
 
 
@@ -179,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       results = [run_arm(arm, budget, seed, args) for seed in seeds]
       runs.setdefault(budget_name(budget), {})[arm] = [r for r in results if r]
     for peer in PEERS if args.peers else ():
-      runs[budget_name(budget)][peer] = [run_peer(peer, budget, s, args.out) for s in seeds]
+      scores = [run_peer(peer, budget, s, args.out, args.report_only) for s in seeds]
+      runs[budget_name(budget)][peer] = [r for r in scores if r]
   summary = summarize(runs)
   write_reports(args.out, summary)
   print(markdown(summary))

@@ -12,6 +12,7 @@ Markers (an HTML comment on the line right above a markdown table)::
   <!-- checked: BENCH PROTOCOL -->                    rows = pairs, columns = arms / TF-IDF
   <!-- checked: averages BENCH:PROTOCOL ... -->       rows = arms, one column per record
   <!-- checked: sweep BENCH -->                       rows = λ, columns "ARM: target" / "ARM: source val."
+  <!-- checked: imdb BENCH -->                        rows = arms, columns "N labels" (benchmarks.imdb)
 
 BENCH is a folder of ``benchmarks/results/``. Columns and rows that are published numbers
 (not measured here) are named as such and skipped.
@@ -260,6 +261,31 @@ def _check_sweep(words, header, rows):
   assert {float(_plain(r[0])) for r in rows} == set(by_lam), "every point of the sweep"
 
 
+def _check_imdb(words, header, rows):
+  """Each cell as ``benchmarks.imdb``'s own report writes it from the record's results.json."""
+  from benchmarks import imdb
+  (bench,) = words
+  summary = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
+  generated = imdb.markdown(summary).splitlines()
+  columns = _cells(generated[0])
+  expected = {_cells(line)[0]: dict(zip(columns[1:], _cells(line)[1:])) for line in generated[2:]}
+  wrong, checked = [], 0
+  for row in rows:
+    arm = _plain(row[0])
+    if _published(arm):
+      continue
+    assert arm in expected, f"row {arm!r} is not an arm of {bench}"
+    for name, cell in zip(header[1:], row[1:]):
+      if _published(name):
+        continue
+      assert name in columns, f"column {name!r} is not a label budget of {bench}"
+      checked += 1
+      if _plain(cell) != expected[arm][name]:
+        wrong.append(f"{arm} / {name}: {cell!r}, the record says {expected[arm][name]!r}")
+  assert not wrong, wrong
+  assert checked, "no number checked"
+
+
 @pytest.mark.parametrize("page, words, header, rows", TABLES,
                          ids=[f"{t[0]}:{' '.join(t[1])}" for t in TABLES])
 def test_sentiment_tables_match_the_records(page, words, header, rows):
@@ -268,6 +294,8 @@ def test_sentiment_tables_match_the_records(page, words, header, rows):
     _check_averages(words[1:], header, rows)
   elif kind == "sweep":
     _check_sweep(words[1:], header, rows)
+  elif kind == "imdb":
+    _check_imdb(words[1:], header, rows)
   else:
     _check_pairs(words, header, rows)
 

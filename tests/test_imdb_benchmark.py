@@ -37,6 +37,16 @@ def test_a_missing_language_model_names_the_command_that_makes_it(tmp_path):
       "make it first: python launch.py experiments/lm/wiki.py --workdir runs/wiki")
 
 
+def test_an_unfinished_language_model_is_not_fine_tuned(tmp_path):
+  lm = tmp_path / "lm_imdb_scratch"
+  (lm / "tokenizer").mkdir(parents=True)
+  (lm / "checkpoints").mkdir()
+  config, module = imdb.arm_config("lm_imdb", 1000, 0, str(tmp_path), str(tmp_path))
+  assert "has not finished training" in imdb.missing(config, module)
+  (lm / "results.json").write_text("{}")
+  assert imdb.missing(config, module) is None
+
+
 def test_arms_without_a_language_model_read_whichever_imdb_tokenizer_exists(tmp_path):
   scratch_lm = tmp_path / "lm_imdb_scratch" / "tokenizer"
   scratch_lm.mkdir(parents=True)
