@@ -304,3 +304,15 @@ def test_every_sentiment_record_is_checked_somewhere():
   marked = {" ".join(t[1]) for t in TABLES if t[0] == "docs/sentiment.md"}
   assert {"sentiment_A A", "sentiment_B B", "sentiment_movie movie"} <= marked
   assert any(t[0] == "README.md" and t[1][0] == "averages" for t in TABLES)
+
+
+def test_an_imdb_table_that_drifts_from_its_record_fails(tmp_path, monkeypatch):
+  stat = {"mean": 0.8, "std": 0.01, "values": [0.79, 0.81]}
+  (tmp_path / "bench").mkdir()
+  (tmp_path / "bench" / "results.json").write_text(json.dumps(
+      {"1000": {"scratch": {"test_accuracy": stat, "seeds": 2}}}))
+  monkeypatch.setitem(globals(), "RESULTS", str(tmp_path))
+  header = ["arm", "1,000 labels", "published LSTM"]
+  _check_imdb(["bench"], header, [["`scratch`", "80.00 ± 1.00 (2)", "86.5"]])
+  with pytest.raises(AssertionError, match="the record says"):
+    _check_imdb(["bench"], header, [["`scratch`", "81.00 ± 1.00 (2)", "86.5"]])
