@@ -65,7 +65,9 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               "word_vectors.json", "tfidf_peer.json", "sweep.json", "sweep.md", "*.png",
               # the studies' reports (xferlab.studies.explain / robustness / privacy)
               "explain.json", "explain.md", "robustness.json", "robustness.md",
-              "membership_inference.json")
+              "membership_inference.json",
+              # the IMDb benchmark's peers (benchmarks.imdb: <budget>/peers/<peer>_seed_<s>.json)
+              "tfidf_logreg_seed_*.json", "nbsvm_seed_*.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 RECORD_FILE = "records.jsonl.gz"
 
