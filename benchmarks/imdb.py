@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       runs.setdefault(budget_name(budget), {})[arm] = [r for r in results if r]
     for peer in PEERS if args.peers else ():
       scores = [run_peer(peer, budget, s, args.out, args.report_only) for s in seeds]
-      runs[budget_name(budget)][peer] = [r for r in scores if r]
+      runs.setdefault(budget_name(budget), {})[peer] = [r for r in scores if r]
   summary = summarize(runs)
   write_reports(args.out, summary)
   print(markdown(summary))

@@ -57,6 +57,12 @@ def test_arms_without_a_language_model_read_whichever_imdb_tokenizer_exists(tmp_
   assert config.data.tokenizer_path == str(tmp_path / "lm_imdb" / "tokenizer")
 
 
+def test_peers_alone_and_a_report_of_nothing_yet_do_not_fail(tmp_path):
+  assert imdb.main(["--out", str(tmp_path), "--budgets", "1000", "--arms", "", "--peers",
+                    "--report-only"]) == 0
+  assert json.loads((tmp_path / "results.json").read_text()) == {}
+
+
 def test_the_report_has_a_row_per_arm_and_a_column_per_budget(tmp_path):
   runs = {"100": {"scratch": [{"target_accuracy": 0.6, "target_macro_f1": 0.6,
                                "source_val_accuracy": 0.7},
