@@ -87,7 +87,8 @@ def missing(config, module) -> str | None:
   lm = config.init_from.path
   if lm and not os.path.exists(os.path.join(lm, "results.json")):
     return (f"{lm} has not finished training (no results.json); finish it first with the "
-            f"command that started it: {module.LM_COMMANDS.get(f'runs/{os.path.basename(lm)}')}")
+            "command that started it: "
+            + module.LM_COMMANDS.get(f"runs/{os.path.basename(lm)}", "its launch command"))
   return None
 
 
@@ -95,14 +96,14 @@ def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
   """Trains (or reads) one run; None when it cannot start."""
   from xferlab import launch
   config, module = arm_config(arm, budget, seed, args.lms, args.vectors)
+  workdir = os.path.join(args.out, budget_name(budget), arm, f"seed_{seed}")
+  if args.report_only:        # a finished run (or one unpacked from a record) needs no LM
+    from xferlab.workdir import finished_results
+    return finished_results(config, workdir)
   why = missing(config, module)
   if why:
     print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed}: skipped, {why}", flush=True)
     return None
-  workdir = os.path.join(args.out, budget_name(budget), arm, f"seed_{seed}")
-  if args.report_only:
-    from xferlab.workdir import finished_results
-    return finished_results(config, workdir)
   print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed} -> {workdir}", flush=True)
   return launch.run_config(config, workdir, verbose=False)
 
