@@ -65,11 +65,11 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
 
 def imdb_tokenizer(lms: str, module) -> str:
   """The IMDb vocabulary that the arms without a language model read: the tokenizer of
-  the IMDb LM from Wikipedia, or else of the one from scratch. Both are the same file:
-  both runs train their 32k-word tokenizer on the same IMDb text with the same settings
-  (and the second finds the first in the tokenizer cache)."""
+  the IMDb LM from Wikipedia, or else of one from scratch. They are the same file: every
+  IMDb LM trains its 32k-word tokenizer on the same IMDb text with the same settings (and
+  a later run finds the first one's in the tokenizer cache)."""
   candidates = [os.path.join(lms, os.path.basename(module.LM_DIRS[arm]), "tokenizer")
-                for arm in ("lm_wiki_imdb", "lm_imdb")]
+                for arm in ("lm_wiki_imdb", "lm_imdb", "lm_imdb_resets")]
   return next((path for path in candidates if os.path.exists(path)), candidates[0])
 
 
@@ -174,7 +174,8 @@ def parse_args(argv: Sequence[str] | None):
   parser.add_argument("--budgets", default="100,1000,0", help="label budgets (0 = all 25,000)")
   parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 for small budgets")
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the 25,000 budget")
-  parser.add_argument("--arms", default="scratch,lm_imdb,lm_wiki_imdb,lm_wiki,glove,vectors")
+  parser.add_argument("--arms",
+                      default="scratch,lm_imdb,lm_imdb_resets,lm_wiki_imdb,lm_wiki,glove,vectors")
   parser.add_argument("--lms", default="runs", help="folder holding wiki/, lm_imdb/, "
                       "lm_imdb_scratch/ (the language models)")
   parser.add_argument("--vectors", default="runs/vectors_imdb", help="the word2vec folder")

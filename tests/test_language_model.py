@@ -41,6 +41,31 @@ def test_stream_batches_are_contiguous_and_resumable():
   np.testing.assert_array_equal(next(batches)["inputs"], c["inputs"])
 
 
+
+def test_state_resets_are_staggered_follow_the_position_and_zero_the_carry():
+  stream = np.arange(1000, dtype=np.int32)
+  batches = lm.StreamBatches(stream, rows=4, bptt=7, reset_every=2)
+  resets = np.stack([next(batches)["reset"] for _ in range(4)])
+  np.testing.assert_array_equal(resets, [[1, 0, 1, 0], [0, 1, 0, 1]] * 2)
+  batches.restore({"position": 3})
+  np.testing.assert_array_equal(next(batches)["reset"], resets[3])   # a resume resets alike
+  assert "reset" not in next(lm.StreamBatches(stream, rows=4, bptt=7))
+
+  config = tiny_lm_config()
+  model, task = _model(config), lm.LanguageModelTask()
+  tokens = np.random.default_rng(2).integers(4, 50, size=(2, 6)).astype(np.int32)
+  _, carry = model(jnp.asarray(tokens))
+  batch = {"inputs": jnp.asarray(tokens), "targets": jnp.asarray(tokens),
+           "reset": jnp.asarray([1.0, 0.0])}
+  model.eval()
+  _, (_, after) = task.loss(model, batch, 0.0, None, carry)
+  fresh = model(jnp.asarray(tokens[:1]))[1]                     # row 0 from the zero state
+  kept = model(jnp.asarray(tokens[1:]), jax.tree.map(lambda s: s[1:], carry))[1]
+  for got, zero_start, carried in zip(jax.tree.leaves(after), jax.tree.leaves(fresh),
+                                      jax.tree.leaves(kept)):
+    np.testing.assert_allclose(got[0], zero_start[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], carried[0], rtol=1e-5, atol=1e-6)
+
 def _model(config, vocab=50):
   return lm.LanguageModelTask().build_model(config, vocab)
 

@@ -88,6 +88,9 @@ def _language_model_section() -> ml_collections.ConfigDict:
                                  # frequency order, e.g. (2000, 10000): a head over ids < 2000
                                  # + one logit per tail cluster; () = full softmax
   s.adaptive_softmax_div = 4.0   # tail cluster i works in dimension d / div ** (i + 1)
+  s.state_reset_every = 0        # zero a row's carried state every this many batches (rows
+                                 # staggered), so the model learns to read from the zero state
+                                 # that a classifier starts each text from; 0 = never
   return s
 
 

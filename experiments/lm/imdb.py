@@ -22,6 +22,9 @@ tokenizer (``data.tokenizer_path = <workdir>/tokenizer``).
 Arguments (``experiments/lm/imdb.py:ARG``):
   (none)   from the Wikipedia LM (``init_from.path``, default ``runs/wiki``);
   scratch  the same model trained from random weights (the baseline of stage 1);
+  resets   ``scratch`` with each row's carried state zeroed every 4 batches (staggered;
+           ``language_model.state_reset_every``), so that the encoder learns to read from
+           the zero state every classifier starts a review from;
   smoke    a few steps from scratch on a small vocabulary (tests, timing).
 """
 
@@ -32,8 +35,8 @@ from xferlab.config import load_experiment
 
 def get_config(arg=None):
   c, _ = load_experiment(os.path.join(os.path.dirname(os.path.abspath(__file__)), "wiki.py"))
-  if arg not in (None, "", "scratch", "smoke"):
-    raise ValueError(f"Unknown argument {arg!r}; use '', 'scratch' or 'smoke'")
+  if arg not in (None, "", "scratch", "resets", "smoke"):
+    raise ValueError(f"Unknown argument {arg!r}; use '', 'scratch', 'resets' or 'smoke'")
   c.name = "lm_imdb" + (f"_{arg}" if arg else "")
   c.data.name = "imdb"
   c.data.vocab_size = 32000
@@ -46,6 +49,8 @@ def get_config(arg=None):
     c.optimizer.learning_rate = 2e-3
     c.optimizer.schedule = "slanted_triangular"
     c.finetune.discriminative_factor = 2.6
+  if arg == "resets":
+    c.language_model.state_reset_every = 4
   c.train.num_epochs = 1
   c.train.eval_every_epochs = 0.5
   if arg == "smoke":

@@ -3,6 +3,7 @@ r"""The IMDb benchmark (Maas et al. 2011): does a pretrained RNN transfer where 
   python launch.py experiments/lm/wiki.py --workdir runs/wiki                     # stage 1
   python launch.py experiments/lm/imdb.py --workdir runs/lm_imdb                  # stage 2
   python launch.py experiments/lm/imdb.py:scratch --workdir runs/lm_imdb_scratch  # Dai & Le
+  python launch.py experiments/lm/imdb.py:resets --workdir runs/lm_imdb_resets   # + resets
   python -m benchmarks.imdb --out runs/bench_imdb                                 # this file's arms
 
 One network for every arm: a word embedding and a 2-layer LSTM of 400 units
@@ -17,6 +18,9 @@ Arms (``experiments/sentiment/imdb.py:ARM``; ``--set data.subset_size=N`` picks 
   scratch       random weights; the IMDb LM's vocabulary;
   lm_imdb       the encoder of an LM trained on IMDb train + unsup text from random
                 weights (Dai & Le 2015's LM-LSTM), fine-tuned;
+  lm_imdb_resets  the same from an LM whose carried state was zeroed every 4 batches
+                (``experiments/lm/imdb.py:resets``): the classifier reads every review
+                from the zero state, which the plain LM met once in its epoch;
   lm_wiki_imdb  the encoder of the IMDb LM that started from the Wikipedia LM
                 (ULMFiT's three stages);
   lm_wiki       the Wikipedia LM's encoder and vocabulary, no in-domain stage;
@@ -35,14 +39,16 @@ init_from.path=DIR --set data.tokenizer_path=DIR/tokenizer`` names others
 
 import os
 
-ARMS = ("scratch", "lm_imdb", "lm_wiki_imdb", "lm_wiki", "glove", "vectors")
-LM_DIRS = {"lm_imdb": "runs/lm_imdb_scratch", "lm_wiki_imdb": "runs/lm_imdb",
-           "lm_wiki": "runs/wiki"}
+ARMS = ("scratch", "lm_imdb", "lm_imdb_resets", "lm_wiki_imdb", "lm_wiki", "glove", "vectors")
+LM_DIRS = {"lm_imdb": "runs/lm_imdb_scratch", "lm_imdb_resets": "runs/lm_imdb_resets",
+           "lm_wiki_imdb": "runs/lm_imdb", "lm_wiki": "runs/wiki"}
 LM_COMMANDS = {
     "runs/wiki": "python launch.py experiments/lm/wiki.py --workdir runs/wiki",
     "runs/lm_imdb": "python launch.py experiments/lm/imdb.py --workdir runs/lm_imdb",
     "runs/lm_imdb_scratch": ("python launch.py experiments/lm/imdb.py:scratch "
                              "--workdir runs/lm_imdb_scratch"),
+    "runs/lm_imdb_resets": ("python launch.py experiments/lm/imdb.py:resets "
+                            "--workdir runs/lm_imdb_resets"),
 }
 GLOVE = "glove_6b_50d/glove.6B.50d.top100k.txt.gz"
 

@@ -211,9 +211,14 @@ def batchify(stream: np.ndarray, rows: int) -> np.ndarray:
 class StreamBatches:
   """Endless ``[rows, bptt]`` windows over a batchified stream, in order; resumable."""
 
-  def __init__(self, stream: np.ndarray, rows: int, bptt: int, cutoffs=()):
+  def __init__(self, stream: np.ndarray, rows: int, bptt: int, cutoffs=(), reset_every: int = 0):
     """``cutoffs``: an adaptive softmax's; batches then carry ``tail_positions``, padded to
-    the largest count of any batch of the epoch (so every batch has the same shapes)."""
+    the largest count of any batch of the epoch (so every batch has the same shapes).
+
+    ``reset_every`` > 0: batches also carry ``reset`` (float32 ``[rows]``, 1 where the row's
+    carried state is to be zeroed before this window): row ``r`` of batch ``i`` is reset when
+    ``(i + r) % reset_every == 0``, so the resets are staggered over the rows and follow the
+    batch position (a resumed run resets where the uninterrupted one would)."""
     self.data = batchify(stream, rows)
     self.bptt = bptt
     self.batches_per_epoch = (self.data.shape[1] - 1) // bptt
@@ -221,6 +226,7 @@ class StreamBatches:
       raise ValueError(f"Rows of {self.data.shape[1]} tokens are shorter than bptt = {bptt}")
     self.position = 0
     self.cutoffs = tuple(cutoffs)
+    self.reset_every = int(reset_every)
     self.capacities = self._tail_capacities() if self.cutoffs else ()
 
   def _tail_capacities(self) -> tuple[int, ...]:
@@ -236,10 +242,14 @@ class StreamBatches:
     return self
 
   def __next__(self) -> dict[str, np.ndarray]:
-    start = (self.position % self.batches_per_epoch) * self.bptt
+    index = self.position
+    start = (index % self.batches_per_epoch) * self.bptt
     self.position += 1
     window = self.data[:, start:start + self.bptt + 1]
     batch = {"inputs": window[:, :-1], "targets": window[:, 1:]}
+    if self.reset_every:
+      rows = np.arange(len(self.data))
+      batch["reset"] = ((index + rows) % self.reset_every == 0).astype(np.float32)
     if self.cutoffs:
       batch["tail_positions"] = adaptive_softmax.tail_positions(batch["targets"], self.cutoffs,
                                                                 self.capacities)
@@ -296,7 +306,7 @@ class LanguageModelTask(Task):
     cutoffs = adaptive_softmax.check_cutoffs(lm.adaptive_softmax_cutoffs,
                                              tokenizer.vocab_size)
     train = StreamBatches(cached_token_stream(tokenizer, train_texts), d.batch_size, lm.bptt,
-                          cutoffs)
+                          cutoffs, reset_every=lm.state_reset_every)
     del train_texts
     eval_sets = {name: [eval_stream_batch(cached_token_stream(tokenizer, split_texts(d, split)),
                                           d.eval_batch_size)]
@@ -316,7 +326,12 @@ class LanguageModelTask(Task):
     return zero_carry(config.model, config.data.batch_size)
 
   def loss(self, model: LanguageModel, batch, lam, rngs, carry):
-    """``(mean NLL, (metrics, final carry))``; ``lam`` is unused (no transfer term)."""
+    """``(mean NLL, (metrics, final carry))``; ``lam`` is unused (no transfer term).
+    A batch's ``reset`` (``[batch]``, 1 = start the row from zeros) is applied to ``carry``
+    first."""
+    if "reset" in batch:
+      keep = 1.0 - batch["reset"][:, None]
+      carry = jax.tree.map(lambda state: state * keep, carry)
     if model.adaptive is not None:
       features, carry = model.features(batch["inputs"], carry, rngs=rngs)
       nll = model.nll(features, batch["targets"], batch.get("tail_positions")).mean()
