@@ -26,6 +26,9 @@ def _every_warning_again(monkeypatch):
   monkeypatch.setattr(config_lib, "WARNED_OLD_KEYS", set())   # each old key warns once per process
 
 
+ADDED_SINCE_THE_RENAME = {"language_model": ("state_reset_every",)}   # no old run has these
+
+
 def written_before_the_rename(config) -> dict:
   """``config`` as xferlab wrote it before the per-task sections: every task's keys in flat
   ``data`` / ``model`` sections, the twins side by side, ``model.freeze_embeddings``."""
@@ -40,6 +43,8 @@ def written_before_the_rename(config) -> dict:
   for section in ("classification", "language_model", "seq2seq", "translation",
                   "summarization"):
     values = tree.pop(section, old[section])   # ... and the run's own values where it has them
+    for key in ADDED_SINCE_THE_RENAME.get(section, ()):
+      values.pop(key, None)
     for key, value in values.items():
       destination = "model" if f"model.{key}" in OLD_KEYS else "data"
       tree[destination][key] = value
