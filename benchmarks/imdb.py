@@ -173,6 +173,9 @@ def parse_args(argv: Sequence[str] | None):
   parser.add_argument("--out", required=True, help="where the runs and reports go")
   parser.add_argument("--budgets", default="100,1000,0", help="label budgets (0 = all 25,000)")
   parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 for small budgets")
+  parser.add_argument("--first-seed", type=int, default=0,
+                      help="start at this seed (to split the seeds between invocations, e.g. "
+                      "one per core; a --report-only invocation then reports them all)")
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the 25,000 budget")
   parser.add_argument("--arms",
                       default="scratch,lm_imdb,lm_imdb_resets,lm_wiki_imdb,lm_wiki,glove,vectors")
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   os.makedirs(args.out, exist_ok=True)
   runs: dict = {}
   for budget in (int(b) for b in args.budgets.split(",")):
-    seeds = range(args.seeds if budget else args.full_seeds)
+    seeds = range(args.first_seed, args.seeds if budget else args.full_seeds)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     for arm in arms:
       results = [run_arm(arm, budget, seed, args) for seed in seeds]

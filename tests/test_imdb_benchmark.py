@@ -8,8 +8,8 @@ from benchmarks import imdb
 from xferlab.config import validate
 
 
-@pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_wiki_imdb", "lm_wiki", "glove",
-                                 "vectors"])
+@pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_imdb_resets", "lm_wiki_imdb",
+                                 "lm_wiki", "glove", "vectors"])
 def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
   for budget in (100, 1000, 0):
     config, module = imdb.arm_config(arm, budget, 2, str(tmp_path / "lms"),
@@ -61,6 +61,18 @@ def test_peers_alone_and_a_report_of_nothing_yet_do_not_fail(tmp_path):
   assert imdb.main(["--out", str(tmp_path), "--budgets", "1000", "--arms", "", "--peers",
                     "--report-only"]) == 0
   assert json.loads((tmp_path / "results.json").read_text()) == {}
+
+
+def test_first_seed_splits_the_seeds_between_invocations(tmp_path):
+  peers = tmp_path / "1000" / "peers"
+  peers.mkdir(parents=True)
+  for seed, accuracy in enumerate((0.5, 0.7, 0.9)):
+    (peers / f"nbsvm_seed_{seed}.json").write_text(json.dumps({"target_accuracy": accuracy}))
+  common = ["--out", str(tmp_path), "--budgets", "1000", "--arms", "", "--peers",
+            "--report-only"]
+  assert imdb.main(common + ["--first-seed", "1", "--seeds", "3"]) == 0
+  stats = json.loads((tmp_path / "results.json").read_text())["1000"]["nbsvm"]
+  assert stats["seeds"] == 2 and stats["test_accuracy"]["values"] == [0.7, 0.9]
 
 
 def test_the_report_has_a_row_per_arm_and_a_column_per_budget(tmp_path):
