@@ -98,7 +98,12 @@ def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
   config, module = arm_config(arm, budget, seed, args.lms, args.vectors)
   workdir = os.path.join(args.out, budget_name(budget), arm, f"seed_{seed}")
   if args.report_only:        # a finished run (or one unpacked from a record) needs no LM
-    from xferlab.workdir import finished_results
+    from xferlab.workdir import finished_results, written_config
+    recorded = written_config(workdir)
+    if recorded is not None and arm not in module.LM_DIRS:
+      # The arms without an LM read whichever IMDb LM's tokenizer existed when they ran
+      # (``imdb_tokenizer``: the same file under another folder), so the folder is theirs.
+      config.data.tokenizer_path = recorded.data.tokenizer_path
     return finished_results(config, workdir)
   why = missing(config, module)
   if why:

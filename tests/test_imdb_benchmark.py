@@ -101,3 +101,19 @@ def test_the_smoke_arm_trains_and_scores_its_test_set_once(tmp_path):
   assert 0.0 <= results["target_accuracy"] <= 1.0
   assert not any(k.startswith("target_") for row in read_metrics(str(tmp_path / "run"))
                  for k in row)
+
+
+def test_a_finished_run_is_reported_with_the_tokenizer_folder_it_ran_with(tmp_path):
+  from xferlab.config import to_json
+  (tmp_path / "lm_imdb_resets" / "tokenizer").mkdir(parents=True)   # what exists now
+  config, _ = imdb.arm_config("scratch", 1000, 0, str(tmp_path), str(tmp_path))
+  config.data.tokenizer_path = str(tmp_path / "lm_imdb_scratch" / "tokenizer")   # then
+  run = tmp_path / "out" / "1000" / "scratch" / "seed_0"
+  run.mkdir(parents=True)
+  (run / "config.json").write_text(to_json(config))
+  (run / "results.json").write_text(json.dumps(
+      {"target_accuracy": 0.7, "target_macro_f1": 0.7, "source_val_accuracy": 0.7}))
+  assert imdb.main(["--out", str(tmp_path / "out"), "--budgets", "1000", "--seeds", "1",
+                    "--arms", "scratch", "--lms", str(tmp_path), "--report-only"]) == 0
+  stats = json.loads((tmp_path / "out" / "results.json").read_text())["1000"]["scratch"]
+  assert stats["test_accuracy"]["values"] == [0.7]
