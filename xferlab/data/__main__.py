@@ -6,7 +6,7 @@ counts ``{corpus: {config: {split: n}}}`` on stdout ("default" is the config
 key of corpora without configs). Progress and TFDS messages go to stderr.
 
   python -m xferlab.data prepare --all --manual-dir ../shared/data
-  python -m xferlab.data prepare multi30k/en-fr ptb --data-dir /tmp/tfds
+  python -m xferlab.data prepare multi30k/en-fr ptb --data-dir DATA_DIR
 """
 
 from __future__ import annotations

@@ -29,27 +29,14 @@ from typing import Sequence
 import numpy as np
 
 
-def row_nll(model, batch: dict, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def row_nll(model, batch: dict) -> tuple[np.ndarray, np.ndarray]:
   """Summed NLL and token count per row (``float64[rows]`` each) of one evaluation batch
-  (``inputs`` / ``targets`` / ``weights``: ``[rows, length]``), the state carried along
-  each row from zero, ``chunk`` steps per jitted call."""
-  import jax
-  import jax.numpy as jnp
-
-  @jax.jit
-  def step(carry, inputs, targets, weights):
-    features, carry = model.features(inputs, carry)
-    return carry, (model.nll(features, targets) * weights).sum(axis=1)
-
-  rows, length = batch["inputs"].shape
-  carry = jax.tree.map(jnp.zeros_like, model.initial_carry(rows))
-  total = np.zeros(rows)
-  for start in range(0, length, chunk):
-    piece = slice(start, start + chunk)
-    carry, nll = step(carry, batch["inputs"][:, piece], batch["targets"][:, piece],
-                      batch["weights"][:, piece])
-    total += np.asarray(nll, np.float64)
-  return total, np.asarray(batch["weights"], np.float64).sum(axis=1)
+  (``inputs`` / ``targets`` / ``weights``: ``[rows, length]``): the task's own evaluation
+  (``LanguageModelTask.row_sums``), before it pools the rows."""
+  from flax import nnx
+  from xferlab.tasks.language_model import LanguageModelTask
+  sums = nnx.jit(LanguageModelTask().row_sums)(model, batch)
+  return np.asarray(sums["nll"], np.float64), np.asarray(sums["count"], np.float64)
 
 
 def split_report(nll: np.ndarray, count: np.ndarray, outlier: float) -> dict:
@@ -67,10 +54,9 @@ def study(run_dir: str, outlier: float = 10.0) -> dict:
   """``{split: split_report}`` for the validation and test splits of a finished LM run."""
   from xferlab import launch
   from xferlab.tasks import get_task
-  from xferlab.tasks.language_model import EVAL_CHUNK
   restored = launch.restore(run_dir)
   data = get_task(restored.config.task).prepare(restored.config, tempfile.mkdtemp())
-  return {name: split_report(*row_nll(restored.model, batch, EVAL_CHUNK), outlier)
+  return {name: split_report(*row_nll(restored.model, batch), outlier)
           for name, (batch,) in data.eval_sets.items()}
 
 

@@ -343,6 +343,12 @@ class LanguageModelTask(Task):
 
   def eval_sums(self, model: LanguageModel, batch):
     """``{"nll", "count"}`` summed over the whole stream, state carried through it."""
+    return jax.tree.map(jnp.sum, self.row_sums(model, batch))
+
+  def row_sums(self, model: LanguageModel, batch):
+    """``{"nll", "count"}`` per row (``float32[rows]`` each) of an evaluation batch
+    (``inputs`` / ``targets`` / ``weights``: ``[rows, k * EVAL_CHUNK]``), each row read
+    from the zero state with the state carried along it, ``EVAL_CHUNK`` steps at a time."""
     rows, length = batch["inputs"].shape
     chunk = lambda x: jnp.swapaxes(x.reshape(rows, length // EVAL_CHUNK, EVAL_CHUNK), 0, 1)
 
@@ -354,12 +360,12 @@ class LanguageModelTask(Task):
       else:
         logits, carry = model(inputs, carry)
         nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), targets)
-      return carry, ((nll * weights).sum(), weights.sum())
+      return carry, ((nll * weights).sum(axis=1), weights.sum(axis=1))
 
     carry = jax.tree.map(jnp.zeros_like, model.initial_carry(rows))
     _, (nll, count) = jax.lax.scan(body, carry, (chunk(batch["inputs"]), chunk(batch["targets"]),
                                                  chunk(batch["weights"])))
-    return {"nll": nll.sum(), "count": count.sum()}
+    return {"nll": nll.sum(axis=0), "count": count.sum(axis=0)}
 
   def eval_metrics(self, sums) -> dict[str, float]:
     return metrics.perplexity_metrics(sums)
