@@ -55,7 +55,7 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
     lm_dir = os.path.join(lms, os.path.basename(module.LM_DIRS[arm]))
     overrides.update({"init_from.path": lm_dir,
                       "data.tokenizer_path": os.path.join(lm_dir, "tokenizer"),
-                      "finetune.unfreeze_every": max(1, steps // 10)})
+                      "finetune.unfreeze_every": module.unfreeze_every(arm, steps)})
   else:
     overrides["data.tokenizer_path"] = imdb_tokenizer(lms, module)
   if arm == "vectors":
@@ -68,7 +68,7 @@ def imdb_tokenizer(lms: str, module) -> str:
   the IMDb LM from Wikipedia, or else of one from scratch. They are the same file: every
   IMDb LM trains its 32k-word tokenizer on the same IMDb text with the same settings (and
   a later run finds the first one's in the tokenizer cache)."""
-  candidates = [os.path.join(lms, os.path.basename(module.LM_DIRS[arm]), "tokenizer")
+  candidates = [os.path.join(lms, os.path.basename(module.LM_ARMS[arm]), "tokenizer")
                 for arm in ("lm_wiki_imdb", "lm_imdb", "lm_imdb_resets")]
   return next((path for path in candidates if os.path.exists(path)), candidates[0])
 

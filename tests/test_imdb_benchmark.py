@@ -8,8 +8,8 @@ from benchmarks import imdb
 from xferlab.config import validate
 
 
-@pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_imdb_resets", "lm_wiki_imdb",
-                                 "lm_wiki", "glove", "vectors"])
+@pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_imdb_resets", "lm_imdb_resets_lpft",
+                                 "lm_wiki_imdb", "lm_wiki", "glove", "vectors"])
 def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
   for budget in (100, 1000, 0):
     config, module = imdb.arm_config(arm, budget, 2, str(tmp_path / "lms"),
@@ -24,6 +24,11 @@ def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
       assert config.init_from.subtrees == ("classifier.encoder=encoder",)
       assert config.data.tokenizer_path == config.init_from.path + "/tokenizer"
       assert config.finetune.discriminative_factor == 2.6
+      stage = config.finetune.unfreeze_every / config.train.num_steps   # a group per stage
+      if arm.endswith("_lpft"):       # the head alone for a fifth of the run, the embedding kept
+        assert 0.17 < stage <= 0.2 and config.finetune.frozen == ("embedding",)
+      else:                           # ULMFiT's: a group every tenth, everything trains
+        assert 0.07 < stage <= 0.1 and config.finetune.frozen == ()
     else:
       assert not config.init_from.path
     if arm in ("glove", "vectors"):

@@ -30,7 +30,13 @@ Arms (``experiments/sentiment/imdb.py:ARM``; ``--set data.subset_size=N`` picks 
                 (``python -m xferlab.studies.word2vec --domains imdb --dim 128
                 --out runs/vectors_imdb``; embedding 128).
 The LM arms fine-tune with ULMFiT's controls: discriminative learning rates
-(÷2.6 per layer group), the slanted triangular schedule and gradual unfreezing.
+(÷2.6 per layer group), the slanted triangular schedule and gradual unfreezing (a
+group every tenth of the run: one epoch at 1,000 labels). An LM arm name may end
+with a fine-tuning recipe (``lm_imdb_resets_lpft``, ``RECIPES``):
+  _lpft         linear probing, then fine-tuning (Kumar et al. 2022): the embedding
+                stays as pretrained, and the head trains alone on the frozen encoder
+                for a fifth of the run before the top LSTM layer unfreezes, so the
+                encoder is never updated through a random head.
 
 Where the language models live: ``runs/`` by default; ``--set
 init_from.path=DIR --set data.tokenizer_path=DIR/tokenizer`` names others
@@ -39,9 +45,14 @@ init_from.path=DIR --set data.tokenizer_path=DIR/tokenizer`` names others
 
 import os
 
-ARMS = ("scratch", "lm_imdb", "lm_imdb_resets", "lm_wiki_imdb", "lm_wiki", "glove", "vectors")
-LM_DIRS = {"lm_imdb": "runs/lm_imdb_scratch", "lm_imdb_resets": "runs/lm_imdb_resets",
+# Fine-tuning recipes an LM arm's name may end with: recipe -> (steps per unfreezing stage as
+# a fraction of the run, parameter groups that never train).
+RECIPES = {"": (0.1, ()), "lpft": (0.2, ("embedding",))}
+LM_ARMS = {"lm_imdb": "runs/lm_imdb_scratch", "lm_imdb_resets": "runs/lm_imdb_resets",
            "lm_wiki_imdb": "runs/lm_imdb", "lm_wiki": "runs/wiki"}
+LM_DIRS = {f"{arm}_{recipe}" if recipe else arm: lm_dir
+           for arm, lm_dir in LM_ARMS.items() for recipe in RECIPES}
+ARMS = ("scratch", *LM_DIRS, "glove", "vectors")
 LM_COMMANDS = {
     "runs/wiki": "python launch.py experiments/lm/wiki.py --workdir runs/wiki",
     "runs/lm_imdb": "python launch.py experiments/lm/imdb.py --workdir runs/lm_imdb",
@@ -65,7 +76,18 @@ def _network(c) -> None:
   c.model.variational_dropout = True
 
 
-def _lm_arm(c, lm_dir: str) -> None:
+def recipe_of(arm: str) -> str:
+  """The fine-tuning recipe an LM arm's name ends with ("" for ULMFiT's own)."""
+  return next((r for r in RECIPES if r and arm.endswith("_" + r)), "")
+
+
+def unfreeze_every(arm: str, num_steps: int) -> int:
+  """``finetune.unfreeze_every`` of an LM arm that trains ``num_steps`` steps."""
+  return max(1, int(num_steps * RECIPES[recipe_of(arm)][0]))
+
+
+def _lm_arm(c, arm: str) -> None:
+  lm_dir = LM_DIRS[arm]
   c.data.tokenizer_path = os.path.join(lm_dir, "tokenizer")
   c.init_from.path = lm_dir
   c.init_from.subtrees = ("classifier.encoder=encoder",)
@@ -73,7 +95,8 @@ def _lm_arm(c, lm_dir: str) -> None:
   c.optimizer.learning_rate = 2e-3
   c.optimizer.schedule = "slanted_triangular"
   c.finetune.discriminative_factor = 2.6
-  c.finetune.unfreeze_every = max(1, c.train.num_steps // 10)
+  c.finetune.unfreeze_every = unfreeze_every(arm, c.train.num_steps)
+  c.finetune.frozen = RECIPES[recipe_of(arm)][1]
 
 
 def get_config(arg=None):
@@ -88,7 +111,7 @@ def get_config(arg=None):
   c.data.source = c.data.target = "imdb"
   c.data.subset_size = 1000
   c.data.tokenizer = "word"
-  c.data.tokenizer_path = os.path.join(LM_DIRS["lm_wiki_imdb"], "tokenizer")
+  c.data.tokenizer_path = os.path.join(LM_ARMS["lm_wiki_imdb"], "tokenizer")
   c.data.buckets = (128, 256, 400)
   c.data.batch_size = 32
   c.data.eval_batch_size = 128
@@ -103,7 +126,7 @@ def get_config(arg=None):
   c.train.final_eval_sets = ("target",)
   c.train.log_every = 10
   if arm in LM_DIRS:
-    _lm_arm(c, LM_DIRS[arm])
+    _lm_arm(c, arm)
   elif arm == "glove":
     from xferlab.data.catalog import data_root
     c.model.embed_dim = 50
