@@ -41,6 +41,7 @@ from benchmarks import torch_reference
 # Source file (suffix match on the HLO metadata's source_file) -> component.
 COMPONENTS = (
     ("xferlab/models/scan.py", "recurrence (fused scan)"),
+    ("xferlab/native/__init__.py", "recurrence (native loops)"),
     ("xferlab/models/cells.py", "recurrence (cells)"),
     ("xferlab/models/rnn.py", "recurrence (layer glue, masks)"),
     ("xferlab/transfer/relation_based.py", "discriminator + reversal"),

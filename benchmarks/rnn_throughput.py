@@ -83,7 +83,8 @@ GRID = {"batch": (32, 64), "hidden": (256, 512, 1024), "length": (64, 128, 256)}
 ACCEPTANCE = {"batch": 64, "length": 128, "hidden": 512}   # issue 6, LSTM
 QUICK_CLASSIFIER = {"batch": 32, "length": 64, "hidden": 256}
 MATMUL_SIZE = 2048
-PEAK_OF = {"xferlab": "jax_gflops", "ceiling": "jax_gflops", "torch": "torch_gflops"}  # matmul peaks
+PEAK_OF = {"xferlab": "jax_gflops", "ceiling": "jax_gflops", "torch": "torch_gflops",
+           "xferlab_fused": "jax_gflops"}  # matmul peaks
 MIN_ROUND_SECONDS = 0.5
 WARMUP_CALLS = 2          # after the first (compiling) call
 
@@ -199,10 +200,11 @@ def jax_matmul(n: int = MATMUL_SIZE) -> Callable[[], object]:
 
 # --- one recurrent layer
 
-def xferlab_layer(cell: str, batch: int, time_steps: int, hidden: int,
-                  unroll: int) -> Callable[[], object]:
+def xferlab_layer(cell: str, batch: int, time_steps: int, hidden: int, unroll: int,
+                  implementation: str = "auto") -> Callable[[], object]:
   """One jitted ``value_and_grad`` of ``sum(RecurrentLayer(x))`` w.r.t. parameters and inputs."""
-  layer = RecurrentLayer(make_cell(cell, INPUT_SIZE, hidden, rngs=nnx.Rngs(0)), unroll=unroll)
+  layer = RecurrentLayer(make_cell(cell, INPUT_SIZE, hidden, rngs=nnx.Rngs(0)), unroll=unroll,
+                         implementation=implementation)
   graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
 
   def loss(params, x, lengths):
@@ -254,8 +256,9 @@ def matmul_ceiling(cell: str, batch: int, time_steps: int, hidden: int) -> Calla
 
 # --- the classifier train step
 
-def classifier_config(hidden: int, unroll: int):
+def classifier_config(hidden: int, unroll: int, implementation: str = "auto"):
   config = base_config()
+  config.model.scan_implementation = implementation
   config.model.cell = "lstm"
   config.model.embed_dim = INPUT_SIZE
   config.model.hidden_size = hidden
@@ -282,17 +285,18 @@ def random_batch(batch: int, time_steps: int, seed: int = 0) -> dict:
   return {"source": half(True), "target": half(False)}
 
 
-def xferlab_classifier(batch: int, time_steps: int, hidden: int,
-                       unroll: int) -> Callable[[], object]:
+def xferlab_classifier(batch: int, time_steps: int, hidden: int, unroll: int,
+                       implementation: str = "auto") -> Callable[[], object]:
   """The project's own jitted DANN train step (``train.compiled_steps``)."""
-  return xferlab_classifier_step(batch, time_steps, hidden, unroll)[0]
+  return xferlab_classifier_step(batch, time_steps, hidden, unroll, implementation)[0]
 
 
-def xferlab_classifier_step(batch: int, time_steps: int, hidden: int, unroll: int):
+def xferlab_classifier_step(batch: int, time_steps: int, hidden: int, unroll: int,
+                            implementation: str = "auto"):
   """``(step, lower)``: one call of ``step()`` runs the jitted DANN train step on a fixed
   full-length batch (the state carried and donated); ``lower()`` lowers that same step for the
   current state (``benchmarks.profile_step`` reads its compiled HLO)."""
-  config = classifier_config(hidden, unroll)
+  config = classifier_config(hidden, unroll, implementation)
   task = ClassificationTask()
   model = task.build_model(config, VOCAB_SIZE)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -348,11 +352,25 @@ def table_row(row: dict) -> str:
       f"{100 * x['fraction_of_matmul_peak']:.1f}%", ceiling, ceiling_ratio])
 
 
+def native_in_use(cell: str) -> bool:
+  """Whether xferlab's default (``auto``) runs ``cell`` with the native loops here; the
+  sections then also time the pure-JAX fused scan (``xferlab_fused``) beside it."""
+  from xferlab.models.rnn import native_applies
+  return native_applies(make_cell(cell, 2, 2, rngs=nnx.Rngs(0)), jnp.float32)
+
+
 def measure_point(args, peaks: dict, labels: dict, candidates: dict, tokens: int,
                   flops: int) -> dict:
-  """Times the candidates at one grid point, prints and returns its table row."""
+  """Times the candidates at one grid point, prints and returns its table row (and, where
+  the native loops ran, their speed-up over the fused scan)."""
   row = dict(labels, **summarize(compare(candidates, args.repeats), tokens, flops, peaks))
   print(table_row(row), flush=True)
+  if "xferlab_fused" in row:
+    row["native_over_fused"] = (row["xferlab"]["tokens_per_s"]
+                                / row["xferlab_fused"]["tokens_per_s"])
+    print(f"  native loops {row['xferlab']['tokens_per_s']:,.0f} tok/s against the fused "
+          f"scan's {row['xferlab_fused']['tokens_per_s']:,.0f}: "
+          f"{row['native_over_fused']:.2f}x", flush=True)
   return row
 
 
@@ -392,6 +410,8 @@ def run_layers(args, peaks: dict) -> list[dict]:
       b, t, h = p["batch"], p["length"], p["hidden"]
       candidates = {"xferlab": xferlab_layer(cell, b, t, h, args.unroll),
                     "ceiling": matmul_ceiling(cell, b, t, h)}
+      if native_in_use(cell):
+        candidates["xferlab_fused"] = xferlab_layer(cell, b, t, h, args.unroll, "fused")
       if torch_reference.available():
         candidates["torch"] = torch_reference.layer(cell, b, t, INPUT_SIZE, h)
       rows.append(measure_point(args, peaks, dict(cell=cell, input=INPUT_SIZE, **p), candidates,
@@ -409,6 +429,8 @@ def run_classifier(args, peaks: dict) -> list[dict]:
   for p in grid_points(args.quick, QUICK_CLASSIFIER):
     b, t, h = p["batch"], p["length"], p["hidden"]
     candidates = {"xferlab": xferlab_classifier(b, t, h, args.unroll)}
+    if native_in_use("lstm"):
+      candidates["xferlab_fused"] = xferlab_classifier(b, t, h, args.unroll, "fused")
     if torch_reference.available():
       candidates["torch"] = torch_classifier(b, t, h)
     rows.append(measure_point(args, peaks, dict(cell="lstm x2 + dann", input=INPUT_SIZE, **p),

@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from xferlab import native
 from xferlab.models import cells
 from xferlab.models.rnn import Bidirectional, RecurrentLayer, StackedRNN, reverse_padded
+
+NATIVE = pytest.mark.skipif(not native.available(),
+                            reason="the native LSTM loops are not built here (xferlab.native; "
+                                   "pip install -e . builds them with a C++ compiler)")
+# Every implementation that runs on this backend, per cell; "native" is LSTM-only (CPU).
+IMPLEMENTATIONS = [("rnn", "fused"), ("lstm", "fused"), ("gru", "fused"),
+                   pytest.param("lstm", "native", marks=NATIVE)]
 
 B, I, H = 3, 5, 4
 
@@ -75,10 +83,11 @@ def _padded_pair(lengths, t1, t2, features=I):
   return jnp.asarray(short), jnp.asarray(x), jnp.asarray(lengths)
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("name, implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_never_changes_outputs_or_final_state(name, bidirectional):
-  rnn = StackedRNN(name, I, H, num_layers=2, bidirectional=bidirectional, rngs=nnx.Rngs(0))
+def test_padding_never_changes_outputs_or_final_state(name, implementation, bidirectional):
+  rnn = StackedRNN(name, I, H, num_layers=2, bidirectional=bidirectional,
+                   implementation=implementation, rngs=nnx.Rngs(0))
   lengths = [6, 3, 1]
   short, long, lens = _padded_pair(lengths, 6, 11)
   out_short, carry_short = rnn(short, lens)
@@ -165,29 +174,56 @@ def test_input_projection_is_hoisted_out_of_the_scan(implementation):
   assert _dot_shapes(scans[0].params["jaxpr"].jaxpr) == [((2, H), (H, 4 * H))]
 
 
-@pytest.mark.parametrize("name", ["rnn", "lstm", "gru"])
-def test_fused_backward_equals_autodiff_of_the_scan(name):
-  """The hand-written backward pass gives autodiff's gradients (padding and initial carry too)."""
+@pytest.mark.parametrize("name, implementation", IMPLEMENTATIONS)
+def test_hand_written_backward_equals_autodiff_of_the_scan(name, implementation):
+  """The fused scan's and the native loops' backward passes give autodiff's gradients
+  (padding, an empty row and the initial carry too), and the same outputs."""
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(3, 6, I)).astype(np.float32))
   lengths = jnp.array([6, 2, 0])
   weights = jnp.asarray(rng.normal(size=(3, 6, H)).astype(np.float32))
-  grads = {}
-  for implementation in ("autodiff", "fused"):
-    layer = RecurrentLayer(cells.make_cell(name, I, H, rngs=nnx.Rngs(0)),
-                           implementation=implementation)
+  grads, outputs = {}, {}
+  for kind in ("autodiff", implementation):
+    layer = RecurrentLayer(cells.make_cell(name, I, H, rngs=nnx.Rngs(0)), implementation=kind)
     graphdef, params = nnx.split(layer)
     carry0 = jax.tree.map(lambda a: a + 0.3, layer.cell.initial_carry(3))
+    outputs[kind] = layer(x, lengths, carry0)
 
     def loss(params, x, carry0):
       out, carry = nnx.merge(graphdef, params)(x, lengths, carry0)
       return (out * weights).sum() + sum((c ** 2).sum() for c in jax.tree.leaves(carry))
 
-    grads[implementation] = jax.grad(loss, argnums=(0, 1, 2))(params, x, carry0)
+    grads[kind] = jax.grad(loss, argnums=(0, 1, 2))(params, x, carry0)
+  for a, b in zip(jax.tree.leaves(outputs["autodiff"]), jax.tree.leaves(outputs[implementation])):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
   flat = jax.tree.leaves(grads["autodiff"])
-  assert len(flat) == len(jax.tree.leaves(grads["fused"]))
-  for a, b in zip(flat, jax.tree.leaves(grads["fused"])):
+  assert len(flat) == len(jax.tree.leaves(grads[implementation]))
+  for a, b in zip(flat, jax.tree.leaves(grads[implementation])):
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
+
+
+@NATIVE
+def test_native_loops_equal_the_fused_scan_at_a_real_size_vmapped_too():
+  """Hidden 256 over 40 steps and 9 rows of mixed lengths (blocks of rows per thread), values
+  and gradients, and under vmap (a vectorized λ sweep maps the whole step)."""
+  size, hidden, rng = 16, 256, np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 9, 40, size)).astype(np.float32))
+  lengths = jnp.asarray(rng.integers(0, 41, size=9))
+
+  def run(kind):
+    layer = RecurrentLayer(cells.LSTMCell(size, hidden, rngs=nnx.Rngs(1)), implementation=kind)
+    graphdef, params = nnx.split(layer)
+
+    def loss(params, x):
+      out, (c, h) = nnx.merge(graphdef, params)(x, lengths)
+      return jnp.sum(jnp.sin(out)) + jnp.sum(c * h)
+
+    one = jax.jit(jax.value_and_grad(loss))(params, x[0])
+    mapped = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=(None, 0)))(params, x)
+    return one, mapped
+
+  for a, b in zip(jax.tree.leaves(run("fused")), jax.tree.leaves(run("native"))):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=2e-4, atol=2e-5)
 
 
 def test_fused_backward_has_one_weight_gradient_matmul_outside_the_loop():
@@ -224,15 +260,59 @@ def test_cudnn_weight_layout_matches_the_scan():
   np.testing.assert_allclose(np.asarray(c_n[0]), np.asarray(c), rtol=1e-5, atol=1e-5)
 
 
-def test_cudnn_is_refused_on_cpu_equals_the_scan_on_gpu_and_auto_is_fused():
+def test_cudnn_is_refused_on_cpu_equals_the_scan_on_gpu_and_auto_is_native_or_fused():
+  from xferlab.models.rnn import native_applies
   cudnn = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="cudnn")
   auto = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)))
   fused = RecurrentLayer(cells.LSTMCell(I, H, rngs=nnx.Rngs(0)), implementation="fused")
   _, x, lens = _padded_pair([3, 2], 3, 3)
   expected = np.asarray(fused(x, lens)[0])
-  np.testing.assert_array_equal(np.asarray(auto(x, lens)[0]), expected)
+  if native_applies(auto.cell, x.dtype):     # the native loops: equal to float32 rounding
+    np.testing.assert_allclose(np.asarray(auto(x, lens)[0]), expected, rtol=1e-5, atol=1e-6)
+    assert not native_applies(auto.cell, jnp.bfloat16)
+    assert not native_applies(cells.GRUCell(I, H, rngs=nnx.Rngs(0)), x.dtype)
+  else:
+    np.testing.assert_array_equal(np.asarray(auto(x, lens)[0]), expected)
   if jax.default_backend() != "gpu":
     with pytest.raises(ValueError, match="needs a GPU"):
       cudnn(x, lens)
   else:   # cuDNN's own kernels: equal to float32 rounding
     np.testing.assert_allclose(np.asarray(cudnn(x, lens)[0]), expected, rtol=1e-3, atol=1e-4)
+
+
+_ISA_CHECK = """
+import jax, jax.numpy as jnp, numpy as np
+from flax import nnx
+from xferlab import native
+from xferlab.models import cells
+from xferlab.models.rnn import RecurrentLayer
+x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 9, 3)).astype(np.float32))
+lengths = jnp.array([9, 4, 1, 0, 7])
+results = {}
+for kind in ("fused", "native"):
+  layer = RecurrentLayer(cells.LSTMCell(3, 20, rngs=nnx.Rngs(0)), implementation=kind)
+  graphdef, params = nnx.split(layer)
+  loss = lambda p, x: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x, lengths)[0]))
+  results[kind] = jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+for a, b in zip(jax.tree.leaves(results["fused"]), jax.tree.leaves(results["native"])):
+  np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
+print(native.instruction_set())
+"""
+
+
+@NATIVE
+@pytest.mark.parametrize("isa", ["avx2", "generic"])
+def test_every_instruction_set_variant_equals_the_fused_scan(isa):
+  """The narrower builds the CPU could be given (``XFERLAB_NATIVE_ISA`` forces one; the
+  default, the widest this CPU runs, is what the other tests use)."""
+  import os
+  import subprocess
+  import sys
+  out = subprocess.run([sys.executable, "-c", _ISA_CHECK], capture_output=True, text=True,
+                       env=dict(os.environ, XFERLAB_NATIVE_ISA=isa, JAX_PLATFORMS="cpu"),
+                       timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  ran = out.stdout.split()[-1]
+  if isa == "avx2" and ran != "avx2":
+    pytest.skip(f"this CPU has no AVX2 + FMA (the loops ran {ran})")
+  assert ran == isa

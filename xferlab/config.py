@@ -386,7 +386,7 @@ CHOICES = {
     "data.word_split": ("words", "whitespace"),
     "model.cell": ("rnn", "lstm", "gru"),
     "seq2seq.attention": ("luong", "bahdanau"),
-    "model.scan_implementation": ("auto", "fused", "autodiff", "cudnn"),
+    "model.scan_implementation": ("auto", "fused", "autodiff", "cudnn", "native"),
     "transfer.method": ("none", "dann", "coral", "mmd"),
     "transfer.schedule": ("constant", "dann"),
     "optimizer.name": ("adam", "adamw", "sgd"),

@@ -61,8 +61,9 @@ def _model_section() -> ml_collections.ConfigDict:
   s.tie_embeddings = True        # language model, encoder-decoder: softmax weights = the
                                  # (target) input embedding
   s.unroll = 1                   # lax.scan unroll factor
-  s.scan_implementation = "auto"  # auto (= fused; faster than cudnn on an H200) | fused
-                                 # (hand-written backward) | autodiff | cudnn
+  s.scan_implementation = "auto"  # auto (= native for float32 LSTMs on a CPU where the
+                                 # loops built, else fused; fused beat cudnn on an H200) |
+                                 # fused (hand-written backward) | autodiff | cudnn | native
   s.pretrained_vectors = ""      # word vectors (GloVe / word2vec text, .gz allowed) for the
                                  # embedding; '' = none (xferlab.transfer.feature_based). To keep
                                  # them fixed: finetune.frozen = ("embedding",)

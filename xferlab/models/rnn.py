@@ -41,11 +41,19 @@ def reverse_padded(x: jax.Array, lengths: jax.Array) -> jax.Array:
   return jnp.take_along_axis(x, src.reshape(src.shape + (1,) * (x.ndim - 2)), axis=1)
 
 
-SCAN_IMPLEMENTATIONS = ("auto", "fused", "autodiff", "cudnn")
+SCAN_IMPLEMENTATIONS = ("auto", "fused", "autodiff", "cudnn", "native")
 
 
 def on_gpu() -> bool:
   return jax.default_backend() == "gpu"
+
+
+def native_applies(cell: RecurrentCell, dtype) -> bool:
+  """Whether the native CPU loops (``xferlab.native``: built, LSTM, float32, CPU) can run
+  ``cell`` on inputs of ``dtype``."""
+  from xferlab import native
+  return (isinstance(cell, LSTMCell) and jnp.dtype(dtype) == jnp.float32
+          and jax.default_backend() == "cpu" and native.available())
 
 
 def cudnn_weights(cell: RecurrentCell, kernel: jax.Array) -> jax.Array:
@@ -66,9 +74,11 @@ class RecurrentLayer(nnx.Module):
   ``xferlab.models.scan.recurrent_scan``'s hand-written backward pass (one
   weight-gradient matmul for the whole sequence); ``"autodiff"`` lets JAX
   differentiate the plain scan; ``"cudnn"`` calls cuDNN's LSTM through
-  ``jax.experimental.rnn`` (GPU, LSTM only). ``"auto"`` (default) is fused
-  everywhere: on an H200 the fused scan trained an LSTM layer 1.5x faster than
-  cuDNN (``benchmarks/gpu_check.py``). All compute the same values.
+  ``jax.experimental.rnn`` (GPU, LSTM only); ``"native"`` runs the fused scan's two
+  loops as C++ custom calls (``xferlab.native``: CPU, LSTM, float32, where the package
+  built them). ``"auto"`` (default) is native where that applies (``native_applies``)
+  and fused everywhere else: on an H200 the fused scan trained an LSTM layer 1.5x
+  faster than cuDNN (``benchmarks/gpu_check.py``). All compute the same values.
 
   ``weight_dropout``: DropConnect on the recurrent kernel ``W_h`` (one mask per
   call, shared by all steps; AWD-LSTM's weight drop), applied when ``rngs`` is
@@ -98,9 +108,19 @@ class RecurrentLayer(nnx.Module):
     kernel = self.weight_dropout(kernel, deterministic=rngs is None, rngs=rngs)
     implementation = self.implementation
     if implementation == "auto":
-      implementation = "fused"
+      implementation = "native" if native_applies(self.cell, inputs.dtype) else "fused"
+    if implementation == "native" and not native_applies(self.cell, inputs.dtype):
+      raise ValueError("scan_implementation 'native' needs the built kernels "
+                       "(xferlab.native.available()), an LSTM cell, float32 and a CPU backend")
     if implementation == "cudnn":
       return self._cudnn(inputs, lengths, carry, kernel)
+    if implementation == "native":   # batch-major throughout: no transposes
+      from xferlab import native
+      # The input projection's bias joins b_h inside the loop, saving a pass over [B, T, 4H].
+      projection = self.cell.input_proj
+      projected = jnp.einsum("bti,ig->btg", inputs, projection.kernel[...])
+      return native.lstm_scan(kernel, bias + projection.bias[...], projected,
+                              length_mask(lengths, time), carry)
     projected = self.cell.project_inputs(jnp.swapaxes(inputs, 0, 1))   # [T, B, G*H], one matmul
     mask = jnp.swapaxes(length_mask(lengths, time), 0, 1)
     gates, output = self.cell.gates(), self.cell.output
