@@ -50,10 +50,13 @@ def on_gpu() -> bool:
 
 def native_applies(cell: RecurrentCell, dtype) -> bool:
   """Whether the native CPU loops (``xferlab.native``: built, LSTM, float32, CPU) can run
-  ``cell`` on inputs of ``dtype``."""
+  ``cell`` on inputs of ``dtype``. Only with one device in one process: the custom calls
+  have no partitioning rule, so a data-parallel program would gather every row onto
+  every device; such runs take the fused scan."""
   from xferlab import native
   return (isinstance(cell, LSTMCell) and jnp.dtype(dtype) == jnp.float32
-          and jax.default_backend() == "cpu" and native.available())
+          and jax.default_backend() == "cpu" and jax.device_count() == 1
+          and native.available())
 
 
 def cudnn_weights(cell: RecurrentCell, kernel: jax.Array) -> jax.Array:
