@@ -114,7 +114,8 @@ class RecurrentLayer(nnx.Module):
       implementation = "native" if native_applies(self.cell, inputs.dtype) else "fused"
     if implementation == "native" and not native_applies(self.cell, inputs.dtype):
       raise ValueError("scan_implementation 'native' needs the built kernels "
-                       "(xferlab.native.available()), an LSTM cell, float32 and a CPU backend")
+                       "(xferlab.native.available()), an LSTM cell, float32 and a CPU "
+                       "backend with one device ('auto' falls back to the fused scan)")
     if implementation == "cudnn":
       return self._cudnn(inputs, lengths, carry, kernel)
     if implementation == "native":   # batch-major throughout: no transposes
