@@ -41,11 +41,12 @@ def budget_name(budget: int) -> str:
   return str(budget or 25000)
 
 
-def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
+def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str, out: str = "runs"):
   """The configuration of one run: the experiment's arm at this budget and seed. The
   language models, tokenizer and vectors are named as ``--lms`` / ``--vectors`` give them
   (relative to the working directory by default, ``runs/...``), so that a record unpacked on
-  another machine resumes from the same command there."""
+  another machine resumes from the same command there; an arm that starts from a probe head
+  reads it from ``probe_head_dir(out, ...)``."""
   from xferlab.config import apply_overrides, load_experiment
   config, module = load_experiment(f"{EXPERIMENT}:{arm}")
   steps, eval_every = module.steps_for(budget)
@@ -56,11 +57,19 @@ def arm_config(arm: str, budget: int, seed: int, lms: str, vectors: str):
     overrides.update({"init_from.path": lm_dir,
                       "data.tokenizer_path": os.path.join(lm_dir, "tokenizer"),
                       "finetune.unfreeze_every": module.unfreeze_every(arm, steps)})
+    if module.starts_from_probe(arm):
+      overrides["init_from.extra"] = ((probe_head_dir(out, arm, budget, seed),
+                                       ("classifier.head",)),)
   else:
     overrides["data.tokenizer_path"] = imdb_tokenizer(lms, module)
   if arm == "vectors":
     overrides["model.pretrained_vectors"] = os.path.join(vectors, "vectors.txt")
   return apply_overrides(config, overrides), module
+
+
+def probe_head_dir(out: str, arm: str, budget: int, seed: int) -> str:
+  """Where the probe head of a ``_probe`` arm's run is kept (beside the run's workdir)."""
+  return os.path.join(out, budget_name(budget), arm, f"probe_head_seed_{seed}")
 
 
 def imdb_tokenizer(lms: str, module) -> str:
@@ -95,7 +104,7 @@ def missing(config, module) -> str | None:
 def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
   """Trains (or reads) one run; None when it cannot start."""
   from xferlab import launch
-  config, module = arm_config(arm, budget, seed, args.lms, args.vectors)
+  config, module = arm_config(arm, budget, seed, args.lms, args.vectors, args.out)
   workdir = os.path.join(args.out, budget_name(budget), arm, f"seed_{seed}")
   if args.report_only:        # a finished run (or one unpacked from a record) needs no LM
     from xferlab.workdir import finished_results, written_config
@@ -110,6 +119,12 @@ def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
     print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed}: skipped, {why}", flush=True)
     return None
   print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed} -> {workdir}", flush=True)
+  head_dir = config.init_from.extra[0][0] if module.starts_from_probe(arm) else ""
+  if head_dir and not os.path.exists(os.path.join(head_dir, "probe_head.json")):  # written last
+    from xferlab.config import apply_overrides
+    from xferlab.studies import probe
+    info = probe.save_probe_head(apply_overrides(config, {"init_from.extra": ()}), head_dir)
+    print(f"[imdb] probe head -> {head_dir}: {json.dumps(info)}", flush=True)
   return launch.run_config(config, workdir, verbose=False)
 
 

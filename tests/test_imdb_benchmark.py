@@ -9,7 +9,8 @@ from xferlab.config import validate
 
 
 @pytest.mark.parametrize("arm", ["scratch", "lm_imdb", "lm_imdb_resets", "lm_imdb_resets_lpft",
-                                 "lm_wiki_imdb", "lm_wiki", "glove", "vectors"])
+                                 "lm_imdb_resets_probe", "lm_wiki_imdb", "lm_wiki", "glove",
+                                 "vectors"])
 def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
   for budget in (100, 1000, 0):
     config, module = imdb.arm_config(arm, budget, 2, str(tmp_path / "lms"),
@@ -29,6 +30,12 @@ def test_every_arm_is_a_valid_run_at_every_budget(arm, tmp_path):
         assert 0.17 < stage <= 0.2 and config.finetune.frozen == ("embedding",)
       else:                           # ULMFiT's: a group every tenth, everything trains
         assert 0.07 < stage <= 0.1 and config.finetune.frozen == ()
+      if arm.endswith("_probe"):      # a linear head, restored from the probe fitted per run
+        assert tuple(config.classification.head_hidden) == ()
+        assert config.init_from.extra == ((imdb.probe_head_dir("runs", arm, budget, 2),
+                                           ("classifier.head",)),)
+      else:
+        assert tuple(config.classification.head_hidden) == (50,) and not config.init_from.extra
     else:
       assert not config.init_from.path
     if arm in ("glove", "vectors"):

@@ -37,6 +37,12 @@ with a fine-tuning recipe (``lm_imdb_resets_lpft``, ``RECIPES``):
                 stays as pretrained, and the head trains alone on the frozen encoder
                 for a fifth of the run before the top LSTM layer unfreezes, so the
                 encoder is never updated through a random head.
+  _probe        LP-FT with the probe fitted to convergence: the head is linear and starts
+                as a logistic regression (C by cross-validation) on the frozen encoder's
+                pooled features of the run's own training reviews
+                (``xferlab.studies.probe.save_probe_head``, restored through
+                ``init_from.extra``; ``benchmarks.imdb`` fits it before the run), then
+                ULMFiT's recipe as above.
 
 Where the language models live: ``runs/`` by default; ``--set
 init_from.path=DIR --set data.tokenizer_path=DIR/tokenizer`` names others
@@ -46,8 +52,9 @@ init_from.path=DIR --set data.tokenizer_path=DIR/tokenizer`` names others
 import os
 
 # Fine-tuning recipes an LM arm's name may end with: recipe -> (steps per unfreezing stage as
-# a fraction of the run, parameter groups that never train).
-RECIPES = {"": (0.1, ()), "lpft": (0.2, ("embedding",))}
+# a fraction of the run, parameter groups that never train, whether the head is linear and
+# starts as a logistic regression fitted to the frozen encoder's features).
+RECIPES = {"": (0.1, (), False), "lpft": (0.2, ("embedding",), False), "probe": (0.1, (), True)}
 LM_ARMS = {"lm_imdb": "runs/lm_imdb_scratch", "lm_imdb_resets": "runs/lm_imdb_resets",
            "lm_wiki_imdb": "runs/lm_imdb", "lm_wiki": "runs/wiki"}
 LM_DIRS = {f"{arm}_{recipe}" if recipe else arm: lm_dir
@@ -81,6 +88,12 @@ def recipe_of(arm: str) -> str:
   return next((r for r in RECIPES if r and arm.endswith("_" + r)), "")
 
 
+def starts_from_probe(arm: str) -> bool:
+  """Whether the arm's linear head starts as the probe (``xferlab.studies.probe.save_probe_head``
+  writes it; the run restores it through ``init_from.extra``)."""
+  return arm in LM_DIRS and RECIPES[recipe_of(arm)][2]
+
+
 def unfreeze_every(arm: str, num_steps: int) -> int:
   """``finetune.unfreeze_every`` of an LM arm that trains ``num_steps`` steps."""
   return max(1, int(num_steps * RECIPES[recipe_of(arm)][0]))
@@ -97,6 +110,8 @@ def _lm_arm(c, arm: str) -> None:
   c.finetune.discriminative_factor = 2.6
   c.finetune.unfreeze_every = unfreeze_every(arm, c.train.num_steps)
   c.finetune.frozen = RECIPES[recipe_of(arm)][1]
+  if starts_from_probe(arm):
+    c.classification.head_hidden = ()
 
 
 def get_config(arg=None):

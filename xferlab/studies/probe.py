@@ -2,6 +2,8 @@ r"""Linear probe: what a classifier's encoder knows about the labels before any 
 
   python -m xferlab.studies.probe experiments/sentiment/few_labels.py:books --arm ulmfit \
       [--set arms.ulmfit.init_from.path=runs/lm_reviews_books] [--labels 100,500,1600] [--seeds 3]
+  python -m xferlab.studies.probe experiments/sentiment/imdb.py:lm_imdb_resets_probe \
+      --set data.subset_size=100 --save-head runs/head      # LP-FT's head for one run
 
 The experiment's classifier (its ``--arm``, if given) is built as its run would start -- random
 initialization, then the ``init_from`` subtrees (e.g. a language model's
@@ -13,14 +15,18 @@ test reviews. The same network with random weights (``init_from.path = ""``)
 is the baseline: a pretrained encoder is worth fine-tuning from few labels only
 if its features beat random ones.
 
-Prints a table and writes it with every number to ``--out`` (JSON). Needs
-scikit-learn (``pip install -e ".[bench]"``).
+Prints a table and writes it with every number to ``--out`` (JSON). With ``--save-head``
+it fits one probe on the run's own training reviews instead and writes it as the
+classifier's linear head (``save_probe_head``), for LP-FT: a run restores it with
+``--set 'init_from.extra=(("runs/head", ("classifier.head",)),)'``. Needs scikit-learn
+(``pip install -e ".[bench]"``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from typing import Sequence
 
@@ -63,10 +69,9 @@ def balanced_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
   return np.sort(np.concatenate([rows[:t] for t, rows in zip(take, per_class)]))
 
 
-def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                 y_test: np.ndarray) -> dict[str, float]:
-  """Test accuracy of a logistic regression on standardized features, ``C`` chosen from
-  ``C_GRID`` by (up to 5-fold) cross-validation on the training rows."""
+def fit_probe(x_train: np.ndarray, y_train: np.ndarray):
+  """A fitted sklearn pipeline: standardization, then a logistic regression whose ``C`` is
+  chosen from ``C_GRID`` by (up to 5-fold) cross-validation on the training rows only."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.model_selection import GridSearchCV
   from sklearn.pipeline import make_pipeline
@@ -78,8 +83,64 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                         {"logisticregression__C": list(C_GRID)}, cv=folds)
   with one_thread():
     search.fit(x_train, y_train)
-    accuracy = float(np.mean(search.predict(x_test) == y_test))
+  return search
+
+
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                 y_test: np.ndarray) -> dict[str, float]:
+  """Test accuracy of ``fit_probe`` on the training rows, and its ``C``."""
+  search = fit_probe(x_train, y_train)
+  accuracy = float(np.mean(search.predict(x_test) == y_test))
   return {"accuracy": accuracy, "C": float(search.best_params_["logisticregression__C"])}
+
+
+def probe_as_linear_head(search, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """``(kernel float[features, classes], bias float[classes])``: the linear layer on raw
+  (unstandardized) features whose softmax equals the fitted probe's class probabilities.
+
+  The standardization is folded in (``w / σ``, ``b - Σ w μ / σ``); a binary probe's one
+  decision value ``z`` becomes the logits ``(-z/2, z/2)``."""
+  pipeline = search.best_estimator_
+  scaler, logreg = pipeline.named_steps["standardscaler"], pipeline.named_steps["logisticregression"]
+  w = logreg.coef_ / scaler.scale_                                  # [classes or 1, features]
+  b = logreg.intercept_ - w @ scaler.mean_
+  if w.shape[0] == 1:
+    if num_classes != 2:
+      raise ValueError(f"A binary probe cannot be a {num_classes}-class head")
+    w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+  return w.T.astype(np.float32), b.astype(np.float32)
+
+
+def save_probe_head(config, out_dir: str) -> dict:
+  """Fits the probe on ``config``'s own training reviews (the frozen, freshly initialized
+  classifier's features, ``encoder_features``) and writes it to ``out_dir`` as an orbax
+  checkpoint of the subtree ``classifier.head``, which a run restores with
+  ``init_from.extra = ((out_dir, ("classifier.head",)),)``: linear probing, then
+  fine-tuning (LP-FT, Kumar et al. 2022) from a head fitted to convergence. Needs a linear
+  head (``classification.head_hidden = ()``). Returns what was fitted (``C``, the
+  cross-validated and training accuracies, the number of reviews), also in the checkpoint's
+  metadata and ``out_dir/probe_head.json``."""
+  from xferlab import checkpoint, launch
+  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.studies.domain_distance import encode_features
+  if tuple(config.classification.head_hidden):
+    raise ValueError("A probe head needs a linear head: set classification.head_hidden=() "
+                     f"(it is {tuple(config.classification.head_hidden)})")
+  restored = launch.build(config, tempfile.mkdtemp(prefix="probe-head-"))
+  texts, labels = load_domain_adaptation(config.data, config.seed)["source_train"]
+  x, y = encode_features(restored, list(texts)), np.asarray(labels)
+  search = fit_probe(x, y)
+  kernel, bias = probe_as_linear_head(search, config.classification.num_classes)
+  info = {"C": float(search.best_params_["logisticregression__C"]),
+          "cv_accuracy": float(search.best_score_),
+          "train_accuracy": float(np.mean(search.predict(x) == y)), "reviews": int(len(y))}
+  head = {"layers": {0: {"kernel": kernel, "bias": bias}}}
+  saver = checkpoint.Checkpointer(out_dir, max_to_keep=1)
+  saver.save(0, {"params": {"classifier": {"head": head}}}, {"probe": info})
+  saver.close()
+  with open(os.path.join(out_dir, "probe_head.json"), "w") as f:
+    json.dump(info, f, indent=2)
+  return info
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="score on a class-balanced sample of this many target test reviews "
                            "(0 = all)")
   parser.add_argument("--out", default="probe.json", help="JSON results file")
+  parser.add_argument("--save-head", default="", metavar="DIR",
+                      help="instead: fit the probe on the run's own training reviews and write "
+                      "it to DIR as the classifier's head (save_probe_head)")
   args = parser.parse_args(argv)
   config, _ = load_experiment(args.experiment)
   config = apply_overrides(config, args.overrides)
@@ -104,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.arm not in config.arms:
       parser.error(f"unknown arm {args.arm!r}; the experiment has {sorted(config.arms)}")
     config = apply_overrides(config, flatten(config.arms[args.arm]))
+  if args.save_head:
+    print(json.dumps(save_probe_head(config, args.save_head)))
+    return 0
   sizes = [int(n) for n in args.labels.split(",") if n]
   encoders = {"init_from": config, "random": apply_overrides(config, {"init_from.path": ""})}
   if not config.init_from.path:
