@@ -67,7 +67,9 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               "explain.json", "explain.md", "robustness.json", "robustness.md",
               "membership_inference.json",
               # the IMDb benchmark's peers (benchmarks.imdb: <budget>/peers/<peer>_seed_<s>.json)
-              "tfidf_logreg_seed_*.json", "nbsvm_seed_*.json")
+              "tfidf_logreg_seed_*.json", "nbsvm_seed_*.json",
+              # what a _probe arm's head was fitted with (its weights are not kept)
+              "probe_head.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 RECORD_FILE = "records.jsonl.gz"
 
