@@ -121,8 +121,8 @@ def run_arm(arm: str, budget: int, seed: int, args) -> dict | None:
   print(f"[imdb] {budget_name(budget)} labels, {arm}, seed {seed} -> {workdir}", flush=True)
   head_dir = config.init_from.extra[0][0] if module.starts_from_probe(arm) else ""
   # probe_head.json is written last; a record keeps it without the weights, so look for both
-  fitted = all(os.path.exists(os.path.join(head_dir, f)) for f in ("0", "probe_head.json"))
-  if head_dir and not fitted:
+  if head_dir and not all(os.path.exists(os.path.join(head_dir, f))
+                          for f in ("0", "probe_head.json")):
     from xferlab.config import apply_overrides
     from xferlab.studies import probe
     info = probe.save_probe_head(apply_overrides(config, {"init_from.extra": ()}), head_dir)

@@ -35,17 +35,24 @@ import numpy as np
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
+def initialized_classifier(config):
+  """``(restored, corpus)``: ``config``'s classifier as its run would start (random
+  initialization, then the ``init_from`` subtrees; ``xferlab.launch.build``) and the run's
+  own corpus splits (``load_domain_adaptation`` with the run's seed)."""
+  from xferlab import launch
+  from xferlab.data.domains import load_domain_adaptation
+  restored = launch.build(config, tempfile.mkdtemp(prefix="probe-"))
+  return restored, load_domain_adaptation(config.data, config.seed)
+
+
 def encoder_features(config, test_size: int = 0
                      ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
   """``((x_train float[n, d], y_train int[n]), (x_test, y_test))``: the frozen, freshly
   initialized (``init_from`` applied) classifier's features of the source training and the
   target test reviews of ``config``'s corpus (``test_size`` > 0: a class-balanced sample of
   that many test reviews, the same for every encoder)."""
-  from xferlab import launch
-  from xferlab.data.domains import load_domain_adaptation
   from xferlab.studies.domain_distance import encode_features
-  restored = launch.build(config, tempfile.mkdtemp(prefix="probe-"))
-  corpus = load_domain_adaptation(config.data, config.seed)
+  restored, corpus = initialized_classifier(config)
   (train_texts, train_labels), (test_texts, test_labels) = (corpus["source_train"],
                                                             corpus["target_test"])
   if test_size:
@@ -113,21 +120,20 @@ def probe_as_linear_head(search, num_classes: int) -> tuple[np.ndarray, np.ndarr
 
 def save_probe_head(config, out_dir: str) -> dict:
   """Fits the probe on ``config``'s own training reviews (the frozen, freshly initialized
-  classifier's features, ``encoder_features``) and writes it to ``out_dir`` as an orbax
+  classifier's features, ``initialized_classifier``) and writes it to ``out_dir`` as an orbax
   checkpoint of the subtree ``classifier.head``, which a run restores with
   ``init_from.extra = ((out_dir, ("classifier.head",)),)``: linear probing, then
   fine-tuning (LP-FT, Kumar et al. 2022) from a head fitted to convergence. Needs a linear
   head (``classification.head_hidden = ()``). Returns what was fitted (``C``, the
   cross-validated and training accuracies, the number of reviews), also in the checkpoint's
   metadata and ``out_dir/probe_head.json``."""
-  from xferlab import checkpoint, launch
-  from xferlab.data.domains import load_domain_adaptation
+  from xferlab import checkpoint
   from xferlab.studies.domain_distance import encode_features
   if tuple(config.classification.head_hidden):
     raise ValueError("A probe head needs a linear head: set classification.head_hidden=() "
                      f"(it is {tuple(config.classification.head_hidden)})")
-  restored = launch.build(config, tempfile.mkdtemp(prefix="probe-head-"))
-  texts, labels = load_domain_adaptation(config.data, config.seed)["source_train"]
+  restored, corpus = initialized_classifier(config)
+  texts, labels = corpus["source_train"]
   x, y = encode_features(restored, list(texts)), np.asarray(labels)
   search = fit_probe(x, y)
   kernel, bias = probe_as_linear_head(search, config.classification.num_classes)
