@@ -152,11 +152,12 @@ def _cell(stat: dict | None, scale: float = 100.0, digits: int = 1) -> str:
 
 def write_report(results: dict, note: str, private: dict | None = None) -> str:
   arms = list(results)
-  lines = ["# Trustworthy transfer: one pair", "", note, "",
-           "## Accuracy and robustness (%)", "",
-           *rep.header(["arm", "target accuracy (all test)", "attacked sample: clean",
-                        "word substitution", "typos", "word success rate",
-                        "membership AUC"])]
+  lines = ["# Trustworthy transfer: one pair", "", note]
+  if arms:
+    lines += ["", "## Accuracy and robustness (%)", "",
+              *rep.header(["arm", "target accuracy (all test)", "attacked sample: clean",
+                           "word substitution", "typos", "word success rate",
+                           "membership AUC"])]
   for arm in arms:
     r = results[arm]
     lines.append(rep.row([arm, _cell(r.get("target_accuracy")),
@@ -198,7 +199,9 @@ def write_report(results: dict, note: str, private: dict | None = None) -> str:
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--plain", required=True, help="the experiment's workdir (arms x seeds)")
+  parser.add_argument("--plain", default="",
+                      help="the experiment's workdir (arms x seeds); none for a record of "
+                      "--private runs alone")
   parser.add_argument("--adversarial", default="", help="the same with adversarial training")
   parser.add_argument("--explain", default="", help="explain.json of the plain runs")
   parser.add_argument("--robustness", default="", help="robustness.json files, comma-separated")

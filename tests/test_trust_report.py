@@ -54,7 +54,9 @@ def test_private_runs_become_an_accuracy_against_epsilon_table(tmp_path):
   assert private["source_eps8"]["target_accuracy"]["values"] == [0.75, 0.76]
   assert private["scratch_eps1"]["membership_auc"]["values"] == [0.51]
   assert "privacy_epsilon" not in private["source_nonprivate"]
+  assert trust.collect("", "", "", []) == {}      # a record of private runs alone
   text = trust.write_report({}, "public books -> private kitchen", private)
+  assert "Accuracy and robustness" not in text     # no empty table of plain runs
   # columns in order of ε, the non-private one last; one row per start
   assert "| start | ε = 1 | ε = 8 | ε = ∞ (non-private) |" in text
   assert "| source | 60.5 ± 0.5 | 75.5 ± 0.5 | 80.5 ± 0.5 |" in text
