@@ -60,6 +60,35 @@ def gru_gates(h, projected_t, hidden_t):
   return h, h
 
 
+@jax.custom_vjp
+def dense_projection(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """``float[..., in] @ float[in, out] -> float[..., out]`` with a hand-written backward.
+
+  The same values and gradients as ``x @ kernel``. Autodiff's transpose of this
+  contraction leaves XLA's CPU compiler a weight-gradient ``dot`` with a transposed
+  output layout that it runs through Eigen instead of its YNNPACK fusions, at about
+  2.5x the time of the same matmul (``benchmarks.profile_step``: 28 against 11 ms per
+  layer of the classifier step). Written as two plain contractions over flattened rows,
+  both gradients take the fast path.
+  """
+  return jnp.einsum("...i,io->...o", x, kernel)
+
+
+def _dense_projection_forward(x, kernel):
+  return dense_projection(x, kernel), (x, kernel)
+
+
+def _dense_projection_backward(saved, d_out):
+  x, kernel = saved
+  rows_x = x.reshape(-1, x.shape[-1])
+  rows_d = d_out.reshape(-1, d_out.shape[-1])
+  d_x = (rows_d @ kernel.T).reshape(x.shape)
+  return d_x, rows_x.T @ rows_d
+
+
+dense_projection.defvjp(_dense_projection_forward, _dense_projection_backward)
+
+
 class RecurrentCell(nnx.Module):
   """Shared parts of all cells: the fused input and hidden projections.
 
@@ -85,7 +114,9 @@ class RecurrentCell(nnx.Module):
 
   def project_inputs(self, x: jax.Array) -> jax.Array:
     """``float[..., input_size] -> float[..., G * hidden]``: ``W_x x + b``."""
-    return self.input_proj(x)
+    kernel, bias = self.input_proj.kernel[...], self.input_proj.bias[...]
+    dtype = jnp.result_type(x, kernel, bias)
+    return dense_projection(x.astype(dtype), kernel.astype(dtype)) + bias.astype(dtype)
 
   def initial_carry(self, batch_size: int, dtype=jnp.float32):
     return jnp.zeros((batch_size, self.hidden_size), dtype)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xferlab.models.cells import LSTMCell, RecurrentCell, make_cell
+from xferlab.models.cells import LSTMCell, RecurrentCell, dense_projection, make_cell
 from xferlab.models.scan import recurrent_scan
 
 
@@ -122,7 +122,7 @@ class RecurrentLayer(nnx.Module):
       from xferlab import native
       # The input projection's bias joins b_h inside the loop, saving a pass over [B, T, 4H].
       projection = self.cell.input_proj
-      projected = jnp.einsum("bti,ig->btg", inputs, projection.kernel[...])
+      projected = dense_projection(inputs, projection.kernel[...])
       return native.lstm_scan(kernel, bias + projection.bias[...], projected,
                               length_mask(lengths, time), carry)
     projected = self.cell.project_inputs(jnp.swapaxes(inputs, 0, 1))   # [T, B, G*H], one matmul
