@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import platform
@@ -442,12 +443,16 @@ def run_classifier(args, peaks: dict) -> list[dict]:
 SWEEP_LAMBDAS = (0.0, 0.03, 0.1, 0.3)
 
 
+SWEEP_MODES = {"sequential": False, "vectorized": True, "auto": "auto"}   # launch.sweep's vectorize
+
+
 def run_sweep(args, peaks: dict) -> dict:
-  """The quick start's λ sweep, K = 4: four sequential runs against one vmapped program.
+  """The quick start's λ sweep, K = 4: four sequential runs, one vmapped program, and
+  ``vectorize="auto"`` (a few steps timed both ways, then the faster; its decision recorded).
 
   Each measurement is a complete ``launch.sweep`` in a fresh directory (data,
   compilation, training, evaluation, checkpoints), with the jit cache cleared
-  first; the two are alternated ``--sweep-rounds`` times and the medians compared.
+  first; the modes are alternated ``--sweep-rounds`` times and the medians compared.
   """
   import shutil
   import tempfile
@@ -457,26 +462,35 @@ def run_sweep(args, peaks: dict) -> dict:
   grid = {"transfer.lam": list(SWEEP_LAMBDAS)}
   print(f"## Vectorized λ sweep: quick start, λ in {SWEEP_LAMBDAS}, one seed; "
         "whole sweeps, alternated", flush=True)
-  times = {"sequential": [], "vectorized": []}
-  accuracies = {}
+  times = {mode: [] for mode in SWEEP_MODES}
+  accuracies, decisions = {}, []
   for _ in range(args.sweep_rounds):
-    for mode in times:
+    for mode, vectorize in SWEEP_MODES.items():
       train.STEP_CACHE.clear()
       workdir = tempfile.mkdtemp(prefix=f"sweep-{mode}-")
       start = time.perf_counter()
       rows = launch.sweep(experiment, grid, workdir, overrides={"train.progress_bar": False},
-                          vectorize=mode == "vectorized")
+                          vectorize=vectorize)
       times[mode].append(time.perf_counter() - start)
       accuracies[mode] = [r["results"]["target_accuracy"] for r in rows]
+      if mode == "auto":
+        with open(os.path.join(workdir, "vectorize.json")) as f:
+          decisions.append(json.load(f)["populations"])
       shutil.rmtree(workdir, ignore_errors=True)
-  seq, vec = (statistics.median(times[m]) for m in ("sequential", "vectorized"))
+  medians = {mode: statistics.median(t) for mode, t in times.items()}
   print("\n".join(rep.header(["mode", f"seconds (median of {args.sweep_rounds})",
                                "target accuracy per λ"])))
-  for mode, seconds in (("sequential", seq), ("vectorized", vec)):
+  for mode, seconds in medians.items():
     print(rep.row([mode, f"{seconds:.1f}", ", ".join(f"{100 * a:.1f}" for a in accuracies[mode])]))
-  print(f"Speed-up of the vmapped sweep: {seq / vec:.2f}x (need 2x)\n", flush=True)
+  seq = medians["sequential"]
+  picked = sorted({"vmapped" if p["vectorize"] else "sequential" for d in decisions for p in d})
+  print(f"Vmapped sweep against sequential: {seq / medians['vectorized']:.2f}x; "
+        f"vectorize='auto' against sequential: {seq / medians['auto']:.2f}x "
+        f"(it picked {', '.join(picked)})\n", flush=True)
   return {"lambdas": list(SWEEP_LAMBDAS), "seconds": times, "median_sequential_s": seq,
-          "median_vectorized_s": vec, "speedup": seq / vec, "target_accuracy": accuracies}
+          "median_vectorized_s": medians["vectorized"], "median_auto_s": medians["auto"],
+          "speedup": seq / medians["vectorized"], "auto_speedup": seq / medians["auto"],
+          "auto_decisions": decisions, "target_accuracy": accuracies}
 
 
 # --- where the time goes inside the loop

@@ -1,6 +1,6 @@
 r"""Sentiment transfer benchmark: every arm x pair x seed, the TF-IDF peer, domain distances.
 
-  python -m benchmarks.sentiment [--protocol A|B|movie] [--pairs all|books:dvd,...]
+  python -m benchmarks.sentiment [--protocol A|B|movie|multi] [--pairs all|books:dvd,...]
       [--seeds N] [--arms all|source_only,dann,...] [--out DIR] [--lm DIR] [--set KEY=VALUE ...]
       [--vectorize] [--distance-texts N]
 
@@ -8,13 +8,18 @@ Protocols (the experiment files say what each one trains and tests on):
   A      ``experiments/sentiment/amazon.py``: the 12 pairs of the 4 Amazon domains;
   B      ``experiments/sentiment/amazon_hatn.py``: the same 12 pairs, HATN's splits;
   movie  ``experiments/sentiment/movie_to_product.py``: imdb_2k and rt_polarity to each
-         Amazon domain (8 pairs).
+         Amazon domain (8 pairs);
+  multi  ``experiments/sentiment/amazon.py`` with several sources: the union of the other
+         three domains to each Amazon domain (4 pairs, ``dvd+electronics+kitchen:books``...);
+         beside protocol A in one ``--out``, the report compares each with the best single
+         source.
 
 Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
 12-pair table counts (one pair and seed of them: 9.5 wall minutes on 2 CPU
 cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
 ``lm_dann`` (these two need the review language model, below), ``vectors``,
-``vectors_dann``, ``vectors_dann_im`` and ``vectors_ema``.
+``vectors_dann``, ``vectors_dann_im``, ``vectors_ema``, and ``glove`` / ``glove_ema``
+(the vector recipes on GloVe 6B 50-d from the data root's ``glove_6b_50d``).
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -92,20 +97,23 @@ from xferlab.config import ConfigError, apply_overrides, flatten, load_experimen
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
                "B": "experiments/sentiment/amazon_hatn.py",
-               "movie": "experiments/sentiment/movie_to_product.py"}
+               "movie": "experiments/sentiment/movie_to_product.py",
+               "multi": "experiments/sentiment/amazon.py"}
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann", "vectors_dann_im", "vectors_ema")
+        "vectors_dann", "vectors_dann_im", "vectors_ema", "glove", "glove_ema")
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
 DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann",
-                 "vectors_dann_im", "vectors_ema")
+                 "vectors_dann_im", "vectors_ema", "glove", "glove_ema")
 LM_ARMS = ("lm", "lm_dann")
 VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im", "vectors_ema")
+GLOVE_ARMS = ("glove", "glove_ema")
 # (arm, its twin without the transfer term): the comparisons the report counts pair by pair.
 TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
-         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"))
+         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"),
+         ("glove_ema", "glove"))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
@@ -134,12 +142,15 @@ ANCHORS = {
         "average": (85.4, 86.6),
     },
     "movie": {"columns": ()},
+    "multi": {"columns": ()},
 }
 
 
 def all_pairs(protocol: str) -> list[tuple[str, str]]:
   if protocol == "movie":
     return [(s, t) for s in MOVIES for t in DOMAINS]
+  if protocol == "multi":   # the other three domains together -> each target
+    return [("+".join(d for d in DOMAINS if d != t), t) for t in DOMAINS]
   return list(itertools.permutations(DOMAINS, 2))
 
 
@@ -159,7 +170,7 @@ def parse_pairs(text: str, protocol: str) -> list[tuple[str, str]]:
 
 
 def pair_name(source: str, target: str) -> str:
-  return f"{LETTER[source]}→{LETTER[target]}"
+  return "+".join(LETTER[s] for s in source.split("+")) + f"→{LETTER[target]}"
 
 
 def cpu_seconds() -> float:
@@ -191,7 +202,7 @@ def arm_config(protocol: str, source: str, target: str, arm: str, seed: int,
 
 
 def shared_protocol(protocol: str) -> str:
-  """The protocol whose per-target runs serve ``protocol``'s: movie and A test alike."""
+  """The protocol whose per-target runs serve ``protocol``'s: movie, multi and A test alike."""
   return "B" if protocol == "B" else "A"
 
 
@@ -286,10 +297,12 @@ def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
     config = arm_config(protocol, *pair, arm, 0, overrides, lm, vectors)
     made_by = config.init_from.made_by or "(the command that trains it)"
     vectors_dir = os.path.dirname(config.model.pretrained_vectors)
-    same_start = next((g for g in (LM_ARMS, VECTOR_ARMS) if arm in g), (arm,))
+    same_start = next((g for g in (LM_ARMS, VECTOR_ARMS, GLOVE_ARMS) if arm in g), (arm,))
+    vectors_made_by = (f"python -m xferlab.studies.word2vec --out {vectors_dir}"
+                       if arm in VECTOR_ARMS else
+                       "(the glove_6b_50d corpus folder of the data root; see xferlab.data.catalog)")
     for path, command in ((config.init_from.path, made_by), (config.data.tokenizer_path, made_by),
-                          (config.model.pretrained_vectors,
-                           f"python -m xferlab.studies.word2vec --out {vectors_dir}")):
+                          (config.model.pretrained_vectors, vectors_made_by)):
       if path and not os.path.exists(path):
         raise ConfigError(
             f"arm {arm} starts from {path!r}, which does not exist (relative to {os.getcwd()}). "
@@ -550,7 +563,33 @@ def write_reports(out: str, all_results: dict) -> None:
            "Written by `python -m benchmarks.sentiment`; every number below is in "
            "`results.json` beside this file, each run's own files under its workdir.", ""]
   parts += [protocol_tables(p, block) for p, block in all_results.items()]
+  if "multi" in all_results and "A" in all_results:
+    parts += ["", *multi_source_lines(all_results["multi"], all_results["A"])]
   rep.write_markdown(out, "\n".join(parts))
+
+
+def multi_source_lines(multi: dict, single: dict) -> list[str]:
+  """Each target's multi-source accuracy beside its best and worst single source (protocol A,
+  the same arm), per arm that both protocols ran: does the union beat choosing one source?"""
+  lines = ["## Multi-source against the best single source", "",
+           "Target accuracy %, mean over seeds. Multi: trained on the union of the other three "
+           "domains' 1,600 + 400 labeled reviews (4,800 + 1,200); best / worst single: protocol "
+           "A's best and worst of the three sources for that target (chosen with target labels: "
+           "an oracle the multi-source run does not have).", ""]
+  lines += rep.header(["target", "arm", "multi", "best single", "worst single", "multi - best"])
+  for pair in multi["pairs"].values():
+    target = pair["target"]
+    singles = [p for p in single["pairs"].values()
+               if p["target"] == target and "+" not in p["source"]]
+    for arm, stats in pair["arms"].items():
+      ours = stats.get("target_accuracy")
+      theirs = [p["arms"][arm]["target_accuracy"]["mean"] for p in singles if arm in p["arms"]]
+      if not ours or len(theirs) < 3:
+        continue
+      best, worst = max(theirs), min(theirs)
+      lines.append(rep.row([LETTER[target], arm, rep.cell(ours, scale=100), f"{100 * best:.1f}",
+                            f"{100 * worst:.1f}", f"{100 * (ours['mean'] - best):+.1f}"]))
+  return lines
 
 
 @contextlib.contextmanager

@@ -305,3 +305,53 @@ def test_the_lm_arm_finds_its_sources_run_trained_for_another_target(tmp_path):
   assert find("books", "electronics", seed=2) is None
   changed = apply_overrides(config("books", "electronics"), ["train.num_epochs=3"])
   assert find("books", "electronics", c=changed) is None
+
+
+def test_glove_arms_are_the_vector_recipes_on_glove_in_a_50d_embedding():
+  """glove / glove_ema differ from source_only only in the frozen GloVe embedding (50-d), the
+  vector arms' 12 epochs, and (glove_ema) the weight averaging."""
+  from xferlab.transfer.feature_based import GLOVE_6B_50D
+  scratch = flatten(bench.arm_config("A", "books", "dvd", "source_only", 1, []))
+  for arm in ("glove", "glove_ema"):
+    glove = flatten(bench.arm_config("A", "books", "dvd", arm, 1, []))
+    expected = {"model.pretrained_vectors", "model.embed_dim", "finetune.frozen",
+                "train.num_epochs"} | ({"train.ema_decay"} if arm == "glove_ema" else set())
+    assert {k for k in scratch if scratch[k] != glove[k]} == expected
+    assert glove["model.pretrained_vectors"].endswith(GLOVE_6B_50D)
+    assert glove["model.embed_dim"] == 50 and glove["train.num_epochs"] == 12
+  assert ("glove_ema", "glove") in bench.TWINS and "glove" in bench.DISTANCE_ARMS
+
+
+def test_missing_glove_vectors_name_the_corpus_folder(tmp_path, monkeypatch):
+  monkeypatch.setenv("XFERLAB_DATA", str(tmp_path))
+  with pytest.raises(ConfigError, match="glove_6b_50d"):
+    bench.check_prerequisites("A", ["glove"], ("books", "dvd"), [])
+
+
+def test_multi_source_pairs_train_on_the_other_three_domains():
+  from xferlab.data.domains import corpora
+  pairs = bench.all_pairs("multi")
+  assert pairs[-1] == ("books+dvd+electronics", "kitchen") and len(pairs) == 4
+  assert [bench.pair_name(*p) for p in pairs][0] == "D+E+K→B"
+  assert bench.parse_pairs("books+dvd+electronics:kitchen", "multi") == [pairs[-1]]
+  config = bench.arm_config("multi", *pairs[-1], "source_only", 0, [])
+  single = bench.arm_config("A", "books", "kitchen", "source_only", 0, [])
+  assert {k for k, v in flatten(config).items() if flatten(single)[k] != v} == {"data.source",
+                                                                               "name"}
+  assert corpora(config.data)[-3:] == [f"amazon_multi_domain/{d}"
+                                      for d in ("books", "dvd", "electronics")]
+  assert bench.run_dir("o", "multi", *pairs[-1], "dann", 0).endswith(
+      os.path.join("multi", "books+dvd+electronics_kitchen", "dann", "seed_0"))
+  config.data.source = "books+kitchen"
+  with pytest.raises(ValueError, match="exclude the target"):
+    corpora(config.data)
+
+
+def test_the_multi_source_table_compares_with_the_best_single_source():
+  stat = lambda m: {"target_accuracy": {"mean": m, "std": 0.0, "values": [m, m]}}
+  single = {"pairs": {f"{s}→K": {"source": s, "target": "kitchen", "arms": {"dann": stat(a)}}
+                      for s, a in (("books", 0.80), ("dvd", 0.82), ("electronics", 0.88))}}
+  multi = {"pairs": {"B+D+E→K": {"source": "books+dvd+electronics", "target": "kitchen",
+                                 "arms": {"dann": stat(0.86)}}}}
+  lines = bench.multi_source_lines(multi, single)
+  assert lines[-1] == "| K | dann | 86.0 ± 0.0 | 88.0 | 80.0 | -2.0 |"

@@ -74,10 +74,14 @@ Arms (``arms``; all run by default):
                   average of its weights (``train.ema_decay`` = 0.99, Polyak
                   averaging over about the last 100 steps): the per-epoch
                   evaluations read a smoothed model, not the last step's, and the
-                  source validation split picks among less noisy candidates.
+                  source validation split picks among less noisy candidates;
+  glove, glove_ema  ``vectors`` and ``vectors_ema`` with GloVe 6B 50-d vectors
+                  (``glove_6b_50d``: Wikipedia + Gigaword, trained elsewhere,
+                  100k words) in a 50-d embedding instead of the review vectors:
+                  the same feature-based transfer from general-domain vectors.
 The scratch arms are a word-level LSTM (embedding 128, hidden 256, mean + max
 pooling: the calibration in docs/references.md); the vector arms are the same
-network.
+network (the GloVe arms with a 50-d embedding).
 
 Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
 ``key=value`` items, all optional:
@@ -93,8 +97,9 @@ import os
 
 from xferlab.defaults import base_config
 
+GLOVE_ARMS = ("glove", "glove_ema")
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann", "vectors_dann_im", "vectors_ema")
+        "vectors_dann", "vectors_dann_im", "vectors_ema", *GLOVE_ARMS)
 LM_DIR = "runs/lm_reviews_all"
 LM_COMMAND = "python launch.py experiments/lm/reviews.py:all --workdir {lm}"
 VECTORS_DIR = "runs/vectors_reviews"
@@ -143,22 +148,37 @@ def lm_arms(lm: str) -> dict:
   return {"lm": dict(lm_model, transfer=dict(WITHOUT_TRANSFER)), "lm_dann": lm_model}
 
 
-def vectors_arms(vectors: str, num_epochs: int = 0) -> dict:
-  """The arms whose embedding starts from the review word vectors in ``vectors``; they train
-  for ``num_epochs`` (0: the protocol's own number)."""
+def word_vector_arms(prefix: str, path: str, num_epochs: int = 0, embed_dim: int = 0) -> dict:
+  """``prefix``, ``prefix_dann``, ``prefix_dann_im`` and ``prefix_ema``: the arms whose
+  embedding starts from the word vectors in the file ``path``, frozen; they train for
+  ``num_epochs`` (0: the protocol's own number), with an embedding of ``embed_dim`` (0: the
+  protocol's; it must be the file's dimension)."""
   from xferlab.defaults import FROZEN_EMBEDDING
-  from xferlab.transfer.feature_based import VECTORS_FILE
   # Frozen: chosen on books' source validation accuracy (DANN, books -> dvd, one seed):
   # 82.8% frozen against 81.8% fine-tuned; frozen, the target's words keep their places.
-  with_vectors = {"model": {"pretrained_vectors": os.path.join(vectors, VECTORS_FILE)},
-                  "finetune": {"frozen": (FROZEN_EMBEDDING,)}}
+  model = {"pretrained_vectors": path, **({"embed_dim": embed_dim} if embed_dim else {})}
+  with_vectors = {"model": model, "finetune": {"frozen": (FROZEN_EMBEDDING,)}}
   if num_epochs:
     with_vectors["train"] = {"num_epochs": num_epochs}
-  return {"vectors": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
-          "vectors_dann": with_vectors,
-          "vectors_dann_im": dict(with_vectors, transfer={"target_entropy": 0.1}),
-          "vectors_ema": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER),
-                              train=dict(with_vectors.get("train", {}), ema_decay=EMA_DECAY))}
+  return {prefix: dict(with_vectors, transfer=dict(WITHOUT_TRANSFER)),
+          f"{prefix}_dann": with_vectors,
+          f"{prefix}_dann_im": dict(with_vectors, transfer={"target_entropy": 0.1}),
+          f"{prefix}_ema": dict(with_vectors, transfer=dict(WITHOUT_TRANSFER),
+                                train=dict(with_vectors.get("train", {}), ema_decay=EMA_DECAY))}
+
+
+def vectors_arms(vectors: str, num_epochs: int = 0) -> dict:
+  """The arms whose embedding starts from the review word vectors in the folder ``vectors``."""
+  from xferlab.transfer.feature_based import VECTORS_FILE
+  return word_vector_arms("vectors", os.path.join(vectors, VECTORS_FILE), num_epochs)
+
+
+def glove_arms(num_epochs: int = 0) -> dict:
+  """``glove`` and ``glove_ema``: the ``vectors`` and ``vectors_ema`` recipes on GloVe 6B 50-d
+  (general-domain vectors trained elsewhere, ``glove_6b_50d``) instead of the review vectors."""
+  from xferlab.transfer.feature_based import GLOVE_6B_50D_DIM, glove_6b_50d_path
+  arms = word_vector_arms("glove", glove_6b_50d_path(), num_epochs, GLOVE_6B_50D_DIM)
+  return {name: arms[name] for name in GLOVE_ARMS}
 
 
 def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR, vector_epochs: int = 0) -> dict:
@@ -167,7 +187,7 @@ def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR, vector_epochs: int = 
           "dann": {},
           "dann_scheduled": {"transfer": {"schedule": "dann"}},
           "in_domain": {"data": {"in_domain": True}, "transfer": dict(WITHOUT_TRANSFER)},
-          **lm_arms(lm), **vectors_arms(vectors, vector_epochs)}
+          **lm_arms(lm), **vectors_arms(vectors, vector_epochs), **glove_arms(vector_epochs)}
 
 
 def select_arms(config, names, lm: str, vectors: str = VECTORS_DIR, vector_epochs: int = 0):

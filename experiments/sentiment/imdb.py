@@ -68,7 +68,6 @@ LM_COMMANDS = {
     "runs/lm_imdb_resets": ("python launch.py experiments/lm/imdb.py:resets "
                             "--workdir runs/lm_imdb_resets"),
 }
-GLOVE = "glove_6b_50d/glove.6B.50d.top100k.txt.gz"
 
 
 def _network(c) -> None:
@@ -143,9 +142,9 @@ def get_config(arg=None):
   if arm in LM_DIRS:
     _lm_arm(c, arm)
   elif arm == "glove":
-    from xferlab.data.catalog import data_root
-    c.model.embed_dim = 50
-    c.model.pretrained_vectors = str(data_root() / GLOVE)
+    from xferlab.transfer.feature_based import GLOVE_6B_50D_DIM, glove_6b_50d_path
+    c.model.embed_dim = GLOVE_6B_50D_DIM
+    c.model.pretrained_vectors = glove_6b_50d_path()
     c.finetune.frozen = ("embedding",)
   elif arm == "vectors":
     c.model.embed_dim = 128

@@ -67,6 +67,23 @@ def _check_domain(domain: str, role: str) -> None:
                      f"{AMAZON_DOMAINS}")
 
 
+def source_domains(source: str) -> list[str]:
+  """``"books+dvd+electronics"`` -> ``["books", "dvd", "electronics"]``: protocol A's source may
+  be several Amazon domains joined by '+' (multi-source training on their union)."""
+  return source.split("+")
+
+
+def _check_sources(data_config) -> None:
+  """Each of ``data.source``'s domains is an Amazon domain, none repeated, and a source of
+  several domains does not include the target."""
+  parts = source_domains(data_config.source)
+  for part in parts:
+    _check_domain(part, "source")
+  if len(parts) > 1 and (len(set(parts)) < len(parts) or data_config.target in parts):
+    raise ValueError(f"data.source = {data_config.source!r}: several source domains must be "
+                     f"distinct and exclude the target ({data_config.target!r})")
+
+
 def _texts_labels(rows) -> tuple[list[str], np.ndarray]:
   return [r["text"] for r in rows], np.array([r["label"] for r in rows], np.int64)
 
@@ -79,6 +96,12 @@ def _shuffled_split(texts, labels, num_val: int):
   labels = np.asarray(labels)[order]
   cut = len(texts) - num_val
   return (texts[:cut], labels[:cut]), (texts[cut:], labels[cut:])
+
+
+def _concatenated(splits) -> tuple[list[str], np.ndarray]:
+  """Several ``(texts, labels)`` as one, in order."""
+  return ([t for texts, _ in splits for t in texts],
+          np.concatenate([labels for _, labels in splits]))
 
 
 def _distinct(rows, flag: str | None = None) -> list[dict]:
@@ -176,20 +199,25 @@ def _amazon(data_config, seed: int = 0) -> dict:
   review leaks in). Target test: the target domain's 2,000 labeled reviews or,
   when source == target (in-domain), the source's 400 held-out reviews.
 
+  Several source domains (``data.source = "books+dvd+electronics"``, distinct, without the
+  target): each split as above, their 1,600s trained on together and their 400s validated
+  on together (multi-source training on the union).
+
   ``data.in_domain``: train and validate (90/10) on the target domain's
   ``amazon_hatn`` reviews that are not in its test set (neither duplicates nor
   ``in_blitzer_labeled``: 5,391 to 5,768 per domain); the test set stays the
   target's 2,000 Blitzer reviews.
   """
-  _check_domain(data_config.source, "source")
+  _check_sources(data_config)
   _check_domain(data_config.target, "target")
   unlabeled = _unlabeled(data_config)
   if _in_domain(data_config):
     train, source_val = _in_domain_for_blitzer_test(data_config)
     return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
             "target_unlabeled": unlabeled, "target_test": _blitzer_test(data_config)}
-  texts, labels = _texts_labels(_rows(f"amazon_multi_domain/{data_config.source}", data_config))
-  train, source_val = _shuffled_split(texts, labels, AMAZON_VALIDATION)
+  parts = [_shuffled_split(*_texts_labels(_rows(f"amazon_multi_domain/{domain}", data_config)),
+                           AMAZON_VALIDATION) for domain in source_domains(data_config.source)]
+  train, source_val = (_concatenated([part[k] for part in parts]) for k in (0, 1))
   target_test = source_val if data_config.target == data_config.source else _blitzer_test(
       data_config)
   return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
@@ -325,6 +353,8 @@ def corpora(data_config) -> list[str]:
     if source not in MOVIE_SOURCES:
       raise ValueError(f"data.source = {source!r}: the movie protocol reads one of "
                        f"{MOVIE_SOURCES}")
+  elif name == "amazon" and not in_domain:
+    _check_sources(data_config)
   elif name != "movie" or not in_domain:
     _check_domain(source, "source")
   _check_domain(target, "target")
@@ -334,8 +364,10 @@ def corpora(data_config) -> list[str]:
     names.append(f"amazon_multi_domain/{target}" if in_domain else f"amazon_hatn/{source}")
   else:
     names.append(f"amazon_multi_domain/{target}")
-    names.append(f"amazon_hatn/{target}" if in_domain else
-                 source if name == "movie" else f"amazon_multi_domain/{source}")
+    if in_domain or name == "movie":
+      names.append(f"amazon_hatn/{target}" if in_domain else source)
+    else:
+      names += [f"amazon_multi_domain/{part}" for part in source_domains(source)]
   return names
 
 

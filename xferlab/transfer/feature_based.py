@@ -50,9 +50,19 @@ from xferlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, split_words, 
 from xferlab.param_paths import Path, embedding_paths, get_leaf, leaf_paths, set_leaf
 
 VECTORS_FILE = "vectors.txt"   # what train_word2vec writes into its folder
+# GloVe 6B 50-d (Pennington et al. 2014; the 100k most frequent words), below the data root
+GLOVE_6B_50D = "glove_6b_50d/glove.6B.50d.top100k.txt.gz"
+GLOVE_6B_50D_DIM = 50
 SPECIAL_IDS = (PAD_ID, UNK_ID, BOS_ID, EOS_ID)
 FORMATS = ("glove", "word2vec")
 _SP_WORD_START = "\u2581"   # sentencepiece's word-start mark "▁"
+
+
+def glove_6b_50d_path(manual_dir: str | None = None) -> str:
+  """Where the GloVe 6B 50-d vectors are (``xferlab.data.catalog.data_root``); the path is
+  returned whether or not the file exists, so a missing file's error can name it."""
+  from xferlab.data.catalog import data_root
+  return str(data_root(manual_dir) / GLOVE_6B_50D)
 
 
 def _open_text(path: str, mode: str = "r"):
