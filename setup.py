@@ -1,7 +1,7 @@
 """Builds xferlab's optional native kernels (``xferlab/native``); everything else is in
 pyproject.toml.
 
-The LSTM loops (``xferlab/native/lstm_*.cc``) compile against the XLA FFI headers that
+The LSTM and GRU loops (``xferlab/native/lstm_*.cc``) compile against the XLA FFI headers that
 jaxlib ships (a build requirement, so a fresh machine needs only registry packages and a
 C++ compiler); their AVX-512, AVX2 and generic variants are all built and the CPU picks one
 at run time. The extension is optional: where it does not build, the install still

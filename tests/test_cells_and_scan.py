@@ -11,11 +11,12 @@ from xferlab.models import cells
 from xferlab.models.rnn import Bidirectional, RecurrentLayer, StackedRNN, reverse_padded
 
 NATIVE = pytest.mark.skipif(not native.available(),
-                            reason="the native LSTM loops are not built here (xferlab.native; "
+                            reason="the native LSTM / GRU loops are not built here (xferlab.native; "
                                    "pip install -e . builds them with a C++ compiler)")
-# Every implementation that runs on this backend, per cell; "native" is LSTM-only (CPU).
+# Every implementation that runs on this backend, per cell; "native" is LSTM and GRU (CPU).
 IMPLEMENTATIONS = [("rnn", "fused"), ("lstm", "fused"), ("gru", "fused"),
-                   pytest.param("lstm", "native", marks=NATIVE)]
+                   pytest.param("lstm", "native", marks=NATIVE),
+                   pytest.param("gru", "native", marks=NATIVE)]
 
 B, I, H = 3, 5, 4
 
@@ -212,7 +213,8 @@ def test_hand_written_backward_equals_autodiff_of_the_scan(name, implementation)
 
 
 @NATIVE
-def test_native_loops_equal_the_fused_scan_at_a_real_size_vmapped_too():
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_native_loops_equal_the_fused_scan_at_a_real_size_vmapped_too(name):
   """Hidden 256 over 40 steps and 9 rows of mixed lengths (blocks of rows per thread), values
   and gradients, and under vmap (a vectorized λ sweep maps the whole step)."""
   size, hidden, rng = 16, 256, np.random.default_rng(3)
@@ -220,12 +222,14 @@ def test_native_loops_equal_the_fused_scan_at_a_real_size_vmapped_too():
   lengths = jnp.asarray(rng.integers(0, 41, size=9))
 
   def run(kind):
-    layer = RecurrentLayer(cells.LSTMCell(size, hidden, rngs=nnx.Rngs(1)), implementation=kind)
+    layer = RecurrentLayer(cells.make_cell(name, size, hidden, rngs=nnx.Rngs(1)),
+                           implementation=kind)
     graphdef, params = nnx.split(layer)
 
     def loss(params, x):
-      out, (c, h) = nnx.merge(graphdef, params)(x, lengths)
-      return jnp.sum(jnp.sin(out)) + jnp.sum(c * h)
+      out, carry = nnx.merge(graphdef, params)(x, lengths)
+      states = jax.tree.leaves(carry)
+      return jnp.sum(jnp.sin(out)) + jnp.sum(states[0] * states[-1])
 
     one = jax.jit(jax.value_and_grad(loss))(params, x[0])
     mapped = jax.jit(jax.vmap(jax.value_and_grad(loss), in_axes=(None, 0)))(params, x)
@@ -279,7 +283,8 @@ def test_cudnn_is_refused_on_cpu_equals_the_scan_on_gpu_and_auto_is_native_or_fu
   if native_applies(auto.cell, x.dtype):     # the native loops: equal to float32 rounding
     np.testing.assert_allclose(np.asarray(auto(x, lens)[0]), expected, rtol=1e-5, atol=1e-6)
     assert not native_applies(auto.cell, jnp.bfloat16)
-    assert not native_applies(cells.GRUCell(I, H, rngs=nnx.Rngs(0)), x.dtype)
+    assert native_applies(cells.GRUCell(I, H, rngs=nnx.Rngs(0)), x.dtype)
+    assert not native_applies(cells.SimpleRNNCell(I, H, rngs=nnx.Rngs(0)), x.dtype)
   else:
     np.testing.assert_array_equal(np.asarray(auto(x, lens)[0]), expected)
   if jax.default_backend() != "gpu":
@@ -297,14 +302,15 @@ from xferlab.models import cells
 from xferlab.models.rnn import RecurrentLayer
 x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 9, 3)).astype(np.float32))
 lengths = jnp.array([9, 4, 1, 0, 7])
-results = {}
-for kind in ("fused", "native"):
-  layer = RecurrentLayer(cells.LSTMCell(3, 20, rngs=nnx.Rngs(0)), implementation=kind)
-  graphdef, params = nnx.split(layer)
-  loss = lambda p, x: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x, lengths)[0]))
-  results[kind] = jax.value_and_grad(loss, argnums=(0, 1))(params, x)
-for a, b in zip(jax.tree.leaves(results["fused"]), jax.tree.leaves(results["native"])):
-  np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
+for name in ("lstm", "gru"):
+  results = {}
+  for kind in ("fused", "native"):
+    layer = RecurrentLayer(cells.make_cell(name, 3, 20, rngs=nnx.Rngs(0)), implementation=kind)
+    graphdef, params = nnx.split(layer)
+    loss = lambda p, x: jnp.sum(jnp.sin(nnx.merge(graphdef, p)(x, lengths)[0]))
+    results[kind] = jax.value_and_grad(loss, argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(results["fused"]), jax.tree.leaves(results["native"])):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-5)
 print(native.instruction_set())
 """
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from xferlab.models.cells import LSTMCell, RecurrentCell, dense_projection, make_cell
+from xferlab.models.cells import GRUCell, LSTMCell, RecurrentCell, dense_projection, make_cell
 from xferlab.models.scan import recurrent_scan
 
 
@@ -49,12 +49,12 @@ def on_gpu() -> bool:
 
 
 def native_applies(cell: RecurrentCell, dtype) -> bool:
-  """Whether the native CPU loops (``xferlab.native``: built, LSTM, float32, CPU) can run
+  """Whether the native CPU loops (``xferlab.native``: built, LSTM or GRU, float32, CPU) can run
   ``cell`` on inputs of ``dtype``. Only with one device in one process: the custom calls
   have no partitioning rule, so a data-parallel program would gather every row onto
   every device; such runs take the fused scan."""
   from xferlab import native
-  return (isinstance(cell, LSTMCell) and jnp.dtype(dtype) == jnp.float32
+  return (isinstance(cell, (LSTMCell, GRUCell)) and jnp.dtype(dtype) == jnp.float32
           and jax.default_backend() == "cpu" and jax.device_count() == 1
           and native.available())
 
@@ -78,7 +78,7 @@ class RecurrentLayer(nnx.Module):
   weight-gradient matmul for the whole sequence); ``"autodiff"`` lets JAX
   differentiate the plain scan; ``"cudnn"`` calls cuDNN's LSTM through
   ``jax.experimental.rnn`` (GPU, LSTM only); ``"native"`` runs the fused scan's two
-  loops as C++ custom calls (``xferlab.native``: CPU, LSTM, float32, where the package
+  loops as C++ custom calls (``xferlab.native``: CPU, LSTM or GRU, float32, where the package
   built them). ``"auto"`` (default) is native where that applies (``native_applies``)
   and fused everywhere else: on an H200 the fused scan trained an LSTM layer 1.5x
   faster than cuDNN (``benchmarks/gpu_check.py``). All compute the same values.
@@ -114,17 +114,12 @@ class RecurrentLayer(nnx.Module):
       implementation = "native" if native_applies(self.cell, inputs.dtype) else "fused"
     if implementation == "native" and not native_applies(self.cell, inputs.dtype):
       raise ValueError("scan_implementation 'native' needs the built kernels "
-                       "(xferlab.native.available()), an LSTM cell, float32 and a CPU "
+                       "(xferlab.native.available()), an LSTM or GRU cell, float32 and a CPU "
                        "backend with one device ('auto' falls back to the fused scan)")
     if implementation == "cudnn":
       return self._cudnn(inputs, lengths, carry, kernel)
     if implementation == "native":   # batch-major throughout: no transposes
-      from xferlab import native
-      # The input projection's bias joins b_h inside the loop, saving a pass over [B, T, 4H].
-      projection = self.cell.input_proj
-      projected = dense_projection(inputs, projection.kernel[...])
-      return native.lstm_scan(kernel, bias + projection.bias[...], projected,
-                              length_mask(lengths, time), carry)
+      return self._native(inputs, lengths, carry, kernel, bias)
     projected = self.cell.project_inputs(jnp.swapaxes(inputs, 0, 1))   # [T, B, G*H], one matmul
     mask = jnp.swapaxes(length_mask(lengths, time), 0, 1)
     gates, output = self.cell.gates(), self.cell.output
@@ -143,6 +138,17 @@ class RecurrentLayer(nnx.Module):
     carry, outputs = jax.lax.scan(body, carry, (projected, mask), unroll=self.unroll)
     return jnp.swapaxes(outputs, 0, 1), carry
 
+
+  def _native(self, inputs, lengths, carry, kernel, bias):
+    """The native CPU loops (``xferlab.native``), batch-major: no transposes around them."""
+    from xferlab import native
+    projection = self.cell.input_proj
+    projected = dense_projection(inputs, projection.kernel[...])
+    mask = length_mask(lengths, inputs.shape[1])
+    if isinstance(self.cell, GRUCell):   # b_h stays apart: the reset gate scales it
+      return native.gru_scan(kernel, bias, projected + projection.bias[...], mask, carry)
+    # The LSTM's input bias joins b_h inside the loop, saving a pass over [B, T, 4H].
+    return native.lstm_scan(kernel, bias + projection.bias[...], projected, mask, carry)
 
   def _cudnn(self, inputs, lengths, carry, kernel):
     """cuDNN's fused LSTM (``jax.experimental.rnn``; GPU only), same values as the scan."""

@@ -1,12 +1,12 @@
-"""Native CPU kernels: the LSTM time loops as XLA FFI custom calls (``lstm_loop.cc``).
+"""Native CPU kernels: the LSTM and GRU time loops as XLA FFI custom calls (``lstm_loop.cc``).
 
 ``pip install -e .`` compiles ``lstm_*.cc`` (``setup.py``) against the XLA FFI headers that
 jaxlib ships, with AVX-512, AVX2 and generic variants of which the CPU picks one at run time
 (``instruction_set()``); where that build failed or was skipped, ``available()`` is False and
 every layer runs the pure-JAX scan (``xferlab.models.scan``), which computes the same values.
 
-``lstm_scan`` has ``scan.recurrent_scan``'s contract for the LSTM: the same inputs, the same
-outputs, the same masking (a padded step keeps the carry and outputs zeros) and a backward
+``lstm_scan`` and ``gru_scan`` have ``scan.recurrent_scan``'s contract for the LSTM and the
+GRU: the same inputs, the same outputs, the same masking (a padded step keeps the carry and outputs zeros) and a backward
 pass that returns the same gradients. Only how the loops run differs: each thread takes a
 share of the hidden units, packs its columns of ``W_h`` once per call and runs every time
 step with a register-blocked matmul and vectorized gate arithmetic (one barrier per step),
@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 _FORWARD, _BACKWARD = "xferlab_lstm_forward", "xferlab_lstm_backward"
+_GRU_FORWARD, _GRU_BACKWARD = "xferlab_gru_forward", "xferlab_gru_backward"
 
 
 @functools.cache
@@ -47,6 +48,10 @@ def _library() -> ctypes.CDLL | None:
   jax.ffi.register_ffi_target(_FORWARD, jax.ffi.pycapsule(lib.XferlabLstmForward),
                               platform="cpu")
   jax.ffi.register_ffi_target(_BACKWARD, jax.ffi.pycapsule(lib.XferlabLstmBackward),
+                              platform="cpu")
+  jax.ffi.register_ffi_target(_GRU_FORWARD, jax.ffi.pycapsule(lib.XferlabGruForward),
+                              platform="cpu")
+  jax.ffi.register_ffi_target(_GRU_BACKWARD, jax.ffi.pycapsule(lib.XferlabGruBackward),
                               platform="cpu")
   return lib
 
@@ -104,3 +109,40 @@ def _backward(residuals, cotangents):
 
 
 lstm_scan.defvjp(_forward, _backward)
+
+
+@jax.custom_vjp
+def gru_scan(kernel, bias, projected, mask, h0):
+  """The GRU over time; returns ``(outputs float32[B, T, H], h_T float32[B, H])``.
+
+  ``scan.recurrent_scan``'s contract for the GRU (``cells.gru_gates``: gates ``r, z, n``, the
+  reset gate applied to ``h W_hn + b_hn``), batch-major: ``kernel float32[H, 3H]`` (``W_h``),
+  ``bias float32[3H]`` (``b_h``), ``projected float32[B, T, 3H]`` (``W_x x_t + b_x``), ``mask
+  bool[B, T]``, ``h0 float32[B, H]``.
+  """
+  return _gru_forward(kernel, bias, projected, mask, h0)[0]
+
+
+def _gru_forward(kernel, bias, projected, mask, h0):
+  _library()
+  batch, time, gates = projected.shape
+  hidden = gates // 3
+  sequence = (batch, time, hidden)
+  outputs, h, previous_h, saved = _call(                 # saved: time-major
+      _GRU_FORWARD, (sequence, (batch, hidden), sequence, (time, batch, gates)),
+      projected, mask, kernel, bias, h0)
+  return (outputs, h), (kernel, mask, projected, previous_h, saved)
+
+
+def _gru_backward(residuals, cotangents):
+  kernel, mask, projected, previous_h, saved = residuals
+  d_outputs, d_h = cotangents
+  batch, time, gates = projected.shape
+  d_projected, d_hidden, d_h0 = _call(
+      _GRU_BACKWARD, ((batch, time, gates), (batch, time, gates), (batch, gates // 3)),
+      kernel, mask, projected, previous_h, saved, d_outputs, d_h)
+  d_kernel = jnp.einsum("bth,btg->hg", previous_h, d_hidden)
+  return d_kernel, d_hidden.sum(axis=(0, 1)), d_projected, None, d_h0
+
+
+gru_scan.defvjp(_gru_forward, _gru_backward)

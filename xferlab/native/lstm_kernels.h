@@ -1,4 +1,4 @@
-// The LSTM loops for one instruction set; included once per set by lstm_avx512.cc,
+// The LSTM and GRU loops for one instruction set; included once per set by lstm_avx512.cc,
 // lstm_avx2.cc and lstm_generic.cc, each under its own `#pragma GCC target`, namespace
 // (XFERLAB_NS), vector width in floats (XFERLAB_VEC) and rows per register block
 // (XFERLAB_ROWS). lstm_loop.cc picks one at run time from the CPU's features.
@@ -253,6 +253,111 @@ void backward(const LstmShapes& s, const LstmBackwardArgs& x) {
       }
       barrier.wait();   // all of dz_t is written: every thread reads all of it
       matmul(x.d_saved + t * G, T * G, B, G, weights_t, U, x.d_h0 + u0, H);
+    }
+  });
+}
+
+// The GRU's loops: the same threading as the LSTM's (units split, W_h packed once, one
+// barrier per step). Gates r, z, n in that order; hidden = h_{t-1} W_h + b_h.
+void gru_forward(const LstmShapes& s, const GruForwardArgs& x) {
+  const int64_t T = s.time, B = s.batch, H = s.hidden, G = 3 * H;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(s.threads, H)));
+  std::vector<float> h_buffers(2 * B * H);
+  std::memcpy(h_buffers.data(), x.h0, sizeof(float) * B * H);
+  Barrier barrier(threads);
+  over_units(threads, H, [&](int, int64_t u0, int64_t u1) {
+    const int64_t U = u1 - u0, width = 3 * U;
+    const auto weights = pack(H, width, [&](int64_t k, int64_t c) {
+      return x.kernel[k * G + (c / U) * H + u0 + c % U];
+    });
+    std::vector<float> z(B * width);
+    for (int64_t t = 0; t < T; ++t) {
+      const float* h = h_buffers.data() + (t % 2) * B * H;
+      float* h_next = h_buffers.data() + ((t + 1) % 2) * B * H;
+      for (int64_t r = 0; r < B; ++r)
+        for (int g = 0; g < 3; ++g)
+          for (int64_t u = 0; u < U; ++u) z[r * width + g * U + u] = x.bias[g * H + u0 + u];
+      matmul(h, H, B, H, weights, width, z.data(), width);
+      for (int64_t r = 0; r < B; ++r) {
+        const int64_t row = r * T + t;
+        const float* zr = z.data() + r * width;
+        const float* xr = x.projected + row * G;
+        const float* hp = h + r * H + u0;
+        std::memcpy(x.previous_h + row * H + u0, hp, sizeof(float) * U);
+        for (int g = 0; g < 3; ++g)
+          std::memcpy(x.saved + (t * B + r) * G + g * H + u0, zr + g * U, sizeof(float) * U);
+        float* out = x.outputs + row * H + u0;
+        float* hn = h_next + r * H + u0;
+        if (!x.mask[row]) {   // a padded step: the carry stays, the output is zero
+          std::memset(out, 0, sizeof(float) * U);
+          std::memcpy(hn, hp, sizeof(float) * U);
+          continue;
+        }
+        const float *xr_ = xr + u0, *xz = xr + H + u0, *xn = xr + 2 * H + u0;
+        const float *hr = zr, *hz = zr + U, *hh = zr + 2 * U;
+#pragma omp simd
+        for (int64_t u = 0; u < U; ++u) {
+          const float rg = sigmoid(xr_[u] + hr[u]), zg = sigmoid(xz[u] + hz[u]);
+          const float n = fast_tanh(xn[u] + rg * hh[u]);
+          const float hu = (1.0f - zg) * n + zg * hp[u];
+          hn[u] = hu;
+          out[u] = hu;
+        }
+      }
+      barrier.wait();   // h_next is complete: every thread reads all of it next step
+    }
+  });
+  std::memcpy(x.h_T, h_buffers.data() + (T % 2) * B * H, sizeof(float) * B * H);
+}
+
+void gru_backward(const LstmShapes& s, const GruBackwardArgs& x) {
+  const int64_t T = s.time, B = s.batch, H = s.hidden, G = 3 * H;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(s.threads, H)));
+  std::memcpy(x.d_h0, x.d_hT, sizeof(float) * B * H);
+  Barrier barrier(threads);
+  over_units(threads, H, [&](int, int64_t u0, int64_t u1) {
+    const int64_t U = u1 - u0;
+    const auto weights_t = pack(G, U, [&](int64_t k, int64_t c) {
+      return x.kernel[(u0 + c) * G + k];
+    });
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t r = 0; r < B; ++r) {
+        const int64_t row = r * T + t;
+        float* dp = x.d_projected + row * G;
+        float* dq = x.d_hidden + row * G;
+        float* dh = x.d_h0 + r * H + u0;
+        if (!x.mask[row]) {   // a padded step: the carry's gradient passes through
+          for (int g = 0; g < 3; ++g) {
+            std::memset(dp + g * H + u0, 0, sizeof(float) * U);
+            std::memset(dq + g * H + u0, 0, sizeof(float) * U);
+          }
+          continue;
+        }
+        const float* xp = x.projected + row * G;
+        const float* q = x.saved + (t * B + r) * G;
+        const float* hp = x.previous_h + row * H + u0;
+        const float* d_out = x.d_outputs + row * H + u0;
+        const float *xr_ = xp + u0, *xz = xp + H + u0, *xn = xp + 2 * H + u0;
+        const float *qr = q + u0, *qz = q + H + u0, *qn = q + 2 * H + u0;
+#pragma omp simd
+        for (int64_t u = 0; u < U; ++u) {
+          const float rg = sigmoid(xr_[u] + qr[u]), zg = sigmoid(xz[u] + qz[u]);
+          const float n = fast_tanh(xn[u] + rg * qn[u]);
+          const float dhu = dh[u] + d_out[u];
+          const float dan = dhu * (1.0f - zg) * (1.0f - n * n);
+          const float dar = dan * qn[u] * rg * (1.0f - rg);
+          const float daz = dhu * (hp[u] - n) * zg * (1.0f - zg);
+          dp[u0 + u] = dar;
+          dp[H + u0 + u] = daz;
+          dp[2 * H + u0 + u] = dan;
+          dq[u0 + u] = dar;
+          dq[H + u0 + u] = daz;
+          dq[2 * H + u0 + u] = dan * rg;
+          dh[u] = dhu * zg;   // plus the path through W_h, added below
+        }
+      }
+      barrier.wait();   // all of d_hidden_t is written: every thread reads all of it
+      matmul(x.d_hidden + t * G, T * G, B, G, weights_t, U, x.d_h0 + u0, H);
     }
   });
 }

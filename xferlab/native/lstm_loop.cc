@@ -1,4 +1,4 @@
-// The LSTM time loops of xferlab/models/scan.py as XLA FFI custom calls (CPU).
+// The LSTM and GRU time loops of xferlab/models/scan.py as XLA FFI custom calls (CPU).
 //
 // The same computation as ``scan._forward`` / ``scan._scan_bwd`` for the LSTM (an
 // "additive" cell), with the same masking: a padded step keeps the carry and outputs
@@ -16,6 +16,11 @@
 //             previous_h f32[B,T,H], saved f32[T,B,4H])
 //   backward (kernel, mask, previous_c, saved, d_outputs, dcT, dhT)
 //         -> (d_saved f32[B,T,4H], dc0 f32[B,H], dh0 f32[B,H])
+// The GRU (lstm_loop.h's GruForwardArgs / GruBackwardArgs):
+//   gru_forward  (projected f32[B,T,3H], mask, kernel f32[H,3H], bias f32[3H], h0 f32[B,H])
+//         -> (outputs f32[B,T,H], hT f32[B,H], previous_h f32[B,T,H], saved f32[T,B,3H])
+//   gru_backward (kernel, mask, projected, previous_h, saved, d_outputs, dhT)
+//         -> (d_projected f32[B,T,3H], d_hidden f32[B,T,3H], dh0 f32[B,H])
 #include <sched.h>
 
 #include <cstdlib>
@@ -42,8 +47,13 @@ int threads() {
 struct Kernels {
   void (*forward)(const LstmShapes&, const LstmForwardArgs&);
   void (*backward)(const LstmShapes&, const LstmBackwardArgs&);
+  void (*gru_forward)(const LstmShapes&, const GruForwardArgs&);
+  void (*gru_backward)(const LstmShapes&, const GruBackwardArgs&);
   const char* name;
 };
+
+#define XFERLAB_KERNELS(ns) \
+  Kernels { ns::forward, ns::backward, ns::gru_forward, ns::gru_backward, #ns }
 
 const Kernels& kernels() {
   static const Kernels chosen = [] {
@@ -51,16 +61,13 @@ const Kernels& kernels() {
     // XFERLAB_NATIVE_ISA=avx2|generic forces a narrower variant (tests run each one).
     const char* forced = std::getenv("XFERLAB_NATIVE_ISA");
     const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (forced && std::strcmp(forced, "generic") == 0)
-      return Kernels{generic::forward, generic::backward, "generic"};
-    if (forced && std::strcmp(forced, "avx2") == 0 && avx2)
-      return Kernels{avx2::forward, avx2::backward, "avx2"};
+    if (forced && std::strcmp(forced, "generic") == 0) return XFERLAB_KERNELS(generic);
+    if (forced && std::strcmp(forced, "avx2") == 0 && avx2) return XFERLAB_KERNELS(avx2);
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-      return Kernels{avx512::forward, avx512::backward, "avx512"};
-    if (avx2)
-      return Kernels{avx2::forward, avx2::backward, "avx2"};
-    return Kernels{generic::forward, generic::backward, "generic"};
+      return XFERLAB_KERNELS(avx512);
+    if (avx2) return XFERLAB_KERNELS(avx2);
+    return XFERLAB_KERNELS(generic);
   }();
   return chosen;
 }
@@ -100,7 +107,65 @@ ffi::Error Backward(ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::PRED> mask,
   return ffi::Error::Success();
 }
 
+ffi::Error GruForward(ffi::Buffer<ffi::F32> projected, ffi::Buffer<ffi::PRED> mask,
+                      ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
+                      ffi::Buffer<ffi::F32> h0, ffi::ResultBuffer<ffi::F32> outputs,
+                      ffi::ResultBuffer<ffi::F32> h_T, ffi::ResultBuffer<ffi::F32> previous_h,
+                      ffi::ResultBuffer<ffi::F32> saved) {
+  auto dims = projected.dimensions();
+  if (dims.size() != 3 || dims[2] % 3 != 0)
+    return ffi::Error::InvalidArgument("projected must be [batch, time, 3 * hidden]");
+  LstmShapes shapes{dims[1], dims[0], dims[2] / 3, threads()};
+  GruForwardArgs args{projected.typed_data(), mask.typed_data(), kernel.typed_data(),
+                      bias.typed_data(), h0.typed_data(), outputs->typed_data(),
+                      h_T->typed_data(), previous_h->typed_data(), saved->typed_data()};
+  kernels().gru_forward(shapes, args);
+  return ffi::Error::Success();
+}
+
+ffi::Error GruBackward(ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::PRED> mask,
+                       ffi::Buffer<ffi::F32> projected, ffi::Buffer<ffi::F32> previous_h,
+                       ffi::Buffer<ffi::F32> saved, ffi::Buffer<ffi::F32> d_outputs,
+                       ffi::Buffer<ffi::F32> d_hT, ffi::ResultBuffer<ffi::F32> d_projected,
+                       ffi::ResultBuffer<ffi::F32> d_hidden, ffi::ResultBuffer<ffi::F32> d_h0) {
+  auto dims = saved.dimensions();
+  if (dims.size() != 3 || dims[2] % 3 != 0)
+    return ffi::Error::InvalidArgument("saved must be [time, batch, 3 * hidden]");
+  LstmShapes shapes{dims[0], dims[1], dims[2] / 3, threads()};
+  GruBackwardArgs args{kernel.typed_data(), mask.typed_data(), projected.typed_data(),
+                       previous_h.typed_data(), saved.typed_data(), d_outputs.typed_data(),
+                       d_hT.typed_data(), d_projected->typed_data(), d_hidden->typed_data(),
+                       d_h0->typed_data()};
+  kernels().gru_backward(shapes, args);
+  return ffi::Error::Success();
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabGruForward, GruForward,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabGruBackward, GruBackward,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::PRED>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabLstmForward, Forward,
                               ffi::Ffi::Bind()

@@ -1,4 +1,4 @@
-// Shared declarations of the native LSTM loops (lstm_loop.cc, lstm_kernels.h).
+// Shared declarations of the native LSTM and GRU loops (lstm_loop.cc, lstm_kernels.h).
 #pragma once
 #include <cstdint>
 
@@ -36,10 +36,40 @@ struct LstmBackwardArgs {
   float *d_c0, *d_h0;       // [B, H]
 };
 
-#define XFERLAB_DECLARE(ns)                                        \
-  namespace ns {                                                   \
-  void forward(const LstmShapes& s, const LstmForwardArgs& x);     \
-  void backward(const LstmShapes& s, const LstmBackwardArgs& x);   \
+// The GRU (gates r, z, n; G = 3H): hidden = h_{t-1} W_h + b_h is saved, since the reset
+// gate scales its n part only (n = tanh(x_n + r * hidden_n)); the backward pass returns the
+// gradients of the projected inputs and of hidden separately.
+struct GruForwardArgs {
+  const float* projected;   // [B, T, G]  (W_x x_t + b_x)
+  const bool* mask;         // [B, T]
+  const float* kernel;      // [H, G]
+  const float* bias;        // [G]  (b_h)
+  const float* h0;          // [B, H]
+  float* outputs;           // [B, T, H]
+  float* h_T;               // [B, H]
+  float* previous_h;        // [B, T, H]
+  float* saved;             // [T, B, G]  hidden
+};
+
+struct GruBackwardArgs {
+  const float* kernel;      // [H, G]
+  const bool* mask;         // [B, T]
+  const float* projected;   // [B, T, G]
+  const float* previous_h;  // [B, T, H]
+  const float* saved;       // [T, B, G]
+  const float* d_outputs;   // [B, T, H]
+  const float* d_hT;        // [B, H]
+  float* d_projected;       // [B, T, G]
+  float* d_hidden;          // [B, T, G]
+  float* d_h0;              // [B, H]
+};
+
+#define XFERLAB_DECLARE(ns)                                           \
+  namespace ns {                                                      \
+  void forward(const LstmShapes& s, const LstmForwardArgs& x);        \
+  void backward(const LstmShapes& s, const LstmBackwardArgs& x);      \
+  void gru_forward(const LstmShapes& s, const GruForwardArgs& x);     \
+  void gru_backward(const LstmShapes& s, const GruBackwardArgs& x);   \
   }
 XFERLAB_DECLARE(avx512)
 XFERLAB_DECLARE(avx2)
