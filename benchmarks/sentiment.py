@@ -1,6 +1,7 @@
 r"""Sentiment transfer benchmark: every arm x pair x seed, the TF-IDF peer, domain distances.
 
-  python -m benchmarks.sentiment [--protocol A|B|movie|multi] [--pairs all|books:dvd,...]
+  python -m benchmarks.sentiment [--protocol A|B|movie|movie_full|multi]
+      [--pairs all|books:dvd,...]
       [--seeds N] [--arms all|source_only,dann,...] [--out DIR] [--lm DIR] [--set KEY=VALUE ...]
       [--vectorize] [--distance-texts N]
 
@@ -9,6 +10,8 @@ Protocols (the experiment files say what each one trains and tests on):
   B      ``experiments/sentiment/amazon_hatn.py``: the same 12 pairs, HATN's splits;
   movie  ``experiments/sentiment/movie_to_product.py``: imdb_2k and rt_polarity to each
          Amazon domain (8 pairs);
+  movie_full  the same experiment with imdb_full (the 25,000 labeled IMDb training
+         reviews) as the source, to each Amazon domain (4 pairs);
   multi  ``experiments/sentiment/amazon.py`` with several sources: the union of the other
          three domains to each Amazon domain (4 pairs, ``dvd+electronics+kitchen:books``...);
          beside protocol A in one ``--out``, the report compares each with the best single
@@ -98,6 +101,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
                "B": "experiments/sentiment/amazon_hatn.py",
                "movie": "experiments/sentiment/movie_to_product.py",
+               "movie_full": "experiments/sentiment/movie_to_product.py",
                "multi": "experiments/sentiment/amazon.py"}
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
@@ -119,7 +123,7 @@ METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
 VECTORS_DIR = "runs/vectors_reviews"
 LETTER = {"books": "B", "dvd": "D", "electronics": "E", "kitchen": "K", "imdb_2k": "IMDB",
-          "rt_polarity": "RT"}
+          "rt_polarity": "RT", "imdb_full": "IMDB25k"}
 
 # Published anchors (docs/references.md), accuracy %.
 ANCHORS = {
@@ -142,6 +146,7 @@ ANCHORS = {
         "average": (85.4, 86.6),
     },
     "movie": {"columns": ()},
+    "movie_full": {"columns": ()},
     "multi": {"columns": ()},
 }
 
@@ -149,6 +154,8 @@ ANCHORS = {
 def all_pairs(protocol: str) -> list[tuple[str, str]]:
   if protocol == "movie":
     return [(s, t) for s in MOVIES for t in DOMAINS]
+  if protocol == "movie_full":
+    return [("imdb_full", t) for t in DOMAINS]
   if protocol == "multi":   # the other three domains together -> each target
     return [("+".join(d for d in DOMAINS if d != t), t) for t in DOMAINS]
   return list(itertools.permutations(DOMAINS, 2))
@@ -202,7 +209,8 @@ def arm_config(protocol: str, source: str, target: str, arm: str, seed: int,
 
 
 def shared_protocol(protocol: str) -> str:
-  """The protocol whose per-target runs serve ``protocol``'s: movie, multi and A test alike."""
+  """The protocol whose per-target runs serve ``protocol``'s: the movie ones, multi and A test
+  alike."""
   return "B" if protocol == "B" else "A"
 
 
@@ -300,7 +308,7 @@ def check_prerequisites(protocol: str, arms: Sequence[str], pair, overrides,
     same_start = next((g for g in (LM_ARMS, VECTOR_ARMS, GLOVE_ARMS) if arm in g), (arm,))
     vectors_made_by = (f"python -m xferlab.studies.word2vec --out {vectors_dir}"
                        if arm in VECTOR_ARMS else
-                       "(the glove_6b_50d corpus folder of the data root; see xferlab.data.catalog)")
+                       "(the glove_6b_50d folder of the data root: xferlab.data.catalog)")
     for path, command in ((config.init_from.path, made_by), (config.data.tokenizer_path, made_by),
                           (config.model.pretrained_vectors, vectors_made_by)):
       if path and not os.path.exists(path):

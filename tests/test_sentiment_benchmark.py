@@ -355,3 +355,15 @@ def test_the_multi_source_table_compares_with_the_best_single_source():
                                  "arms": {"dann": stat(0.86)}}}}
   lines = bench.multi_source_lines(multi, single)
   assert lines[-1] == "| K | dann | 86.0 ± 0.0 | 88.0 | 80.0 | -2.0 |"
+
+
+def test_movie_full_reads_all_imdb_training_reviews_for_two_epochs():
+  from xferlab.data.domains import corpora
+  pairs = bench.all_pairs("movie_full")
+  assert pairs == [("imdb_full", d) for d in bench.DOMAINS]
+  assert bench.pair_name(*pairs[0]) == "IMDB25k→B"
+  config = bench.arm_config("movie_full", "imdb_full", "kitchen", "vectors_ema", 0, [])
+  assert config.data.name == "movie" and config.data.source == "imdb_full"
+  assert config.train.num_epochs == 2 and "imdb_full" in corpora(config.data)
+  small = bench.arm_config("movie", "imdb_2k", "kitchen", "vectors_ema", 0, [])
+  assert small.train.num_epochs == 6

@@ -44,7 +44,7 @@ def _synthetic(data_config, seed: int = 0) -> dict:
 
 
 AMAZON_DOMAINS = ("books", "dvd", "electronics", "kitchen")
-MOVIE_SOURCES = ("imdb_2k", "rt_polarity")
+MOVIE_SOURCES = ("imdb_2k", "rt_polarity", "imdb_full")
 AMAZON_VALIDATION = 400   # of each domain's 2,000 labeled reviews, held out (protocol A)
 HATN_TRAIN_PER_CLASS = 2800   # protocol B: at most 2,800 + 2,800 source training reviews
 HATN_VALIDATION_PER_CLASS = 200   # protocol B: at least 200 + 200 held out for validation
@@ -266,9 +266,10 @@ def _amazon_hatn(data_config, seed: int = 0) -> dict:
 def _movie(data_config, seed: int = 0) -> dict:
   """Movie reviews to an Amazon product domain.
 
-  Source (``data.source``): ``imdb_2k`` (2,000 document-level IMDB reviews) or
-  ``rt_polarity`` (10,662 Rotten Tomatoes snippets), repeated texts dropped,
-  split once (fixed seed 0) into 90 % training and 10 % validation. Target
+  Source (``data.source``): ``imdb_2k`` (2,000 document-level IMDB reviews),
+  ``rt_polarity`` (10,662 Rotten Tomatoes snippets) or ``imdb_full`` (the 25,000
+  labeled IMDb training reviews, 24,901 without the rows flagged ``duplicate``),
+  repeated texts dropped, split once (fixed seed 0) into 90 % training and 10 % validation. Target
   (``data.target``, an Amazon domain): unlabeled text from ``amazon_unlabeled``,
   test on its 2,000 ``amazon_multi_domain`` reviews, as in protocol A.
   ``data.in_domain`` trains on the target's reviews as ``_amazon`` does.
@@ -280,7 +281,7 @@ def _movie(data_config, seed: int = 0) -> dict:
   if _in_domain(data_config):
     train, source_val = _in_domain_for_blitzer_test(data_config)
   else:
-    flag = "duplicate" if data_config.source == "imdb_2k" else None
+    flag = None if data_config.source == "rt_polarity" else "duplicate"
     train, source_val = _fraction_split(_distinct(_rows(data_config.source, data_config), flag),
                                         MOVIE_VALIDATION_FRACTION)
   return {"source_train": _with_subset(train, data_config, seed), "source_val": source_val,
