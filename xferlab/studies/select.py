@@ -77,7 +77,8 @@ DEFAULT_RULE = (
     "the worst of its target's candidates; chosen on the same 12 pairs it is reported on")
 RECORDS = ("benchmarks/results/sentiment_A/results.json",
            "benchmarks/results/sentiment_movie/results.json")
-PROTOCOL_DATA = {"A": "amazon", "B": "amazon_hatn", "movie": "movie"}
+PROTOCOL_DATA = {"A": "amazon", "B": "amazon_hatn", "movie": "movie", "movie_full": "movie",
+                 "multi": "amazon"}   # multi: protocol A with a '+'-joined union of sources
 
 
 # ------------------------------------------------------------------------------
@@ -566,7 +567,8 @@ def multi_source(targets: Sequence[str], sources: Sequence[str], protocol: str =
 # ------------------------------------------------------------------------------
 # The report.
 
-PROTOCOL_STYLE = {"A": ("o", "tab:blue"), "movie": ("s", "tab:orange"), "B": ("^", "tab:green")}
+PROTOCOL_STYLE = {"A": ("o", "tab:blue"), "movie": ("s", "tab:orange"), "B": ("^", "tab:green"),
+                  "multi": ("P", "tab:red"), "movie_full": ("X", "tab:purple")}
 
 
 def plot_measure(pairs: Sequence[dict], scores: Mapping[str, Mapping[str, float]],
