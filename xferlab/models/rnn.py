@@ -110,9 +110,12 @@ class RecurrentLayer(nnx.Module):
     kernel, bias = self.cell.recurrent_weights()
     kernel = self.weight_dropout(kernel, deterministic=rngs is None, rngs=rngs)
     implementation = self.implementation
+    # The native loops take float32 only; under mixed precision the weights may be bf16.
+    native_ok = (len({jnp.dtype(a.dtype) for a in (inputs, kernel, bias)}) == 1
+                 and native_applies(self.cell, inputs.dtype))
     if implementation == "auto":
-      implementation = "native" if native_applies(self.cell, inputs.dtype) else "fused"
-    if implementation == "native" and not native_applies(self.cell, inputs.dtype):
+      implementation = "native" if native_ok else "fused"
+    if implementation == "native" and not native_ok:
       raise ValueError("scan_implementation 'native' needs the built kernels "
                        "(xferlab.native.available()), an LSTM or GRU cell, float32 and a CPU "
                        "backend with one device ('auto' falls back to the fused scan)")
