@@ -142,58 +142,27 @@ ffi::Error GruBackward(ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::PRED> mask
 
 }  // namespace
 
+// The handlers' signatures, in the order of their parameters above.
+#define F32_ARG .Arg<ffi::Buffer<ffi::F32>>()
+#define PRED_ARG .Arg<ffi::Buffer<ffi::PRED>>()
+#define F32_RET .Ret<ffi::Buffer<ffi::F32>>()
+
 XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabGruForward, GruForward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::PRED>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-
+    ffi::Ffi::Bind() F32_ARG PRED_ARG F32_ARG F32_ARG F32_ARG
+        F32_RET F32_RET F32_RET F32_RET);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabGruBackward, GruBackward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::PRED>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-
+    ffi::Ffi::Bind() F32_ARG PRED_ARG F32_ARG F32_ARG F32_ARG F32_ARG F32_ARG
+        F32_RET F32_RET F32_RET);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabLstmForward, Forward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::PRED>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
-
+    ffi::Ffi::Bind() F32_ARG PRED_ARG F32_ARG F32_ARG F32_ARG F32_ARG
+        F32_RET F32_RET F32_RET F32_RET F32_RET F32_RET);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(XferlabLstmBackward, Backward,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::PRED>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+    ffi::Ffi::Bind() F32_ARG PRED_ARG F32_ARG F32_ARG F32_ARG F32_ARG F32_ARG
+        F32_RET F32_RET F32_RET);
+
+#undef F32_ARG
+#undef PRED_ARG
+#undef F32_RET
 
 // Threads per call (0: the cores this process may run on).
 extern "C" void xferlab_set_threads(int n) { g_threads = n; }
