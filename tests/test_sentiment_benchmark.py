@@ -124,6 +124,24 @@ def test_a_run_whose_language_model_is_missing_names_the_command(tmp_path):
     run_config(config, str(tmp_path / "run"))
 
 
+def test_the_lm_arms_take_the_tokenizer_and_network_of_the_lm_they_start_from(tmp_path):
+  """A word-level LM's resolved config (experiments/lm/all_reviews.py) sets the arms' tokenizer
+  and encoder shape; without one, the sentencepiece review LM's are assumed."""
+  lm_config, _ = load_experiment(os.path.join(ROOT, "experiments", "lm", "all_reviews.py"))
+  lm = tmp_path / "lm_all_reviews"
+  lm.mkdir()
+  (lm / "config.json").write_text(lm_config.to_json())
+  word = bench.arm_config("A", "books", "dvd", "lm_dann", 0, [], lm=str(lm))
+  assert (word.data.tokenizer, word.data.word_split) == ("word", "words")
+  assert (word.model.embed_dim, word.model.hidden_size, word.model.num_layers) == (400, 400, 2)
+  assert word.data.tokenizer_path == str(lm / "tokenizer")
+  assert "experiments/lm/all_reviews.py" in word.init_from.made_by
+  assert lm_config.init_from.path == "runs/lm_imdb_resets" and lm_config.data.source == "all"
+  pieces = bench.arm_config("A", "books", "dvd", "lm_dann", 0, [], lm=str(tmp_path / "absent"))
+  assert (pieces.data.tokenizer, pieces.model.embed_dim) == ("sentencepiece", 300)
+  assert "experiments/lm/reviews.py:all" in pieces.init_from.made_by
+
+
 def test_report_has_the_average_and_the_anchors(tmp_path):
   stat = lambda v: {"mean": v, "std": 0.01, "values": [v, v]}
   pairs = {}

@@ -102,6 +102,7 @@ ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "
         "vectors_dann", "vectors_dann_im", "vectors_ema", *GLOVE_ARMS)
 LM_DIR = "runs/lm_reviews_all"
 LM_COMMAND = "python launch.py experiments/lm/reviews.py:all --workdir {lm}"
+ALL_REVIEWS_LM_COMMAND = "python launch.py experiments/lm/all_reviews.py --workdir {lm}"
 VECTORS_DIR = "runs/vectors_reviews"
 # The vector arms' epochs on protocol A, chosen on books' source validation accuracy
 # (vectors_dann, books -> dvd, seed 0): with the embedding frozen the network under-fits
@@ -129,15 +130,47 @@ def parse_arg(arg, defaults):
   return options
 
 
+# The network of the sentencepiece review LM (experiments/lm/reviews.py), used when the LM's
+# run is not on disk to say (config checks and tests on a fresh clone).
+REVIEW_LM_NETWORK = {"data": {"tokenizer": "sentencepiece"},
+                     "model": {"cell": "lstm", "embed_dim": 300, "hidden_size": 300, "num_layers": 2}}
+
+
+def lm_network(lm: str) -> dict:
+  """The tokenizer and the encoder's shape of the language model at ``lm``, from its resolved
+  ``config.json``, so that any of the project's LMs (the sentencepiece review LM, the word-level
+  ``experiments/lm/all_reviews.py``) feeds the lm arms; ``REVIEW_LM_NETWORK`` without it."""
+  import json
+  path = os.path.join(lm, "config.json")
+  if not os.path.exists(path):
+    return REVIEW_LM_NETWORK
+  with open(path) as f:
+    resolved = json.load(f)
+  data = {"tokenizer": resolved["data"]["tokenizer"]}
+  if data["tokenizer"] == "word":
+    data["word_split"] = resolved["data"]["word_split"]
+  return {"data": data, "model": {key: resolved["model"][key] for key in
+                                  ("cell", "embed_dim", "hidden_size", "num_layers")}}
+
+
+def lm_command(lm: str) -> str:
+  """The command that makes the LM at ``lm``: the word-level all-reviews LM's when the folder is
+  named like its run, the sentencepiece review LM's otherwise."""
+  if os.path.basename(os.path.normpath(lm)).startswith("lm_all_reviews"):
+    return ALL_REVIEWS_LM_COMMAND.format(lm=lm)
+  return LM_COMMAND.format(lm=lm)
+
+
 def lm_arms(lm: str) -> dict:
-  """The arms that start from the review LM at ``lm`` (its encoder and tokenizer)."""
+  """The arms that start from the language model at ``lm`` (its encoder and tokenizer)."""
+  network = lm_network(lm)
   lm_model = {
-      "data": {"tokenizer": "sentencepiece", "tokenizer_path": os.path.join(lm, "tokenizer")},
-      "model": {"embed_dim": 300, "hidden_size": 300, "num_layers": 2, "dropout": 0.1,
-                "embed_dropout": 0.05, "variational_dropout": True, "weight_dropout": 0.1},
+      "data": dict(network["data"], tokenizer_path=os.path.join(lm, "tokenizer")),
+      "model": dict(network["model"], dropout=0.1, embed_dropout=0.05, variational_dropout=True,
+                    weight_dropout=0.1),
       "classification": {"pooling": ("last", "mean", "max"), "head_hidden": (50,)},
       "init_from": {"path": lm, "subtrees": ("classifier.encoder=encoder",),
-                    "made_by": LM_COMMAND.format(lm=lm)},
+                    "made_by": lm_command(lm)},
       # Chosen on books' source validation accuracy (docs/sentiment.md): ULMFiT's discriminative
       # rates and slanted triangular schedule with the LM's heavy dropout, 3 epochs,
       # reached 60.3%; this recipe keeps learning for 8 epochs and reaches 79.8%.
