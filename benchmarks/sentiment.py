@@ -105,18 +105,19 @@ EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
                "multi": "experiments/sentiment/amazon.py"}
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
-ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "vectors",
-        "vectors_dann", "vectors_dann_im", "vectors_ema", "glove", "glove_ema")
+ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "lm_ema",
+        "lm_dann_ema", "vectors", "vectors_dann", "vectors_dann_im", "vectors_ema", "glove",
+        "glove_ema")
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
-DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "vectors", "vectors_dann",
-                 "vectors_dann_im", "vectors_ema", "glove", "glove_ema")
-LM_ARMS = ("lm", "lm_dann")
+DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "lm_ema", "lm_dann_ema", "vectors",
+                 "vectors_dann", "vectors_dann_im", "vectors_ema", "glove", "glove_ema")
+LM_ARMS = ("lm", "lm_dann", "lm_ema", "lm_dann_ema")
 VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im", "vectors_ema")
 GLOVE_ARMS = ("glove", "glove_ema")
 # (arm, its twin without the transfer term): the comparisons the report counts pair by pair.
 TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
-         ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"),
+         ("lm_dann_ema", "lm_ema"), ("lm_ema", "lm"), ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"),
          ("glove_ema", "glove"))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")

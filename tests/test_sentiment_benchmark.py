@@ -137,6 +137,11 @@ def test_the_lm_arms_take_the_tokenizer_and_network_of_the_lm_they_start_from(tm
   assert word.data.tokenizer_path == str(lm / "tokenizer")
   assert "experiments/lm/all_reviews.py" in word.init_from.made_by
   assert lm_config.init_from.path == "runs/lm_imdb_resets" and lm_config.data.source == "all"
+  for ema_arm, plain_arm in (("lm_ema", "lm"), ("lm_dann_ema", "lm_dann")):
+    ema, plain = (flatten(bench.arm_config("A", "books", "dvd", a, 0, [], lm=str(lm)))
+                  for a in (ema_arm, plain_arm))
+    assert {k for k in ema if ema[k] != plain[k]} == {"train.ema_decay"} and ema[
+        "train.ema_decay"] > 0
   pieces = bench.arm_config("A", "books", "dvd", "lm_dann", 0, [], lm=str(tmp_path / "absent"))
   assert (pieces.data.tokenizer, pieces.model.embed_dim) == ("sentencepiece", 300)
   assert "experiments/lm/reviews.py:all" in pieces.init_from.made_by
@@ -302,14 +307,16 @@ def test_a_target_free_run_is_trained_once_and_evaluated_on_each_target(tmp_path
 
 
 def test_the_lm_arm_finds_its_sources_run_trained_for_another_target(tmp_path):
-  """Only lm is target-free; its sibling is the same seed and config of another target."""
+  """Only lm and lm_ema are target-free; the sibling is the same seed and config of another
+  target."""
   from xferlab.config import apply_overrides, to_json
   out = str(tmp_path)
   config = lambda source, target, arm="lm", seed=1: bench.arm_config("A", source, target, arm,
                                                                     seed, [])
   assert bench.target_free(config("books", "dvd"))
+  assert bench.target_free(config("books", "dvd", "lm_ema"))
   assert not any(bench.target_free(config("books", "dvd", arm)) for arm in bench.ARMS
-                 if arm != "lm")
+                 if arm not in ("lm", "lm_ema"))
   find = lambda source, target, seed=1, c=None: bench.trained_sibling(
       out, "A", source, target, "lm", seed, c or config(source, target, seed=seed))
   assert find("books", "electronics") is None
