@@ -392,3 +392,6 @@ def test_movie_full_reads_all_imdb_training_reviews_for_two_epochs():
   assert config.train.num_epochs == 2 and "imdb_full" in corpora(config.data)
   small = bench.arm_config("movie", "imdb_2k", "kitchen", "vectors_ema", 0, [])
   assert small.train.num_epochs == 6
+  lm = lambda protocol, source: bench.arm_config(protocol, source, "kitchen", "lm_ema", 0, [])
+  assert lm("movie_full", "imdb_full").train.num_epochs == 2          # 1,400 steps, as the rest
+  assert lm("movie", "imdb_2k").train.num_epochs == lm("A", "books").train.num_epochs == 8

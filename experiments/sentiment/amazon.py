@@ -114,6 +114,8 @@ VECTORS_DIR = "runs/vectors_reviews"
 # 1,600 reviews in the scratch arms' 6 epochs (training accuracy 83%, best validation 82.0%
 # at the last epoch); over 12 it reaches 86.5%. The scratch arms fit theirs by epoch 4 to 6.
 VECTOR_EPOCHS = 12
+# The LM arms' epochs on protocol A (their recipe, docs/sentiment.md).
+LM_EPOCHS = 8
 # The vectors_ema arm's Polyak averaging (train.ema_decay): an average over about the last
 # 100 steps (2 of the 51-step epochs), so each per-epoch evaluation reads a smoothed model.
 EMA_DECAY = 0.99
@@ -166,8 +168,9 @@ def lm_command(lm: str) -> str:
   return LM_COMMAND.format(lm=lm)
 
 
-def lm_arms(lm: str) -> dict:
-  """The arms that start from the language model at ``lm`` (its encoder and tokenizer)."""
+def lm_arms(lm: str, num_epochs: int = 0) -> dict:
+  """The arms that start from the language model at ``lm`` (its encoder and tokenizer); they
+  train ``num_epochs`` (0: ``LM_EPOCHS``, their recipe's on protocol A)."""
   network = lm_network(lm)
   lm_model = {
       "data": dict(network["data"], tokenizer_path=os.path.join(lm, "tokenizer")),
@@ -181,7 +184,7 @@ def lm_arms(lm: str) -> dict:
       # reached 60.3%; this recipe keeps learning for 8 epochs and reaches 79.8%.
       "optimizer": {"learning_rate": 1e-3, "schedule": "constant"},
       "finetune": {"discriminative_factor": 0.0},
-      "train": {"num_epochs": 8},
+      "train": {"num_epochs": num_epochs or LM_EPOCHS},
   }
   # lm_ema, lm_dann_ema: the same, evaluated and kept as the weights' moving average
   # (train.ema_decay, as vectors_ema). Chosen on books' source validation accuracy from the
@@ -224,22 +227,24 @@ def glove_arms(num_epochs: int = 0) -> dict:
   return {name: arms[name] for name in GLOVE_ARMS}
 
 
-def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR, vector_epochs: int = 0) -> dict:
+def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR, vector_epochs: int = 0,
+             lm_epochs: int = 0) -> dict:
   """Every arm's overrides (nested)."""
   return {"source_only": {"transfer": dict(WITHOUT_TRANSFER)},
           "dann": {},
           "dann_scheduled": {"transfer": {"schedule": "dann"}},
           "in_domain": {"data": {"in_domain": True}, "transfer": dict(WITHOUT_TRANSFER)},
-          **lm_arms(lm), **vectors_arms(vectors, vector_epochs), **glove_arms(vector_epochs)}
+          **lm_arms(lm, lm_epochs), **vectors_arms(vectors, vector_epochs), **glove_arms(vector_epochs)}
 
 
-def select_arms(config, names, lm: str, vectors: str = VECTORS_DIR, vector_epochs: int = 0):
+def select_arms(config, names, lm: str, vectors: str = VECTORS_DIR, vector_epochs: int = 0,
+                lm_epochs: int = 0):
   """``config`` with the arms ``names`` (a '+'-joined string or a sequence); a single arm is
   applied to the configuration itself (no arm sub-directory). ``vector_epochs``: the
-  vector arms' number of epochs (0: ``config``'s)."""
+  vector arms' number of epochs (0: ``config``'s); ``lm_epochs`` the LM arms' (0: ``LM_EPOCHS``)."""
   from xferlab.config import apply_overrides, flatten
   names = names.split("+") if isinstance(names, str) else list(names)
-  arms = all_arms(lm, vectors, vector_epochs)
+  arms = all_arms(lm, vectors, vector_epochs, lm_epochs)
   unknown = [n for n in names if n not in arms]
   if unknown:
     raise ValueError(f"Unknown arms {unknown}; choose from {', '.join(arms)}")
@@ -291,11 +296,12 @@ def base(options, name: str):
   return c
 
 
-def finish(c, options, vector_epochs: int = 0):
+def finish(c, options, vector_epochs: int = 0, lm_epochs: int = 0):
   """``c`` with its arms, and the smoke settings; shared by every protocol's experiment file.
 
   ``vector_epochs``: the vector arms' number of epochs, where the protocol chose one for
-  them (0: ``c.train.num_epochs``, as every other arm)."""
+  them (0: ``c.train.num_epochs``, as every other arm); ``lm_epochs`` the LM arms' (0: their
+  recipe's ``LM_EPOCHS``)."""
   if options["smoke"]:
     c.seeds = (0,)
     c.train.num_steps, c.train.eval_every, c.train.log_every = 3, 3, 1
@@ -303,7 +309,8 @@ def finish(c, options, vector_epochs: int = 0):
     c.data.vocab_size = 2000
     c.model.embed_dim, c.model.hidden_size = 16, 16
     c.transfer.discriminator_hidden = (8,)
-  return select_arms(c, options["arms"], options["lm"], options["vectors"], vector_epochs)
+  return select_arms(c, options["arms"], options["lm"], options["vectors"], vector_epochs,
+                     lm_epochs)
 
 
 DEFAULTS = {"source": "books", "target": "dvd", "arms": "+".join(ARMS), "lm": LM_DIR,

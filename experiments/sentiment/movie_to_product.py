@@ -23,8 +23,8 @@ those of ``experiments/sentiment/amazon.py``, as is the argument
 (``source=imdb_2k|rt_polarity|imdb_full,target=…,arms=a+b,lm=DIR,vectors=DIR,smoke``;
 default ``source=imdb_2k,target=kitchen``). rt_polarity's 9,600 training snippets are
 short: its epoch has about 5x imdb_2k's batches, so it trains 2 epochs; imdb_full's
-22,411 training reviews are 12x imdb_2k's, and every arm (the vector arms too: 1,400 steps,
-more than protocol A's 12 epochs) trains 2 epochs.
+22,411 training reviews are 12x imdb_2k's, and every arm (the vector and LM arms too: 1,400
+steps, more than protocol A's 12 and 8 epochs) trains 2 epochs.
 """
 
 import os
@@ -41,6 +41,7 @@ def get_config(arg=None):
   c.data.name = "movie"
   if options["source"] in ("rt_polarity", "imdb_full"):
     c.train.num_epochs = 2
+    return _amazon.finish(c, options, lm_epochs=2)
   return _amazon.finish(c, options)
 
 
