@@ -119,6 +119,9 @@ GLOVE_ARMS = ("glove", "glove_ema")
 TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
          ("lm_dann_ema", "lm_ema"), ("lm_ema", "lm"), ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"),
          ("glove_ema", "glove"))
+# (pretrained arm, source_only): what pretraining is worth against the scratch network.
+FROM_SCRATCH = tuple((arm, "source_only") for arm in ("lm_dann_ema", "lm_ema", "lm_dann", "lm",
+                                                      "vectors_ema", "glove_ema"))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
@@ -442,21 +445,30 @@ def twin_comparison(pairs: dict, arm: str, twin: str) -> dict | None:
           "run_wins": sum(g > 0 for g in seed_gaps)}
 
 
-def twin_lines(pairs: dict) -> list[str]:
-  """The report's lines that set each transfer arm against its twin without the transfer term."""
+def comparison_lines(pairs: dict, comparisons: Sequence[tuple[str, str]], intro: str
+                     ) -> list[str]:
+  """One report line per ``(arm, other)`` of ``comparisons`` that some pair has both of."""
   lines = []
-  for arm, twin in TWINS:
-    c = twin_comparison(pairs, arm, twin)
+  for arm, other in comparisons:
+    c = twin_comparison(pairs, arm, other)
     if c is None:
       continue
-    lines.append(f"- {arm} beats {twin} on {c['wins']} of {c['pairs']} pairs "
+    lines.append(f"- {arm} beats {other} on {c['wins']} of {c['pairs']} pairs "
                  f"(mean gap {100 * c['mean_gap']:+.1f} points; gap larger than both arms' std: "
                  f"{c['clear_wins']} won, {c['clear_losses']} lost; seed by seed "
                  f"{c['run_wins']} of {c['runs']} runs)")
-  if not lines:
-    return []
-  return ["", "Each transfer arm against its twin without the transfer term (same network, "
-          "initial weights and source batches), by mean target accuracy per pair:", "", *lines]
+  return ["", intro, "", *lines] if lines else []
+
+
+def twin_lines(pairs: dict) -> list[str]:
+  """The report's lines that set each transfer arm against its twin without the transfer term,
+  then each pretrained arm against the network trained from scratch (``source_only``)."""
+  return (comparison_lines(pairs, TWINS, "Each transfer arm against its twin without the "
+                           "transfer term (same network, initial weights and source batches), "
+                           "by mean target accuracy per pair:")
+          + comparison_lines(pairs, FROM_SCRATCH, "Each arm that starts from pretrained "
+                             "weights against source_only (the scratch network, same source "
+                             "labels), by mean target accuracy per pair:"))
 
 
 def _pair_runs(pair: dict) -> list[dict]:

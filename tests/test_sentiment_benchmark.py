@@ -192,6 +192,12 @@ def test_twin_comparison_counts_pairs_clear_gaps_and_seed_matched_runs():
   lines = bench.twin_lines(pairs)
   assert any(line.startswith("- vectors_dann beats vectors on 1 of 2 pairs") for line in lines)
   assert not any("dann beats source_only" in line for line in lines)
+  pairs["B→D"]["arms"].update(source_only={"target_accuracy": stat(0.70, 0.70)},
+                              lm_dann_ema={"target_accuracy": stat(0.80, 0.82)})
+  lines = bench.twin_lines(pairs)
+  assert "- lm_dann_ema beats source_only on 1 of 1 pairs (mean gap +11.0 points" in "\n".join(
+      lines)
+  assert any(line.startswith("Each arm that starts from pretrained weights") for line in lines)
 
 
 def test_features_picture_takes_the_first_seed_it_can_encode_and_skips_record_runs(tmp_path):
