@@ -117,8 +117,8 @@ VECTOR_ARMS = ("vectors", "vectors_dann", "vectors_dann_im", "vectors_ema")
 GLOVE_ARMS = ("glove", "glove_ema")
 # (arm, its twin without the transfer term): the comparisons the report counts pair by pair.
 TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann", "lm"),
-         ("lm_dann_ema", "lm_ema"), ("lm_ema", "lm"), ("vectors_dann", "vectors"), ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"),
-         ("glove_ema", "glove"))
+         ("lm_dann_ema", "lm_ema"), ("lm_ema", "lm"), ("vectors_dann", "vectors"),
+         ("vectors_dann_im", "vectors"), ("vectors_ema", "vectors"), ("glove_ema", "glove"))
 # (pretrained arm, source_only): what pretraining is worth against the scratch network.
 FROM_SCRATCH = tuple((arm, "source_only") for arm in ("lm_dann_ema", "lm_ema", "lm_dann", "lm",
                                                       "vectors_ema", "glove_ema"))

@@ -98,6 +98,7 @@ Argument (``experiments/sentiment/amazon.py:ARG``): comma-separated
   smoke                      a tiny model, a few steps (tests).
 """
 
+import json
 import os
 
 from xferlab.defaults import base_config
@@ -140,14 +141,14 @@ def parse_arg(arg, defaults):
 # The network of the sentencepiece review LM (experiments/lm/reviews.py), used when the LM's
 # run is not on disk to say (config checks and tests on a fresh clone).
 REVIEW_LM_NETWORK = {"data": {"tokenizer": "sentencepiece"},
-                     "model": {"cell": "lstm", "embed_dim": 300, "hidden_size": 300, "num_layers": 2}}
+                     "model": {"cell": "lstm", "embed_dim": 300, "hidden_size": 300,
+                               "num_layers": 2}}
 
 
 def lm_network(lm: str) -> dict:
   """The tokenizer and the encoder's shape of the language model at ``lm``, from its resolved
   ``config.json``, so that any of the project's LMs (the sentencepiece review LM, the word-level
   ``experiments/lm/all_reviews.py``) feeds the lm arms; ``REVIEW_LM_NETWORK`` without it."""
-  import json
   path = os.path.join(lm, "config.json")
   if not os.path.exists(path):
     return REVIEW_LM_NETWORK
@@ -234,14 +235,16 @@ def all_arms(lm: str = LM_DIR, vectors: str = VECTORS_DIR, vector_epochs: int = 
           "dann": {},
           "dann_scheduled": {"transfer": {"schedule": "dann"}},
           "in_domain": {"data": {"in_domain": True}, "transfer": dict(WITHOUT_TRANSFER)},
-          **lm_arms(lm, lm_epochs), **vectors_arms(vectors, vector_epochs), **glove_arms(vector_epochs)}
+          **lm_arms(lm, lm_epochs), **vectors_arms(vectors, vector_epochs),
+          **glove_arms(vector_epochs)}
 
 
 def select_arms(config, names, lm: str, vectors: str = VECTORS_DIR, vector_epochs: int = 0,
                 lm_epochs: int = 0):
   """``config`` with the arms ``names`` (a '+'-joined string or a sequence); a single arm is
   applied to the configuration itself (no arm sub-directory). ``vector_epochs``: the
-  vector arms' number of epochs (0: ``config``'s); ``lm_epochs`` the LM arms' (0: ``LM_EPOCHS``)."""
+  vector arms' number of epochs (0: ``config``'s); ``lm_epochs`` the LM arms' (0:
+  ``LM_EPOCHS``)."""
   from xferlab.config import apply_overrides, flatten
   names = names.split("+") if isinstance(names, str) else list(names)
   arms = all_arms(lm, vectors, vector_epochs, lm_epochs)
