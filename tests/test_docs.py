@@ -13,6 +13,7 @@ Markers (an HTML comment on the line right above a markdown table)::
   <!-- checked: averages BENCH:PROTOCOL ... -->       rows = arms, one column per record
   <!-- checked: sweep BENCH -->                       rows = λ, columns "ARM: target" / "ARM: source val."
   <!-- checked: imdb BENCH -->                        rows = arms, columns "N labels" (benchmarks.imdb)
+  <!-- checked: selection GROUP -->                   rows = measures, columns = arms (select.py)
 
 BENCH is a folder of ``benchmarks/results/``. Columns and rows that are published numbers
 (not measured here) are named as such and skipped.
@@ -286,6 +287,29 @@ def _check_imdb(words, header, rows):
   assert checked, "no number checked"
 
 
+def _check_selection(words, header, rows, path=None):
+  """Each cell ``+0.65 (p 0.022), 4/0``: the Spearman rho of the measure's closeness against
+  the arm's accuracy over the pairs of GROUP in ``benchmarks/results/selection``, its
+  p-value, and how many targets' top-ranked source is their best / their worst."""
+  (group,) = words
+  path = path or os.path.join(RESULTS, "selection", "results.json")
+  table = json.load(open(path, encoding="utf-8"))["correlations"][group]["measures"]
+  wrong, checked = [], 0
+  for row in rows:
+    measure = _plain(row[0]).replace(" (default)", "")
+    assert measure in table, f"row {measure!r} is not a measure of group {group}"
+    for arm, cell in zip(header[1:], row[1:]):
+      r = table[measure][_plain(arm)]
+      s = r["selection"]
+      expected = (f"{r['spearman']:+.2f} (p {r['spearman_p']:.3f}), "
+                  f"{s['top_is_best']}/{s['top_is_worst']}")
+      checked += 1
+      if _plain(cell) != expected:
+        wrong.append(f"{measure} / {arm}: {cell!r}, the record says {expected!r}")
+  assert not wrong, wrong
+  assert checked, "no number checked"
+
+
 @pytest.mark.parametrize("page, words, header, rows", TABLES,
                          ids=[f"{t[0]}:{' '.join(t[1])}" for t in TABLES])
 def test_sentiment_tables_match_the_records(page, words, header, rows):
@@ -296,6 +320,8 @@ def test_sentiment_tables_match_the_records(page, words, header, rows):
     _check_sweep(words[1:], header, rows)
   elif kind == "imdb":
     _check_imdb(words[1:], header, rows)
+  elif kind == "selection":
+    _check_selection(words[1:], header, rows)
   else:
     _check_pairs(words, header, rows)
 
@@ -316,3 +342,16 @@ def test_an_imdb_table_that_drifts_from_its_record_fails(tmp_path, monkeypatch):
   _check_imdb(["bench"], header, [["`scratch`", "80.00 ± 1.00 (2)", "86.5"]])
   with pytest.raises(AssertionError, match="the record says"):
     _check_imdb(["bench"], header, [["`scratch`", "81.00 ± 1.00 (2)", "86.5"]])
+
+
+def test_a_selection_table_that_drifts_from_its_record_fails(tmp_path):
+  record = {"correlations": {"A": {"measures": {"jsd": {"dann": {
+      "spearman": 0.6512, "spearman_p": 0.0221,
+      "selection": {"top_is_best": 4, "top_is_worst": 0}}}}}}}
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(record))
+  _check_selection(["A"], ["measure", "`dann`"], [["`jsd` (default)", "+0.65 (p 0.022), 4/0"]],
+                   path=str(path))
+  with pytest.raises(AssertionError, match="the record says"):
+    _check_selection(["A"], ["measure", "`dann`"], [["`jsd`", "+0.66 (p 0.022), 4/0"]],
+                     path=str(path))

@@ -151,15 +151,23 @@ def test_the_report_writes_json_markdown_and_one_picture(tmp_path):
   for p in pairs:                                           # every arm now follows closeness
     p["accuracy"]["dann"] = p["accuracy"]["source_only"]
   scores = {k: {"coverage": c, "jsd": 1 - c + 0.001 * len(k)} for k, c in closeness.items()}
+  union = {"protocol": "multi", "pair": "B+D→K", "source": "books+dvd", "target": "kitchen",
+           "accuracy": {"source_only": 0.99, "vectors_ema": 0.5}}   # best / worst of kitchen's
+  scores["multi:B+D→K"] = {"coverage": 0.5, "jsd": 0.4}
   multi = {"kitchen": {"scores": {"books": {}, "dvd": {}, "books+dvd": {}},
                        "ranks": {m: ["dvd", "books+dvd", "books"] for m in select.TEXT_MEASURES}}}
   out = tmp_path / "report"
-  results = select.write_report(str(out), pairs, scores, multi, command="test")
+  results = select.write_report(str(out), pairs + [union], scores, multi, command="test")
   assert results["default"]["measure"] in ("coverage", "jsd")
   written = json.loads((out / "results.json").read_text())
   assert written["correlations"]["A"]["measures"]["coverage"]["source_only"]["spearman"] == 1.0
+  assert set(written["correlations"]) == {"A", "A+multi"}      # never multi alone
+  assert len(written["correlations"]["A+multi"]["pairs"]) == 7
+  realized = written["multi_source"]["kitchen"]["realized"]
+  assert realized == {"source_only": ["books+dvd", "dvd", "books"],
+                      "vectors_ema": ["dvd", "books", "books+dvd"]}
   text = (out / "results.md").read_text()
-  assert "**(default)**" in text and "| kitchen | 2 |" in text
+  assert "**(default)**" in text and "| kitchen | 2 |" in text and "| 1 | 3 |" in text
   assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -194,3 +202,14 @@ def test_model_pad_reads_a_classifier_runs_features(tiny_config):
   assert 0.0 <= scores[source.name]["model_pad"] <= 2.0
   assert details[f"model_pad:{source.name}"]["num_test"] > 0
   assert "jsd" in scores[source.name] and len(scores) == 1     # one candidate: no union
+
+
+def test_the_ranking_warns_that_a_union_is_ranked_by_similarity_not_labels(capsys):
+  scores = {"books": {"jsd": 0.1}, "dvd": {"jsd": 0.2}}
+  result = {"target": "kitchen", "protocol": "A", "measure": "jsd", "scores": scores,
+            "details": {}}
+  select.print_ranking(result)
+  assert select.UNION_NOTE not in capsys.readouterr().out
+  select.print_ranking(dict(result, scores=dict(scores, **{"books+dvd": {"jsd": 0.15}})))
+  out = capsys.readouterr().out
+  assert select.UNION_NOTE in out and out.index("books+dvd") < out.index(select.UNION_NOTE)
