@@ -200,3 +200,20 @@ def test_the_merged_subset_key_keeps_what_num_labels_and_fraction_kept(monkeypat
                                     "train")[0]) == 7
   with pytest.raises(ConfigError, match="data.subset_size"):
     validate(apply_overrides(copy, {"data.subset_size": 2.5}))
+
+
+def test_a_corpus_file_named_from_another_machine_compares_equal(tmp_path, monkeypatch):
+  """A run (or an unpacked record) written where the corpora lay elsewhere still matches:
+  GloVe's vectors are the same file of the corpus folder; another file is a difference."""
+  monkeypatch.setenv("XFERLAB_DATA", str(tmp_path / "data"))
+  glove = "glove_6b_50d/glove.6B.50d.top100k.txt.gz"
+  config = apply_overrides(base_config(), {"model.pretrained_vectors": str(tmp_path / "data" /
+                                                                         glove)})
+  elsewhere = from_json(to_json(apply_overrides(config, {
+      "model.pretrained_vectors": "/elsewhere/shared/data/" + glove})))
+  assert config_differences(elsewhere, config) == []
+  other_file = from_json(to_json(apply_overrides(config, {
+      "model.pretrained_vectors": "/elsewhere/shared/data/glove_6b_50d/other.txt.gz"})))
+  assert config_differences(other_file, config) == ["model.pretrained_vectors"]
+  outside = apply_overrides(config, {"model.pretrained_vectors": "/mine/" + glove})
+  assert config_differences(elsewhere, outside) == ["model.pretrained_vectors"]

@@ -29,17 +29,33 @@ RESULTS_FILE = "results.json"
 IGNORED_KEYS = ("train.progress_bar",)
 
 
+def same_corpus_file(old, new, data_root: str) -> bool:
+  """Whether ``old`` and ``new`` are absolute paths of one file of the corpus folder: ``new``
+  below this machine's ``data_root``, ``old`` ending in the same path below another root
+  (a run written on a machine whose corpora lie elsewhere, or its record unpacked here)."""
+  if not (isinstance(old, str) and isinstance(new, str) and os.path.isabs(old)
+          and os.path.isabs(new)):
+    return False
+  relative = os.path.relpath(new, data_root)
+  return not relative.startswith("..") and old.endswith(os.sep + relative)
+
+
 def config_differences(old, new) -> list[str]:
   """The flattened keys (sorted) where configuration ``new`` differs from ``old``, a run's
-  written one: ``IGNORED_KEYS`` aside, and keys added to xferlab after ``old`` was written
-  as long as ``new`` holds their default. ``old`` is read in today's keys first
-  (``config.migrate``: renamed keys mapped), so a run written before a rename still matches."""
+  written one: ``IGNORED_KEYS`` aside, keys added to xferlab after ``old`` was written as
+  long as ``new`` holds their default, and corpus files (GloVe's vectors) named by their
+  absolute path on another machine (``same_corpus_file``). ``old`` is read in today's keys
+  first (``config.migrate``: renamed keys mapped), so a run written before a rename still
+  matches."""
+  from xferlab.data.catalog import data_root
   a, b = flatten(migrate(old)), flatten(from_json(to_json(new)))
   task = b.get("task") if b.get("task") in TASK_SECTIONS else "classification"
   defaults = flatten(from_json(to_json(base_config(task))))
   added = {k for k in set(b) - set(a) if k in defaults and b[k] == defaults[k]}
   ignore = set(IGNORED_KEYS) | added
-  return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k))
+  root = str(data_root(b.get("data.manual_dir") or None))
+  return sorted(k for k in set(a) | set(b) if k not in ignore and a.get(k) != b.get(k)
+                and not same_corpus_file(a.get(k), b.get(k), root))
 
 
 def written_config(workdir: str):
