@@ -143,10 +143,9 @@ def protocol_data(source: str, protocol: str = "A") -> str:
 def source_corpus(source: str, protocol: str = "A", max_texts: int = MAX_TEXTS) -> Corpus:
   """A candidate's labeled source texts (training and validation parts, as the TF-IDF peer
   reads them) from the protocol's own splits, sampled to ``max_texts``."""
-  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.data.domains import AMAZON_DOMAINS, load_domain_adaptation
   # the loader wants a target outside the source; the source's split does not depend on it
-  other = next(d for d in ("kitchen", "books", "dvd", "electronics")
-               if d not in source.split("+"))
+  other = next(d for d in reversed(AMAZON_DOMAINS) if d not in source.split("+"))
   corpus = load_domain_adaptation(data_config(protocol_data(source, protocol), source, other))
   texts = list(corpus["source_train"][0]) + list(corpus["source_val"][0])
   labels = np.concatenate([corpus["source_train"][1], corpus["source_val"][1]])
@@ -475,7 +474,7 @@ def group_pairs(pairs: Sequence[dict]) -> dict[str, list[dict]]:
     if p["protocol"] != "multi":       # one union per target: ranked only beside protocol A
       groups.setdefault(p["protocol"], []).append(p)
   if len(groups) > 1:
-    groups["+".join(groups)] = [p for members in list(groups.values()) for p in members]
+    groups["+".join(groups)] = [p for p in pairs if p["protocol"] != "multi"]
   unions = [p for p in pairs if p["protocol"] == "multi"]
   if "A" in groups and unions:
     groups["A+multi"] = groups["A"] + unions
