@@ -69,7 +69,10 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               # the IMDb benchmark's peers (benchmarks.imdb: <budget>/peers/<peer>_seed_<s>.json)
               "tfidf_logreg_seed_*.json", "nbsvm_seed_*.json",
               # what a _probe arm's head was fitted with (its weights are not kept)
-              "probe_head.json")
+              "probe_head.json",
+              # a run's class probabilities on its evaluation sets, and an ensemble of runs
+              # (xferlab.studies.ensemble: what an ensemble is computed from without weights)
+              "predictions.npz", "ensemble.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 RECORD_FILE = "records.jsonl.gz"
 

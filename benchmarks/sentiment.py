@@ -22,7 +22,12 @@ Arms (``--arms``): ``source_only`` and ``dann`` by default, the comparison the
 cores); ``--arms all`` adds ``dann_scheduled``, ``in_domain``, ``lm``,
 ``lm_dann`` (these two need the review language model, below), ``vectors``,
 ``vectors_dann``, ``vectors_dann_im``, ``vectors_ema``, and ``glove`` / ``glove_ema``
-(the vector recipes on GloVe 6B 50-d from the data root's ``glove_6b_50d``).
+(the vector recipes on GloVe 6B 50-d from the data root's ``glove_6b_50d``), and the
+ensembles ``ensemble_lm_dann`` (``vectors_ema`` + ``lm_dann_ema``) and ``ensemble_lm``
+(``vectors_ema`` + ``lm_ema``): the mean of the members' class probabilities, seed by
+seed (``xferlab.studies.ensemble``; the members train first, each in its own workdir, and
+keep their probabilities in ``predictions.npz``, so a record computes the ensemble again
+without weights).
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -105,9 +110,13 @@ EXPERIMENTS = {"A": "experiments/sentiment/amazon.py",
                "multi": "experiments/sentiment/amazon.py"}
 DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
+# Ensembles: the mean of their members' class probabilities, seed by seed
+# (xferlab.studies.ensemble); nothing trained beyond the members.
+ENSEMBLES = {"ensemble_lm_dann": ("vectors_ema", "lm_dann_ema"),
+             "ensemble_lm": ("vectors_ema", "lm_ema")}
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "lm_ema",
         "lm_dann_ema", "vectors", "vectors_dann", "vectors_dann_im", "vectors_ema", "glove",
-        "glove_ema")
+        "glove_ema", *ENSEMBLES)
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
 DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "lm_ema", "lm_dann_ema", "vectors",
@@ -122,6 +131,8 @@ TWINS = (("dann", "source_only"), ("dann_scheduled", "source_only"), ("lm_dann",
 # (pretrained arm, source_only): what pretraining is worth against the scratch network.
 FROM_SCRATCH = tuple((arm, "source_only") for arm in ("lm_dann_ema", "lm_ema", "lm_dann", "lm",
                                                       "vectors_ema", "glove_ema"))
+# (ensemble, member): what averaging adds to each model it averages.
+ENSEMBLE_MEMBERS = tuple((arm, m) for arm, members in ENSEMBLES.items() for m in members)
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
@@ -351,10 +362,32 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
   return False
 
 
+def trained_arms(arms: Sequence[str]) -> list[str]:
+  """``arms`` with each ensemble replaced by its members (once each): the arms that train."""
+  out = []
+  for arm in arms:
+    out += [a for a in ENSEMBLES.get(arm, (arm,)) if a not in out]
+  return out
+
+
+def run_ensemble(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
+  """One seed of an ensemble arm: its members' runs of that seed (trained or read first), then
+  the mean of their class probabilities (``xferlab.studies.ensemble``), in its own workdir."""
+  from xferlab.studies import ensemble
+  members = [run_arm(args, protocol, source, target, m, seed) for m in ENSEMBLES[arm]]
+  workdir = run_dir(args.out, protocol, source, target, arm, seed)
+  print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
+        flush=True)
+  results = ensemble.write_ensemble([m["workdir"] for m in members], workdir, ENSEMBLES[arm])
+  return dict(results, workdir=workdir)
+
+
 def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
   """Trains (or reads, or shares: ``share_target_free_run``) one run of a pair; its results,
   with its workdir, the discriminator's accuracy and the proxy A-distance where they apply."""
   from xferlab.studies import domain_distance as analysis
+  if arm in ENSEMBLES:
+    return run_ensemble(args, protocol, source, target, arm, seed)
   config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm, args.vectors)
   workdir = run_dir(args.out, protocol, source, target, arm, seed)
   print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
@@ -407,7 +440,7 @@ def run_pair(args, protocol: str, source: str, target: str, seeds: Sequence[int]
     jobs = [(arm_config(protocol, source, target, arm, seed, args.overrides, args.lm,
                            args.vectors),
              run_dir(args.out, protocol, source, target, arm, seed))
-            for arm in args.arms for seed in seeds]
+            for arm in trained_arms(args.arms) for seed in seeds]
     launch.train_vectorized(jobs)
   runs: dict[str, list[dict]] = {}
   for arm in args.arms:
@@ -462,13 +495,17 @@ def comparison_lines(pairs: dict, comparisons: Sequence[tuple[str, str]], intro:
 
 def twin_lines(pairs: dict) -> list[str]:
   """The report's lines that set each transfer arm against its twin without the transfer term,
-  then each pretrained arm against the network trained from scratch (``source_only``)."""
+  each pretrained arm against the network trained from scratch (``source_only``), and each
+  ensemble against its members."""
   return (comparison_lines(pairs, TWINS, "Each transfer arm against its twin without the "
                            "transfer term (same network, initial weights and source batches), "
                            "by mean target accuracy per pair:")
           + comparison_lines(pairs, FROM_SCRATCH, "Each arm that starts from pretrained "
                              "weights against source_only (the scratch network, same source "
-                             "labels), by mean target accuracy per pair:"))
+                             "labels), by mean target accuracy per pair:")
+          + comparison_lines(pairs, ENSEMBLE_MEMBERS, "Each ensemble against each of its "
+                             "members (the same seeds' runs), by mean target accuracy per "
+                             "pair:"))
 
 
 def _pair_runs(pair: dict) -> list[dict]:
@@ -692,13 +729,13 @@ def prepare(args) -> list[tuple[str, str]]:
   for item in args.overrides:
     parse_override(item)
   pairs = parse_pairs(args.pairs, args.protocol)
-  vector_arms = [a for a in args.arms if a in VECTOR_ARMS]
+  vector_arms = [a for a in trained_arms(args.arms) if a in VECTOR_ARMS]
   if vector_arms:                             # shared by every pair: trained once, here
     from xferlab.studies.word2vec import ensure_vectors
     dim = arm_config(args.protocol, *pairs[0], vector_arms[0], 0, args.overrides, args.lm,
                      args.vectors).model.embed_dim
     ensure_vectors(args.vectors, dim=dim)
-  check_prerequisites(args.protocol, args.arms, pairs[0], args.overrides, args.lm,
+  check_prerequisites(args.protocol, trained_arms(args.arms), pairs[0], args.overrides, args.lm,
                       args.vectors)
   return pairs
 

@@ -58,6 +58,11 @@ class ClassificationModel(nnx.Module):
     return self.classifier.encoder
 
 
+# (evaluation set, the ``xferlab.data.domains`` split it reads): the ``source_val_*`` and
+# ``target_*`` metrics of a run's results.
+EVAL_SPLITS = (("source_val", "source_val"), ("target", "target_test"))
+
+
 def uses_target_batches(config) -> bool:
   """Whether training reads unlabeled target batches: for ``L_transfer`` or for ``L_im``."""
   return config.transfer.method != "none" or config.transfer.target_entropy > 0
@@ -93,7 +98,7 @@ class ClassificationTask(Task):
     rates = {"source_train": unknown_rate(source.sequences)}
     if uses_target_batches(config):
       rates["target_unlabeled"] = unknown_rate(target.sequences)
-    for name, part in (("source_val", "source_val"), ("target", "target_test")):
+    for name, part in EVAL_SPLITS:
       texts, labels = corpus[part]
       encoded = encode(texts)
       rates[name] = unknown_rate(encoded)
