@@ -93,8 +93,9 @@ def write_ensemble(member_workdirs: Sequence[str], workdir: str,
   """Computes the ensemble of ``member_workdirs`` into ``workdir`` and returns its results.
 
   Writes ``workdir/ensemble.json`` (the members, as paths relative to ``workdir``, and their
-  ``names``) and ``workdir/results.json`` (``ensemble_metrics`` plus ``train_seconds``, the
-  members' sum). When a member's predictions are not available (``NoPredictions``) but
+  ``names``) and ``workdir/results.json`` (``ensemble_metrics``, ``train_seconds`` 0: it
+  trains nothing, so a report's sum over runs counts each member once; and
+  ``member_train_seconds``, the members' sum). When a member's predictions are not available (``NoPredictions``) but
   ``workdir`` already holds the results of these same members, those are returned."""
   os.makedirs(workdir, exist_ok=True)
   members = [os.path.relpath(m, workdir) for m in member_workdirs]
@@ -112,7 +113,7 @@ def write_ensemble(member_workdirs: Sequence[str], workdir: str,
   for member in member_workdirs:
     with open(os.path.join(member, "results.json")) as f:
       seconds.append(json.load(f).get("train_seconds", 0.0))
-  results["train_seconds"] = float(sum(seconds))
+  results.update(train_seconds=0.0, member_train_seconds=float(sum(seconds)))
   with open(os.path.join(workdir, ENSEMBLE), "w") as f:
     json.dump(spec, f, indent=2)
   with open(results_path, "w") as f:
