@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from xferlab.metrics import classification_metrics
+from xferlab.metrics import classification_metrics, confusion_matrix
 
 PREDICTIONS = "predictions.npz"
 ENSEMBLE = "ensemble.json"
@@ -81,9 +81,9 @@ def ensemble_metrics(members: Sequence[dict[str, np.ndarray]]) -> dict[str, floa
     if any(not np.array_equal(m[f"{name}_labels"], labels) for m in members[1:]):
       raise ValueError(f"the members were not evaluated on the same {name} examples")
     probs = np.mean([m[f"{name}_probabilities"].astype(np.float32) for m in members], axis=0)
-    classes = probs.shape[-1]
-    confusion = np.zeros((classes, classes))
-    np.add.at(confusion, (labels, probs.argmax(-1)), 1.0)
+    # argmax over probabilities = argmax over logits: the project's one confusion matrix
+    confusion = confusion_matrix(probs, labels, np.ones(len(labels), np.float32),
+                                 probs.shape[-1])
     out.update({f"{name}_{k}": v for k, v in classification_metrics(confusion).items()})
   return out
 
