@@ -66,6 +66,8 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               # the studies' reports (xferlab.studies.explain / robustness / privacy)
               "explain.json", "explain.md", "robustness.json", "robustness.md",
               "membership_inference.json",
+              # a self-trained student's labels for target rows (indices, no text)
+              "pseudo_labels.npz", "pseudo_labels.json",
               # the IMDb benchmark's peers (benchmarks.imdb: <budget>/peers/<peer>_seed_<s>.json)
               "tfidf_logreg_seed_*.json", "nbsvm_seed_*.json",
               # what a _probe arm's head was fitted with (its weights are not kept)

@@ -27,7 +27,10 @@ ensembles ``ensemble_lm_dann`` (``vectors_ema`` + ``lm_dann_ema``) and ``ensembl
 (``vectors_ema`` + ``lm_ema``): the mean of the members' class probabilities, seed by
 seed (``xferlab.studies.ensemble``; the members train first, each in its own workdir, and
 keep their probabilities in ``predictions.npz``, so a record computes the ensemble again
-without weights).
+without weights); and the self-trained students ``self_train_lm_dann`` and ``self_train_lm``:
+``vectors_ema`` trained on the source labels plus the most confident half of each class
+the matching ensemble predicts on the target's unlabeled text (``xferlab.transfer.
+self_training``; the teacher's members need their weights, ``best/``, to label it).
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -114,9 +117,15 @@ MOVIES = ("imdb_2k", "rt_polarity")
 # (xferlab.studies.ensemble); nothing trained beyond the members.
 ENSEMBLES = {"ensemble_lm_dann": ("vectors_ema", "lm_dann_ema"),
              "ensemble_lm": ("vectors_ema", "lm_ema")}
+# Self-training: (teacher, student recipe). The teacher, an ensemble arm of the same seed,
+# labels the target's unlabeled text; the most confident half of each predicted class joins
+# the source labels of a student trained with the recipe's configuration
+# (xferlab.transfer.self_training). Fraction and recipe fixed before any target result.
+SELF_TRAINED = {"self_train_lm_dann": ("ensemble_lm_dann", "vectors_ema"),
+                "self_train_lm": ("ensemble_lm", "vectors_ema")}
 ARMS = ("source_only", "dann", "dann_scheduled", "in_domain", "lm", "lm_dann", "lm_ema",
         "lm_dann_ema", "vectors", "vectors_dann", "vectors_dann_im", "vectors_ema", "glove",
-        "glove_ema", *ENSEMBLES)
+        "glove_ema", *ENSEMBLES, *SELF_TRAINED)
 DEFAULT_ARMS = ("source_only", "dann")   # a one-pair, one-seed run fits in 10 minutes
 PER_TARGET_ARMS = ("in_domain",)          # trained once per target domain
 DISTANCE_ARMS = ("source_only", "dann", "lm", "lm_dann", "lm_ema", "lm_dann_ema", "vectors",
@@ -133,6 +142,9 @@ FROM_SCRATCH = tuple((arm, "source_only") for arm in ("lm_dann_ema", "lm_ema", "
                                                       "vectors_ema", "glove_ema"))
 # (ensemble, member): what averaging adds to each model it averages.
 ENSEMBLE_MEMBERS = tuple((arm, m) for arm, members in ENSEMBLES.items() for m in members)
+# (student, its teacher) and (student, its recipe without the teacher's labels).
+STUDENTS = tuple(pair for arm, (teacher, recipe) in SELF_TRAINED.items()
+                 for pair in ((arm, teacher), (arm, recipe)))
 METRICS = ("target_accuracy", "target_precision", "target_recall", "target_macro_f1",
            "source_val_accuracy")
 LM_DIR = "runs/lm_reviews_all"            # experiments/sentiment/amazon.py's defaults
@@ -238,10 +250,12 @@ def run_dir(out: str, protocol: str, source: str, target: str, arm: str, seed: i
 def target_free(config) -> bool:
   """Whether a run's training never reads its target domain: no target batches (no transfer
   term, no L_im) and a vocabulary of its own (``data.tokenizer_path``: the language model's),
-  not one built with the target's text. Such a run trains the same model for every target
-  of its source; the benchmark trains it once (``share_target_free_run``)."""
+  not one built with the target's text, and no pseudo-labeled target rows. Such a run trains
+  the same model for every target of its source; the benchmark trains it once
+  (``share_target_free_run``)."""
   from xferlab.tasks.classification import uses_target_batches
-  return bool(config.data.tokenizer_path) and not uses_target_batches(config)
+  return (bool(config.data.tokenizer_path) and not uses_target_batches(config)
+          and not config.data.pseudo_labels)
 
 
 def trained_sibling(out: str, protocol: str, source: str, target: str, arm: str, seed: int,
@@ -363,10 +377,18 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
 
 
 def trained_arms(arms: Sequence[str]) -> list[str]:
-  """``arms`` with each ensemble replaced by its members (once each): the arms that train."""
+  """``arms`` with each ensemble replaced by its members and each self-trained arm by its
+  teacher's members and its student's recipe (once each): the arms that train first."""
   out = []
   for arm in arms:
-    out += [a for a in ENSEMBLES.get(arm, (arm,)) if a not in out]
+    if arm in SELF_TRAINED:    # the student trains after its teacher, in run_self_trained
+      teacher, recipe = SELF_TRAINED[arm]
+      expanded = (*ENSEMBLES.get(teacher, (teacher,)), recipe)
+    else:
+      expanded = ENSEMBLES.get(arm, (arm,))
+    for a in expanded:
+      if a not in out:
+        out.append(a)
   return out
 
 
@@ -382,12 +404,41 @@ def run_ensemble(args, protocol: str, source: str, target: str, arm: str, seed: 
   return dict(results, workdir=workdir)
 
 
+def run_self_trained(args, protocol: str, source: str, target: str, arm: str, seed: int
+                     ) -> dict:
+  """One seed of a self-trained arm: its teacher's runs of that seed (trained or read first)
+  label the target's unlabeled text (``pseudo_labels.npz`` in the student's workdir, made
+  once), then the student trains its recipe's configuration with them
+  (``data.pseudo_labels``)."""
+  from xferlab.transfer import self_training
+  teacher, recipe = SELF_TRAINED[arm]
+  members = [run_arm(args, protocol, source, target, m, seed)["workdir"]
+             for m in ENSEMBLES.get(teacher, (teacher,))]
+  workdir = run_dir(args.out, protocol, source, target, arm, seed)
+  pseudo = os.path.join(workdir, "pseudo_labels.npz")
+  if not os.path.exists(os.path.join(workdir, "results.json")) and not os.path.exists(pseudo):
+    print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed}: {teacher} "
+          "labels the target's unlabeled text", flush=True)
+    os.makedirs(workdir, exist_ok=True)
+    probabilities, texts = self_training.unlabeled_probabilities(members)
+    summary = self_training.write_pseudo_labels(pseudo, probabilities, texts)
+    rep.write_json(os.path.join(workdir, "pseudo_labels.json"), summary)
+  config = arm_config(protocol, source, target, recipe, seed, args.overrides, args.lm,
+                      args.vectors)
+  config.data.pseudo_labels = pseudo
+  print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
+        flush=True)
+  return dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+
+
 def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
   """Trains (or reads, or shares: ``share_target_free_run``) one run of a pair; its results,
   with its workdir, the discriminator's accuracy and the proxy A-distance where they apply."""
   from xferlab.studies import domain_distance as analysis
   if arm in ENSEMBLES:
     return run_ensemble(args, protocol, source, target, arm, seed)
+  if arm in SELF_TRAINED:
+    return run_self_trained(args, protocol, source, target, arm, seed)
   config = arm_config(protocol, source, target, arm, seed, args.overrides, args.lm, args.vectors)
   workdir = run_dir(args.out, protocol, source, target, arm, seed)
   print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
@@ -495,8 +546,9 @@ def comparison_lines(pairs: dict, comparisons: Sequence[tuple[str, str]], intro:
 
 def twin_lines(pairs: dict) -> list[str]:
   """The report's lines that set each transfer arm against its twin without the transfer term,
-  each pretrained arm against the network trained from scratch (``source_only``), and each
-  ensemble against its members."""
+  each pretrained arm against the network trained from scratch (``source_only``), each
+  ensemble against its members, and each self-trained student against its teacher and its
+  recipe."""
   return (comparison_lines(pairs, TWINS, "Each transfer arm against its twin without the "
                            "transfer term (same network, initial weights and source batches), "
                            "by mean target accuracy per pair:")
@@ -505,7 +557,10 @@ def twin_lines(pairs: dict) -> list[str]:
                              "labels), by mean target accuracy per pair:")
           + comparison_lines(pairs, ENSEMBLE_MEMBERS, "Each ensemble against each of its "
                              "members (the same seeds' runs), by mean target accuracy per "
-                             "pair:"))
+                             "pair:")
+          + comparison_lines(pairs, STUDENTS, "Each self-trained student against its teacher "
+                             "and against its recipe trained without the teacher's labels "
+                             "(the same seeds), by mean target accuracy per pair:"))
 
 
 def _pair_runs(pair: dict) -> list[dict]:

@@ -18,6 +18,10 @@ whole sequence, and ``σ`` the standard deviation of the embedding matrix's entr
 the units of Miyato et al.'s normalized embeddings (σ = 1 there) without changing the model's
 forward pass. It composes with the rest: ``L = CE + CE_adv + λ·L_transfer + β·L_im``; ε = 0
 (the default) computes exactly the loss without it.
+
+Self-training (``data.pseudo_labels``, ``xferlab.transfer.self_training``) adds a teacher's
+labels for some of the target's unlabeled texts to the labeled source rows; the loss is
+unchanged, those rows count as source rows.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from xferlab.tasks.base import Task, TaskData, check_unknown_rates, train_tokeni
 from xferlab.text_inputs import batch_rows, time_buckets, truncate_ids
 from xferlab.transfer.relation_based import (information_maximization, make_transfer_loss,
                                               weighted_mean)
+from xferlab.transfer.self_training import read_pseudo_labels, with_pseudo_labels
 
 
 class ClassificationModel(nnx.Module):
@@ -83,6 +88,9 @@ class ClassificationTask(Task):
     else:
       tokenizer = train_tokenizer(config.data, list(src_texts) + list(target_texts))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
+    if config.data.pseudo_labels:     # self-training: after the vocabulary, which saw the texts
+      src_texts, src_labels = with_pseudo_labels(
+          src_texts, src_labels, *read_pseudo_labels(config.data.pseudo_labels, target_texts))
     encode = lambda texts: [tokenizer.encode(t) for t in texts]
     buckets, bs = tuple(config.data.buckets), config.data.batch_size
     seed = batching.shuffle_seed(config)

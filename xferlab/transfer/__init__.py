@@ -7,5 +7,7 @@
   ULMFiT's fine-tuning controls (freezing, discriminative rates, gradual
   unfreezing) on top of the plain optimizer (``xferlab.optim``);
 * ``relation_based`` -- ``L_transfer`` losses relating source and target
-  features: domain-adversarial (DANN), discrepancy (CORAL, MMD), entropy.
+  features: domain-adversarial (DANN), discrepancy (CORAL, MMD), entropy;
+* ``self_training`` -- a teacher's confident labels for the target's unlabeled
+  text, added to the source labels of a student.
 """

@@ -1,0 +1,93 @@
+"""xferlab.transfer.self_training and the sentiment benchmark's self-trained arms."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import sentiment as bench
+from xferlab.transfer import self_training
+
+
+def test_the_most_confident_share_of_each_predicted_class_is_kept():
+  """Class 1 is predicted 4 times and class 0 twice: half of each keeps 2 and 1 rows, the
+  surest of each, not the 3 surest overall (which are all class 1)."""
+  probs = np.array([[0.10, 0.90], [0.40, 0.60], [0.80, 0.20],
+                    [0.05, 0.95], [0.45, 0.55], [0.65, 0.35]])
+  indices, labels, confidences = self_training.select_confident(probs, 0.5)
+  assert indices.tolist() == [0, 2, 3]
+  assert labels.tolist() == [1, 0, 1]
+  np.testing.assert_allclose(confidences, [0.90, 0.80, 0.95], rtol=1e-6)
+  assert self_training.select_confident(probs, 1.0)[0].tolist() == list(range(6))
+  with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+    self_training.select_confident(probs, 0.0)
+
+
+def test_pseudo_labels_are_read_back_only_for_the_texts_they_label(tmp_path):
+  texts = ["great", "awful", "fine", "broken"]
+  probs = np.array([[0.1, 0.9], [0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
+  path = str(tmp_path / "pseudo.npz")
+  summary = self_training.write_pseudo_labels(path, probs, texts, 0.5)
+  assert summary == {"kept": 2, "of": 4, "fraction": 0.5, "per_class": {0: 1, 1: 1},
+                     "mean_confidence": pytest.approx(0.9)}
+  kept, labels = self_training.read_pseudo_labels(path, texts)
+  assert kept == ["great", "awful"] and labels.tolist() == [1, 0]
+  with pytest.raises(ValueError, match="labels other texts than this run's target_unlabeled"):
+    self_training.read_pseudo_labels(path, texts[::-1])
+  with pytest.raises(ValueError, match="3 teacher predictions for 4 texts"):
+    self_training.write_pseudo_labels(path, probs[:3], texts)
+
+
+def test_a_few_pseudo_labels_are_repeated_to_weigh_as_much_as_the_source():
+  texts, labels = self_training.with_pseudo_labels(["a", "b", "c", "d", "e", "f"],
+                                                   np.array([0, 1, 0, 1, 0, 1]),
+                                                   ["x", "y"], np.array([1, 0]))
+  assert texts == ["a", "b", "c", "d", "e", "f", "x", "y", "x", "y", "x", "y"]
+  assert labels.tolist() == [0, 1, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0]
+  many = self_training.with_pseudo_labels(["a"], np.array([0]), ["x", "y", "z"],
+                                          np.array([1, 1, 0]))
+  assert many[0] == ["a", "x", "y", "z"]          # never fewer than once
+
+
+def test_a_student_trains_on_the_source_rows_and_its_teachers_labels(tmp_path, tiny_config):
+  """A teacher run labels the synthetic target's unlabeled text through the CLI; a student
+  configured with the file trains on the source rows plus those, labelled as the teacher
+  said."""
+  from xferlab.config import apply_overrides
+  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.launch import run_config
+  from xferlab.tasks.classification import ClassificationTask
+  config = apply_overrides(tiny_config, {"transfer.method": "none", "transfer.lam": 0.0})
+  teacher = str(tmp_path / "teacher")
+  run_config(config, teacher, verbose=False)
+  pseudo = str(tmp_path / "pseudo.npz")
+  assert self_training.main([teacher, "--out", pseudo, "--fraction", "0.25"]) == 0
+  corpus = load_domain_adaptation(config.data, config.seed)
+  probs, texts = self_training.unlabeled_probabilities([teacher])
+  assert texts == list(corpus["target_unlabeled"]) and probs.shape == (64, 2)
+  kept, labels = self_training.read_pseudo_labels(pseudo, texts)
+  assert len(kept) in (16, 17)                   # a quarter of each predicted class, rounded up
+  assert labels.tolist() == probs.argmax(-1)[[texts.index(t) for t in kept]].tolist()
+  student = apply_overrides(config, {"data.pseudo_labels": pseudo})
+  (tmp_path / "student").mkdir()
+  data = ClassificationTask().prepare(student, str(tmp_path / "student"))
+  source_texts, source_labels = corpus["source_train"]
+  repeats = max(1, round(len(source_texts) / len(kept)))
+  assert len(data.train.labels) == len(source_texts) + repeats * len(kept)
+  assert data.train.labels[len(source_texts):].tolist() == labels.tolist() * repeats
+  results = run_config(student, str(tmp_path / "student_run"), verbose=False)
+  assert 0.0 <= results["target_accuracy"] <= 1.0
+  written = json.loads((tmp_path / "student_run" / "config.json").read_text())
+  assert written["data"]["pseudo_labels"] == pseudo
+
+
+def test_the_self_trained_arms_train_their_teacher_first_and_are_never_shared():
+  assert bench.trained_arms(["self_train_lm_dann", "dann"]) == ["vectors_ema", "lm_dann_ema",
+                                                                "dann"]
+  assert set(bench.SELF_TRAINED) <= set(bench.ARMS)
+  assert ("self_train_lm", "ensemble_lm") in bench.STUDENTS
+  assert ("self_train_lm", "vectors_ema") in bench.STUDENTS
+  config = bench.arm_config("A", "books", "dvd", "lm_ema", 0, [], "runs/lm_all_reviews")
+  assert bench.target_free(config)
+  config.data.pseudo_labels = "pseudo_labels.npz"
+  assert not bench.target_free(config)

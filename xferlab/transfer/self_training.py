@@ -1,0 +1,144 @@
+r"""Self-training: a teacher's confident predictions on unlabeled target text become labels.
+
+  python -m xferlab.transfer.self_training RUN [RUN ...] --out PSEUDO.npz [--fraction 0.5]
+  python launch.py experiments/sentiment/amazon.py:source=books,target=dvd,arms=vectors_ema \
+      --set data.pseudo_labels=PSEUDO.npz --workdir runs/student
+
+The teacher is one finished classification run or several (their mean class probabilities, as
+``xferlab.studies.ensemble`` averages them). It labels the target domain's unlabeled text
+(``target_unlabeled`` of the runs' own data configuration); the most confident ``fraction``
+of each predicted class is kept: class-balanced selection (Zou et al. 2018's CBST), so the
+kept labels keep the teacher's class proportions instead of filling up with the class it
+is surest of. A student (any classification configuration with ``data.pseudo_labels``)
+then trains on the labeled source rows plus these (``with_pseudo_labels``): the target
+domain's own text, labeled by a model that never saw a target label. Model choice stays
+on source validation.
+
+``pseudo_labels.npz`` holds no text, only rows of ``target_unlabeled``:
+
+  ``indices``      ``int32[k]``    the rows kept, ascending
+  ``labels``       ``int32[k]``    the teacher's class for each
+  ``confidences``  ``float32[k]`` its probability of that class
+  ``fingerprint``  ``str``         sha256 of all the unlabeled texts, in order
+  ``fraction``     ``float``       the share of each predicted class kept
+
+so a student whose ``target_unlabeled`` is not the texts the teacher labeled (another
+corpus, target, or version of the data) fails naming the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from typing import Sequence
+
+import numpy as np
+
+DEFAULT_FRACTION = 0.5
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+  """sha256 of ``texts`` in order (each text's UTF-8 bytes and its length)."""
+  digest = hashlib.sha256()
+  for text in texts:
+    data = text.encode("utf-8")
+    digest.update(len(data).to_bytes(8, "little"))
+    digest.update(data)
+  return digest.hexdigest()
+
+
+def select_confident(probabilities: np.ndarray, fraction: float = DEFAULT_FRACTION
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The most confident ``fraction`` of each predicted class of ``float[n, classes]``.
+
+  Returns ``(indices int32[k], labels int32[k], confidences float32[k])``, indices ascending;
+  a class predicted ``m`` times keeps ``ceil(fraction · m)`` rows (ties broken by row order).
+  """
+  if not 0.0 < fraction <= 1.0:
+    raise ValueError(f"fraction = {fraction}: the share of each class kept is in (0, 1]")
+  probabilities = np.asarray(probabilities, np.float32)
+  predicted = probabilities.argmax(-1)
+  confidence = probabilities.max(-1)
+  kept = []
+  for label in np.unique(predicted):
+    rows = np.flatnonzero(predicted == label)
+    order = np.argsort(-confidence[rows], kind="stable")
+    kept.append(rows[order[:int(np.ceil(fraction * len(rows)))]])
+  indices = np.sort(np.concatenate(kept)).astype(np.int32) if kept else np.zeros(0, np.int32)
+  return indices, predicted[indices].astype(np.int32), confidence[indices]
+
+
+def write_pseudo_labels(path: str, probabilities: np.ndarray, texts: Sequence[str],
+                        fraction: float = DEFAULT_FRACTION) -> dict:
+  """Selects (``select_confident``) and writes ``path``; returns a summary: the rows kept, of
+  how many, per class, and their mean confidence."""
+  if len(probabilities) != len(texts):
+    raise ValueError(f"{len(probabilities)} teacher predictions for {len(texts)} texts")
+  indices, labels, confidences = select_confident(probabilities, fraction)
+  np.savez_compressed(path, indices=indices, labels=labels, confidences=confidences,
+                      fingerprint=np.array(texts_fingerprint(texts)), fraction=np.array(fraction))
+  return {"kept": int(len(indices)), "of": len(texts), "fraction": fraction,
+          "per_class": {int(c): int((labels == c).sum()) for c in np.unique(labels)},
+          "mean_confidence": float(confidences.mean()) if len(indices) else 0.0}
+
+
+def read_pseudo_labels(path: str, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+  """The pseudo-labeled texts of ``path`` and their labels, ``(texts, int32[k])``.
+
+  ``texts`` is the run's ``target_unlabeled``; it must be the list the teacher labeled."""
+  with np.load(path) as f:
+    indices, labels, fingerprint = f["indices"], f["labels"], str(f["fingerprint"])
+  if fingerprint != texts_fingerprint(texts):
+    raise ValueError(
+        f"data.pseudo_labels = {path!r} labels other texts than this run's target_unlabeled "
+        f"({len(texts)} texts): make it again from a teacher trained on the same source and "
+        "target (python -m xferlab.transfer.self_training)")
+  return [texts[i] for i in indices], labels
+
+
+def with_pseudo_labels(texts: Sequence[str], labels: np.ndarray, pseudo_texts: Sequence[str],
+                       pseudo_labels: np.ndarray) -> tuple[list[str], np.ndarray]:
+  """The source rows, then the pseudo-labeled rows repeated ``max(1, round(n_source /
+  n_pseudo))`` times, so that the target's rows weigh at least about as much as the source's
+  (IMDb's 22k reviews would otherwise drown a product domain's few thousand)."""
+  if not len(pseudo_texts):
+    return list(texts), np.asarray(labels)
+  repeats = max(1, round(len(texts) / len(pseudo_texts)))
+  return (list(texts) + list(pseudo_texts) * repeats,
+          np.concatenate([np.asarray(labels), np.tile(np.asarray(pseudo_labels), repeats)]))
+
+
+def unlabeled_probabilities(workdirs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+  """The mean class probabilities of the runs ``workdirs`` (from their selected weights) on
+  their ``target_unlabeled`` texts, and those texts. The runs must share that split."""
+  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.launch import restore
+  probabilities, texts = [], None
+  for workdir in workdirs:
+    restored = restore(workdir)
+    own = list(load_domain_adaptation(restored.config.data,
+                                      restored.config.seed)["target_unlabeled"])
+    if texts is not None and texts_fingerprint(own) != texts_fingerprint(texts):
+      raise ValueError(f"{workdir} reads other target_unlabeled texts than {workdirs[0]}")
+    texts = own
+    probabilities.append(restored.predict_proba(own))
+  return np.mean(probabilities, axis=0), texts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m xferlab.transfer.self_training",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("runs", nargs="+", help="the teacher: finished classification runs")
+  parser.add_argument("--out", required=True, help="the pseudo-label file to write (.npz)")
+  parser.add_argument("--fraction", type=float, default=DEFAULT_FRACTION,
+                      help="the share of each predicted class kept (default %(default)s)")
+  args = parser.parse_args(argv)
+  probabilities, texts = unlabeled_probabilities(args.runs)
+  summary = write_pseudo_labels(args.out, probabilities, texts, args.fraction)
+  print(f"{args.out}: {summary['kept']} of {summary['of']} target texts, per class "
+        f"{summary['per_class']}, mean confidence {summary['mean_confidence']:.3f}")
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
