@@ -409,7 +409,10 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
   """One seed of a self-trained arm: its teacher's runs of that seed (trained or read first)
   label the target's unlabeled text (``pseudo_labels.npz`` in the student's workdir, made
   once), then the student trains its recipe's configuration with them
-  (``data.pseudo_labels``)."""
+  (``data.pseudo_labels``). Its results add ``pseudo_label_accuracy``: the accuracy of the
+  share the teacher would keep of the target *test* set, a diagnostic of how clean its labels
+  are (the unlabeled text has none; nothing is chosen with it)."""
+  from xferlab.studies import ensemble
   from xferlab.transfer import self_training
   teacher, recipe = SELF_TRAINED[arm]
   members = [run_arm(args, protocol, source, target, m, seed)["workdir"]
@@ -428,7 +431,13 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
   config.data.pseudo_labels = pseudo
   print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
         flush=True)
-  return dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+  results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+  predictions = [ensemble.run_predictions(m) for m in members]
+  teacher_target = np.mean([p["target_probabilities"].astype(np.float32) for p in predictions],
+                           axis=0)
+  results["pseudo_label_accuracy"] = self_training.kept_accuracy(
+      teacher_target, predictions[0]["target_labels"])
+  return results
 
 
 def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
@@ -477,7 +486,8 @@ def summarize_arms(runs: dict[str, list[dict]]) -> dict:
   """Each arm's metrics over its seeds (``mean_std``), for the metrics every seed has."""
   summary = {}
   for arm, seed_results in runs.items():
-    keys = [k for k in (*METRICS, "discriminator_accuracy", "proxy_a_distance")
+    keys = [k for k in (*METRICS, "discriminator_accuracy", "proxy_a_distance",
+                        "pseudo_label_accuracy")
             if all(r.get(k) is not None for r in seed_results)]
     summary[arm] = rep.stats(seed_results, keys)
   return summary
@@ -560,7 +570,25 @@ def twin_lines(pairs: dict) -> list[str]:
                              "pair:")
           + comparison_lines(pairs, STUDENTS, "Each self-trained student against its teacher "
                              "and against its recipe trained without the teacher's labels "
-                             "(the same seeds), by mean target accuracy per pair:"))
+                             "(the same seeds), by mean target accuracy per pair:")
+          + pseudo_label_lines(pairs))
+
+
+def pseudo_label_lines(pairs: dict) -> list[str]:
+  """Per self-trained arm, how clean its teacher's kept labels are, pair by pair (the kept
+  share's accuracy on the target test set; ``run_self_trained``)."""
+  lines = []
+  for arm in SELF_TRAINED:
+    stats = {name: _stat(p, arm, "pseudo_label_accuracy") for name, p in pairs.items()}
+    stats = {name: s for name, s in stats.items() if s}
+    if stats:
+      lines.append(f"- {arm}: " + ", ".join(f"{name} {rep.cell(s, scale=100)}"
+                                             for name, s in stats.items()))
+  intro = ("Accuracy of the pseudo-labels' selection rule (the most confident half of each "
+           "class the teacher predicts) applied to the target test set, % (a diagnostic of "
+           "the labels the student got; the unlabeled text has no labels to check them "
+           "against, and no choice reads this):")
+  return ["", intro, "", *lines] if lines else []
 
 
 def _pair_runs(pair: dict) -> list[dict]:

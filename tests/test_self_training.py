@@ -19,6 +19,8 @@ def test_the_most_confident_share_of_each_predicted_class_is_kept():
   assert labels.tolist() == [1, 0, 1]
   np.testing.assert_allclose(confidences, [0.90, 0.80, 0.95], rtol=1e-6)
   assert self_training.select_confident(probs, 1.0)[0].tolist() == list(range(6))
+  # rows 0, 2, 3 kept; row 2's true class is 1: two of the three kept labels are right
+  assert self_training.kept_accuracy(probs, [1, 0, 1, 1, 0, 0], 0.5) == pytest.approx(2 / 3)
   with pytest.raises(ValueError, match="in \\(0, 1\\]"):
     self_training.select_confident(probs, 0.0)
 
@@ -91,3 +93,12 @@ def test_the_self_trained_arms_train_their_teacher_first_and_are_never_shared():
   assert bench.target_free(config)
   config.data.pseudo_labels = "pseudo_labels.npz"
   assert not bench.target_free(config)
+
+
+def test_the_report_says_how_clean_each_students_labels_were():
+  stat = {"mean": 0.95, "std": 0.01, "values": [0.94, 0.96]}
+  pairs = {"B→D": {"arms": {"self_train_lm_dann": {"pseudo_label_accuracy": stat}}},
+           "D→B": {"arms": {"vectors_ema": {}}}}
+  lines = bench.pseudo_label_lines(pairs)
+  assert lines[-1] == "- self_train_lm_dann: B→D 95.0 ± 1.0"
+  assert bench.pseudo_label_lines({"D→B": pairs["D→B"]}) == []

@@ -68,6 +68,15 @@ def select_confident(probabilities: np.ndarray, fraction: float = DEFAULT_FRACTI
   return indices, predicted[indices].astype(np.int32), confidence[indices]
 
 
+def kept_accuracy(probabilities: np.ndarray, labels: np.ndarray,
+                  fraction: float = DEFAULT_FRACTION) -> float:
+  """The accuracy of the rows ``select_confident`` keeps of a labeled set: how clean the
+  teacher's pseudo-labels are, measured where labels exist (a diagnostic: the unlabeled
+  text itself has none, and nothing is chosen with it)."""
+  indices, predicted, _ = select_confident(probabilities, fraction)
+  return float(np.mean(predicted == np.asarray(labels)[indices]))
+
+
 def write_pseudo_labels(path: str, probabilities: np.ndarray, texts: Sequence[str],
                         fraction: float = DEFAULT_FRACTION) -> dict:
   """Selects (``select_confident``) and writes ``path``; returns a summary: the rows kept, of
