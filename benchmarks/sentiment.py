@@ -418,7 +418,7 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
   members = [run_arm(args, protocol, source, target, m, seed)["workdir"]
              for m in ENSEMBLES.get(teacher, (teacher,))]
   workdir = run_dir(args.out, protocol, source, target, arm, seed)
-  pseudo = os.path.join(workdir, "pseudo_labels.npz")
+  pseudo = os.path.join(workdir, self_training.RUN_OWN_FILE)
   if not os.path.exists(os.path.join(workdir, "results.json")) and not os.path.exists(pseudo):
     print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed}: {teacher} "
           "labels the target's unlabeled text", flush=True)
@@ -428,7 +428,7 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
     rep.write_json(os.path.join(workdir, "pseudo_labels.json"), summary)
   config = arm_config(protocol, source, target, recipe, seed, args.overrides, args.lm,
                       args.vectors)
-  config.data.pseudo_labels = pseudo
+  config.data.pseudo_labels = self_training.RUN_OWN_FILE   # the file in its own workdir
   print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
         flush=True)
   results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)

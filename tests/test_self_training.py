@@ -1,6 +1,7 @@
 """xferlab.transfer.self_training and the sentiment benchmark's self-trained arms."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -102,3 +103,39 @@ def test_the_report_says_how_clean_each_students_labels_were():
   lines = bench.pseudo_label_lines(pairs)
   assert lines[-1] == "- self_train_lm_dann: B→D 95.0 ± 1.0"
   assert bench.pseudo_label_lines({"D→B": pairs["D→B"]}) == []
+
+
+def test_a_self_trained_arm_runs_resumes_and_comes_back_from_its_record(tmp_path, monkeypatch):
+  """books -> dvd with a tiny model, source_only as both teacher and student recipe: the
+  teacher trains, labels dvd's unlabeled reviews, the student trains on them; a second call
+  trains nothing; the record (no weights, the pseudo-labels kept) resumes elsewhere."""
+  from benchmarks import records
+  from xferlab.data import catalog
+  from tests.test_sentiment_benchmark import TINY
+  if not catalog.data_root().is_dir():
+    pytest.skip("real corpora not found")
+  monkeypatch.setattr(bench, "SELF_TRAINED", {"self_train_lm": ("source_only", "source_only")})
+  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms", "self_train_lm,source_only",
+          "--out", str(tmp_path / "out"), "--distance-texts", "0"] + [
+              a for item in TINY for a in ("--set", item)]
+  assert bench.main(args) == 0
+  student = tmp_path / "out" / "A" / "books_dvd" / "self_train_lm" / "seed_0"
+  summary = json.loads((student / "pseudo_labels.json").read_text())
+  assert summary["of"] == 5391 and summary["kept"] >= 2695
+  assert json.loads((student / "config.json").read_text())["data"]["pseudo_labels"] == \
+      "pseudo_labels.npz"
+  arms = json.loads((tmp_path / "out" / "results.json").read_text())["A"]["pairs"]["B→D"]["arms"]
+  teacher = np.load(student.parent.parent / "source_only" / "seed_0" / "predictions.npz")
+  assert arms["self_train_lm"]["pseudo_label_accuracy"]["mean"] == pytest.approx(
+      self_training.kept_accuracy(teacher["target_probabilities"], teacher["target_labels"]))
+  stamp = os.path.getmtime(student / "results.json")
+  assert bench.main(args) == 0
+  assert os.path.getmtime(student / "results.json") == stamp
+  records.save(str(tmp_path / "out"), str(tmp_path / "record"))
+  records.unpack(str(tmp_path / "record"), str(tmp_path / "again"))
+  again = args[:args.index("--out") + 1] + [str(tmp_path / "again")] + args[
+      args.index("--out") + 2:]
+  assert bench.main(again) == 0
+  assert not list((tmp_path / "again").rglob("checkpoints"))
+  back = json.loads((tmp_path / "again" / "results.json").read_text())["A"]["pairs"]["B→D"]
+  assert back["arms"] == arms

@@ -39,8 +39,8 @@ def _data_section() -> ml_collections.ConfigDict:
                                  # reviews of the target domain that are not in its test set
                                  # (the in-domain upper bound; xferlab.data.domains)
   s.pseudo_labels = ""           # classification: a teacher's labels for target_unlabeled rows,
-                                 # added to the source rows ('' = none;
-                                 # xferlab.transfer.self_training)
+                                 # added to the source rows ('' = none; a bare file
+                                 # name: the run's own; xferlab.transfer.self_training)
   s.word_split = "words"         # word tokenizer: words (lowercase, split punctuation) | whitespace
   s.shuffle_seed = -1            # data order; -1 = follow `seed`. Fix it to vmap seeds in a sweep
   s.synthetic = ml_collections.ConfigDict()  # SyntheticSpec fields, for data.name == "synthetic"

@@ -44,7 +44,8 @@ from xferlab.tasks.base import Task, TaskData, check_unknown_rates, train_tokeni
 from xferlab.text_inputs import batch_rows, time_buckets, truncate_ids
 from xferlab.transfer.relation_based import (information_maximization, make_transfer_loss,
                                               weighted_mean)
-from xferlab.transfer.self_training import read_pseudo_labels, with_pseudo_labels
+from xferlab.transfer.self_training import (pseudo_labels_file, read_pseudo_labels,
+                                            with_pseudo_labels)
 
 
 class ClassificationModel(nnx.Module):
@@ -89,8 +90,9 @@ class ClassificationTask(Task):
       tokenizer = train_tokenizer(config.data, list(src_texts) + list(target_texts))
     tokenizer.save(os.path.join(workdir, "tokenizer"))
     if config.data.pseudo_labels:     # self-training: after the vocabulary, which saw the texts
-      src_texts, src_labels = with_pseudo_labels(
-          src_texts, src_labels, *read_pseudo_labels(config.data.pseudo_labels, target_texts))
+      pseudo = pseudo_labels_file(config.data.pseudo_labels, workdir)
+      src_texts, src_labels = with_pseudo_labels(src_texts, src_labels,
+                                                 *read_pseudo_labels(pseudo, target_texts))
     encode = lambda texts: [tokenizer.encode(t) for t in texts]
     buckets, bs = tuple(config.data.buckets), config.data.batch_size
     seed = batching.shuffle_seed(config)

@@ -10,7 +10,8 @@ The teacher is one finished classification run or several (their mean class prob
 of each predicted class is kept: class-balanced selection (Zou et al. 2018's CBST), so the
 kept labels keep the teacher's class proportions instead of filling up with the class it
 is surest of. A student (any classification configuration with ``data.pseudo_labels``)
-then trains on the labeled source rows plus these (``with_pseudo_labels``): the target
+then trains on the labeled source rows plus these (``with_pseudo_labels``; a bare file
+name is the file in the run's own workdir, ``pseudo_labels_file``): the target
 domain's own text, labeled by a model that never saw a target label. Model choice stays
 on source validation.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from typing import Sequence
 
 import numpy as np
@@ -91,10 +93,24 @@ def write_pseudo_labels(path: str, probabilities: np.ndarray, texts: Sequence[st
           "mean_confidence": float(confidences.mean()) if len(indices) else 0.0}
 
 
+RUN_OWN_FILE = "pseudo_labels.npz"   # data.pseudo_labels naming the file in the run's workdir
+
+
+def pseudo_labels_file(value: str, workdir: str) -> str:
+  """The file ``data.pseudo_labels = value`` names for a run in ``workdir``: a bare file name
+  (no folder, as the benchmark's ``pseudo_labels.npz``) is the run's own, in its workdir, so
+  the configuration stays the same wherever the run or its record lies; any other path is
+  read as given."""
+  return os.path.join(workdir, value) if not os.path.dirname(value) else value
+
+
 def read_pseudo_labels(path: str, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
   """The pseudo-labeled texts of ``path`` and their labels, ``(texts, int32[k])``.
 
   ``texts`` is the run's ``target_unlabeled``; it must be the list the teacher labeled."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"data.pseudo_labels: {path} does not exist; make it with "
+                            "python -m xferlab.transfer.self_training RUN --out FILE")
   with np.load(path) as f:
     indices, labels, fingerprint = f["indices"], f["labels"], str(f["fingerprint"])
   if fingerprint != texts_fingerprint(texts):
