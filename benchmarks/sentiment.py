@@ -412,7 +412,7 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
   (``data.pseudo_labels``). Its results add ``pseudo_label_accuracy``: the accuracy of the
   share the teacher would keep of the target *test* set, a diagnostic of how clean its labels
   are (the unlabeled text has none; nothing is chosen with it)."""
-  from xferlab.studies import ensemble
+  from xferlab.studies import ensemble, pseudo_labels
   from xferlab.transfer import self_training
   teacher, recipe = SELF_TRAINED[arm]
   members = [run_arm(args, protocol, source, target, m, seed)["workdir"]
@@ -423,7 +423,7 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
     print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed}: {teacher} "
           "labels the target's unlabeled text", flush=True)
     os.makedirs(workdir, exist_ok=True)
-    probabilities, texts = self_training.unlabeled_probabilities(members)
+    probabilities, texts = pseudo_labels.unlabeled_probabilities(members)
     summary = self_training.write_pseudo_labels(pseudo, probabilities, texts)
     rep.write_json(os.path.join(workdir, "pseudo_labels.json"), summary)
   config = arm_config(protocol, source, target, recipe, seed, args.overrides, args.lm,

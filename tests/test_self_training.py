@@ -1,4 +1,5 @@
-"""xferlab.transfer.self_training and the sentiment benchmark's self-trained arms."""
+"""xferlab.transfer.self_training, xferlab.studies.pseudo_labels and the sentiment benchmark's
+self-trained arms."""
 
 import json
 import os
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import sentiment as bench
+from xferlab.studies import pseudo_labels
 from xferlab.transfer import self_training
 
 
@@ -64,9 +66,9 @@ def test_a_student_trains_on_the_source_rows_and_its_teachers_labels(tmp_path, t
   teacher = str(tmp_path / "teacher")
   run_config(config, teacher, verbose=False)
   pseudo = str(tmp_path / "pseudo.npz")
-  assert self_training.main([teacher, "--out", pseudo, "--fraction", "0.25"]) == 0
+  assert pseudo_labels.main([teacher, "--out", pseudo, "--fraction", "0.25"]) == 0
   corpus = load_domain_adaptation(config.data, config.seed)
-  probs, texts = self_training.unlabeled_probabilities([teacher])
+  probs, texts = pseudo_labels.unlabeled_probabilities([teacher])
   assert texts == list(corpus["target_unlabeled"]) and probs.shape == (64, 2)
   kept, labels = self_training.read_pseudo_labels(pseudo, texts)
   assert len(kept) in (16, 17)                   # a quarter of each predicted class, rounded up

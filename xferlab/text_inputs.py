@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 import warnings
 from typing import Any, Sequence
@@ -125,3 +126,14 @@ def time_buckets(buckets: Sequence[int], smallest: int = 8) -> tuple[int, ...]:
     out.add(b)
     b *= 2
   return tuple(sorted(out))
+
+
+def texts_digest(texts: Sequence[str]) -> str:
+  """sha256 (hex) of ``texts`` in order: each text's UTF-8 bytes after its length, so that
+  no two different lists of texts give the same stream of bytes."""
+  digest = hashlib.sha256()
+  for text in texts:
+    data = text.encode("utf-8")
+    digest.update(len(data).to_bytes(8, "little"))
+    digest.update(data)
+  return digest.hexdigest()

@@ -56,6 +56,7 @@ from xferlab.models import adaptive_softmax
 from xferlab.models.classifier import encoder_from_config
 from xferlab.models.language_model import LanguageModel
 from xferlab.tasks.base import Task, TaskData, train_tokenizer
+from xferlab.text_inputs import texts_digest
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +138,6 @@ def token_stream(tokenizer, texts) -> np.ndarray:
   return np.concatenate(chunks)
 
 
-def _texts_digest(texts) -> str:
-  h = hashlib.sha256()
-  for text in texts:
-    data = text.encode("utf-8")
-    h.update(len(data).to_bytes(8, "little"))
-    h.update(data)
-  return h.hexdigest()
-
-
 def tokenizer_fingerprint(tokenizer) -> str:
   """A hash of everything that decides a tokenizer's ids."""
   proto = getattr(tokenizer, "model_proto", None)
@@ -168,7 +160,7 @@ def cached_token_stream(tokenizer, texts, cache_dir: str | None = None) -> np.nd
     return token_stream(tokenizer, texts)
   cache_dir = cache_dir or stream_cache_dir()
   key = hashlib.sha256(f"{_STREAM_CACHE_FORMAT} {tokenizer_fingerprint(tokenizer)} "
-                       f"{_texts_digest(texts)}".encode()).hexdigest()[:24]
+                       f"{texts_digest(texts)}".encode()).hexdigest()[:24]
   path = os.path.join(cache_dir, f"{key}.npy")
   if os.path.exists(path):
     log.info("Using the cached token stream %s", path)

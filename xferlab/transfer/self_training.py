@@ -1,11 +1,12 @@
 r"""Self-training: a teacher's confident predictions on unlabeled target text become labels.
 
-  python -m xferlab.transfer.self_training RUN [RUN ...] --out PSEUDO.npz [--fraction 0.5]
+  python -m xferlab.studies.pseudo_labels RUN [RUN ...] --out runs/pseudo_b_d.npz  # the teacher
   python launch.py experiments/sentiment/amazon.py:source=books,target=dvd,arms=vectors_ema \
-      --set data.pseudo_labels=PSEUDO.npz --workdir runs/student
+      --set data.pseudo_labels=runs/pseudo_b_d.npz --workdir runs/student       # the student
 
 The teacher is one finished classification run or several (their mean class probabilities, as
-``xferlab.studies.ensemble`` averages them). It labels the target domain's unlabeled text
+``xferlab.studies.ensemble`` averages them; ``xferlab.studies.pseudo_labels`` reads them from
+the runs' weights and writes the file). It labels the target domain's unlabeled text
 (``target_unlabeled`` of the runs' own data configuration); the most confident ``fraction``
 of each predicted class is kept: class-balanced selection (Zou et al. 2018's CBST), so the
 kept labels keep the teacher's class proportions instead of filling up with the class it
@@ -29,24 +30,14 @@ corpus, target, or version of the data) fails naming the difference.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import os
 from typing import Sequence
 
 import numpy as np
 
+from xferlab.text_inputs import texts_digest
+
 DEFAULT_FRACTION = 0.5
-
-
-def texts_fingerprint(texts: Sequence[str]) -> str:
-  """sha256 of ``texts`` in order (each text's UTF-8 bytes and its length)."""
-  digest = hashlib.sha256()
-  for text in texts:
-    data = text.encode("utf-8")
-    digest.update(len(data).to_bytes(8, "little"))
-    digest.update(data)
-  return digest.hexdigest()
 
 
 def select_confident(probabilities: np.ndarray, fraction: float = DEFAULT_FRACTION
@@ -87,7 +78,7 @@ def write_pseudo_labels(path: str, probabilities: np.ndarray, texts: Sequence[st
     raise ValueError(f"{len(probabilities)} teacher predictions for {len(texts)} texts")
   indices, labels, confidences = select_confident(probabilities, fraction)
   np.savez_compressed(path, indices=indices, labels=labels, confidences=confidences,
-                      fingerprint=np.array(texts_fingerprint(texts)), fraction=np.array(fraction))
+                      fingerprint=np.array(texts_digest(texts)), fraction=np.array(fraction))
   return {"kept": int(len(indices)), "of": len(texts), "fraction": fraction,
           "per_class": {int(c): int((labels == c).sum()) for c in np.unique(labels)},
           "mean_confidence": float(confidences.mean()) if len(indices) else 0.0}
@@ -110,10 +101,10 @@ def read_pseudo_labels(path: str, texts: Sequence[str]) -> tuple[list[str], np.n
   ``texts`` is the run's ``target_unlabeled``; it must be the list the teacher labeled."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"data.pseudo_labels: {path} does not exist; make it with "
-                            "python -m xferlab.transfer.self_training RUN --out FILE")
+                            "python -m xferlab.studies.pseudo_labels RUN --out FILE")
   with np.load(path) as f:
     indices, labels, fingerprint = f["indices"], f["labels"], str(f["fingerprint"])
-  if fingerprint != texts_fingerprint(texts):
+  if fingerprint != texts_digest(texts):
     raise ValueError(
         f"data.pseudo_labels = {path!r} labels other texts than this run's target_unlabeled "
         f"({len(texts)} texts): make it again from a teacher trained on the same source and "
@@ -131,39 +122,3 @@ def with_pseudo_labels(texts: Sequence[str], labels: np.ndarray, pseudo_texts: S
   repeats = max(1, round(len(texts) / len(pseudo_texts)))
   return (list(texts) + list(pseudo_texts) * repeats,
           np.concatenate([np.asarray(labels), np.tile(np.asarray(pseudo_labels), repeats)]))
-
-
-def unlabeled_probabilities(workdirs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-  """The mean class probabilities of the runs ``workdirs`` (from their selected weights) on
-  their ``target_unlabeled`` texts, and those texts. The runs must share that split."""
-  from xferlab.data.domains import load_domain_adaptation
-  from xferlab.launch import restore
-  probabilities, texts = [], None
-  for workdir in workdirs:
-    restored = restore(workdir)
-    own = list(load_domain_adaptation(restored.config.data,
-                                      restored.config.seed)["target_unlabeled"])
-    if texts is not None and texts_fingerprint(own) != texts_fingerprint(texts):
-      raise ValueError(f"{workdir} reads other target_unlabeled texts than {workdirs[0]}")
-    texts = own
-    probabilities.append(restored.predict_proba(own))
-  return np.mean(probabilities, axis=0), texts
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="python -m xferlab.transfer.self_training",
-                                   description=__doc__.split("\n")[0])
-  parser.add_argument("runs", nargs="+", help="the teacher: finished classification runs")
-  parser.add_argument("--out", required=True, help="the pseudo-label file to write (.npz)")
-  parser.add_argument("--fraction", type=float, default=DEFAULT_FRACTION,
-                      help="the share of each predicted class kept (default %(default)s)")
-  args = parser.parse_args(argv)
-  probabilities, texts = unlabeled_probabilities(args.runs)
-  summary = write_pseudo_labels(args.out, probabilities, texts, args.fraction)
-  print(f"{args.out}: {summary['kept']} of {summary['of']} target texts, per class "
-        f"{summary['per_class']}, mean confidence {summary['mean_confidence']:.3f}")
-  return 0
-
-
-if __name__ == "__main__":
-  raise SystemExit(main())
