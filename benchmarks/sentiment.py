@@ -433,10 +433,8 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
         flush=True)
   results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
   predictions = [ensemble.run_predictions(m) for m in members]
-  teacher_target = np.mean([p["target_probabilities"].astype(np.float32) for p in predictions],
-                           axis=0)
   results["pseudo_label_accuracy"] = self_training.kept_accuracy(
-      teacher_target, predictions[0]["target_labels"])
+      ensemble.mean_probabilities(predictions, "target"), predictions[0]["target_labels"])
   return results
 
 

@@ -70,6 +70,12 @@ def run_predictions(workdir: str) -> dict[str, np.ndarray]:
     return {k: f[k] for k in f.files}
 
 
+def mean_probabilities(members: Sequence[dict[str, np.ndarray]], name: str) -> np.ndarray:
+  """``float32[examples, classes]``: the members' mean class probabilities on the set
+  ``name`` (``run_predictions`` dicts), the ensemble's prediction."""
+  return np.mean([m[f"{name}_probabilities"].astype(np.float32) for m in members], axis=0)
+
+
 def ensemble_metrics(members: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
   """Metrics of the mean of the members' probabilities (``run_predictions`` dicts), per set.
 
@@ -80,7 +86,7 @@ def ensemble_metrics(members: Sequence[dict[str, np.ndarray]]) -> dict[str, floa
     labels = members[0][f"{name}_labels"]
     if any(not np.array_equal(m[f"{name}_labels"], labels) for m in members[1:]):
       raise ValueError(f"the members were not evaluated on the same {name} examples")
-    probs = np.mean([m[f"{name}_probabilities"].astype(np.float32) for m in members], axis=0)
+    probs = mean_probabilities(members, name)
     # argmax over probabilities = argmax over logits: the project's one confusion matrix
     confusion = confusion_matrix(probs, labels, np.ones(len(labels), np.float32),
                                  probs.shape[-1])

@@ -15,7 +15,6 @@ from typing import Sequence
 
 import numpy as np
 
-from xferlab.text_inputs import texts_digest
 from xferlab.transfer.self_training import DEFAULT_FRACTION, write_pseudo_labels
 
 
@@ -29,7 +28,7 @@ def unlabeled_probabilities(workdirs: Sequence[str]) -> tuple[np.ndarray, list[s
     restored = restore(workdir)
     own = list(load_domain_adaptation(restored.config.data,
                                       restored.config.seed)["target_unlabeled"])
-    if texts is not None and texts_digest(own) != texts_digest(texts):
+    if texts is not None and own != texts:
       raise ValueError(f"{workdir} reads other target_unlabeled texts than {workdirs[0]}")
     texts = own
     probabilities.append(restored.predict_proba(own))
