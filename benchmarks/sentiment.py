@@ -30,7 +30,9 @@ keep their probabilities in ``predictions.npz``, so a record computes the ensemb
 without weights); and the self-trained students ``self_train_lm_dann`` and ``self_train_lm``:
 ``vectors_ema`` trained on the source labels plus the most confident half of each class
 the matching ensemble predicts on the target's unlabeled text (``xferlab.transfer.
-self_training``; the teacher's members need their weights, ``best/``, to label it).
+self_training``; the teacher's members need their weights, ``best/``, to label it); and
+``ensemble_lm_dann_student`` / ``ensemble_lm_student``: each LM member averaged with the
+student that replaced its vector partner.
 
 Each run trains through ``xferlab.launch.run_config`` in
 ``OUT/<protocol>/<source>_<target>/<arm>/seed_<s>`` (its config is the
@@ -115,8 +117,12 @@ DOMAINS = ("books", "dvd", "electronics", "kitchen")
 MOVIES = ("imdb_2k", "rt_polarity")
 # Ensembles: the mean of their members' class probabilities, seed by seed
 # (xferlab.studies.ensemble); nothing trained beyond the members.
+# The ``*_student`` ensembles put each self-trained student (below) in the place of the vector
+# member it was trained from; added after the students' first results, before their own.
 ENSEMBLES = {"ensemble_lm_dann": ("vectors_ema", "lm_dann_ema"),
-             "ensemble_lm": ("vectors_ema", "lm_ema")}
+             "ensemble_lm": ("vectors_ema", "lm_ema"),
+             "ensemble_lm_dann_student": ("lm_dann_ema", "self_train_lm_dann"),
+             "ensemble_lm_student": ("lm_ema", "self_train_lm")}
 # Self-training: (teacher, student recipe). The teacher, an ensemble arm of the same seed,
 # labels the target's unlabeled text; the most confident half of each predicted class joins
 # the source labels of a student trained with the recipe's configuration
@@ -378,17 +384,21 @@ def draw_features_picture(runs: dict, picture: str, num_texts: int) -> bool:
 
 def trained_arms(arms: Sequence[str]) -> list[str]:
   """``arms`` with each ensemble replaced by its members and each self-trained arm by its
-  teacher's members and its student's recipe (once each): the arms that train first."""
-  out = []
-  for arm in arms:
+  teacher and its student's recipe, recursively (once each): the arms that train first."""
+  out: list[str] = []
+
+  def add(arm: str) -> None:
     if arm in SELF_TRAINED:    # the student trains after its teacher, in run_self_trained
-      teacher, recipe = SELF_TRAINED[arm]
-      expanded = (*ENSEMBLES.get(teacher, (teacher,)), recipe)
-    else:
-      expanded = ENSEMBLES.get(arm, (arm,))
-    for a in expanded:
-      if a not in out:
-        out.append(a)
+      for a in SELF_TRAINED[arm]:
+        add(a)
+    elif arm in ENSEMBLES:
+      for a in ENSEMBLES[arm]:
+        add(a)
+    elif arm not in out:
+      out.append(arm)
+
+  for arm in arms:
+    add(arm)
   return out
 
 

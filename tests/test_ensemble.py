@@ -72,3 +72,6 @@ def test_the_ensemble_arms_train_their_members_and_nothing_else():
   assert all(m in bench.ARMS and m not in bench.ENSEMBLES
              for members in bench.ENSEMBLES.values() for m in members)
   assert ("ensemble_lm_dann", "lm_dann_ema") in bench.ENSEMBLE_MEMBERS
+  # An ensemble with a self-trained member trains that student's teacher and recipe first.
+  assert bench.trained_arms(["ensemble_lm_student"]) == ["lm_ema", "vectors_ema"]
+  assert ("ensemble_lm_student", "self_train_lm") in bench.ENSEMBLE_MEMBERS
