@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import sentiment as bench
-from xferlab.studies import pseudo_labels
+from xferlab.studies import ensemble, pseudo_labels
 from xferlab.transfer import self_training
 
 
@@ -109,7 +109,8 @@ def test_the_report_says_how_clean_each_students_labels_were():
 
 def test_a_self_trained_arm_runs_resumes_and_comes_back_from_its_record(tmp_path, monkeypatch):
   """books -> dvd with a tiny model, source_only as both teacher and student recipe: the
-  teacher trains, labels dvd's unlabeled reviews, the student trains on them; a second call
+  teacher trains, labels dvd's unlabeled reviews, the student trains on them, and the two
+  are averaged (an ensemble with a self-trained member); a second call
   trains nothing; the record (no weights, the pseudo-labels kept) resumes elsewhere."""
   from benchmarks import records
   from xferlab.data import catalog
@@ -117,7 +118,10 @@ def test_a_self_trained_arm_runs_resumes_and_comes_back_from_its_record(tmp_path
   if not catalog.data_root().is_dir():
     pytest.skip("real corpora not found")
   monkeypatch.setattr(bench, "SELF_TRAINED", {"self_train_lm": ("source_only", "source_only")})
-  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms", "self_train_lm,source_only",
+  # ... and the teacher averaged with its student, an ensemble with a self-trained member.
+  monkeypatch.setattr(bench, "ENSEMBLES", {"ensemble_lm_student": ("source_only", "self_train_lm")})
+  args = ["--pairs", "books:dvd", "--seeds", "1", "--arms",
+          "self_train_lm,source_only,ensemble_lm_student",
           "--out", str(tmp_path / "out"), "--distance-texts", "0"] + [
               a for item in TINY for a in ("--set", item)]
   assert bench.main(args) == 0
@@ -130,6 +134,10 @@ def test_a_self_trained_arm_runs_resumes_and_comes_back_from_its_record(tmp_path
   teacher = np.load(student.parent.parent / "source_only" / "seed_0" / "predictions.npz")
   assert arms["self_train_lm"]["pseudo_label_accuracy"]["mean"] == pytest.approx(
       self_training.kept_accuracy(teacher["target_probabilities"], teacher["target_labels"]))
+  members = [ensemble.run_predictions(str(d))
+             for d in (student.parent.parent / "source_only" / "seed_0", student)]
+  assert arms["ensemble_lm_student"]["target_accuracy"]["mean"] == pytest.approx(
+      ensemble.ensemble_metrics(members)["target_accuracy"])
   stamp = os.path.getmtime(student / "results.json")
   assert bench.main(args) == 0
   assert os.path.getmtime(student / "results.json") == stamp
