@@ -34,6 +34,10 @@ test captions, which describe Task 1's validation / test images):
                    sources);
   de_full_bt       en→de, all 29,000 pairs (repeated twice) plus the captions back-translated
                    by ``deen_full`` (de→en on all pairs) into ``OUT/bt_deen_full``.
+  de_10_bt_transfer_untagged, de_10_bt_transfer_unrepeated  de_10_bt_transfer without the
+                   ``<bt>`` tag on synthetic sources, or with the real pairs once instead of
+                   10 times: the two choices of Sennrich et al. / Caswell et al., compared
+                   on validation.
 Prerequisites (``PREREQUISITES``, seed 0) are made first and resume like the arms; the
 experiment's ``init_from.made_by`` names the same commands for runs outside the benchmark.
 Runs live in ``OUT/<arm>/seed_<s>`` (parents in ``OUT/fr_full`` / ``OUT/fren_full``); a run
@@ -79,12 +83,19 @@ ARMS = {
     "de_10_declm": ("en-de,0.1,declm", "de_lm"),
     "de_10_declm_transfer": ("en-de,0.1,declm_transfer", None),
     "de_full_bt": ("en-de,1,bt", None),
+    "de_10_bt_transfer_untagged": ("en-de,0.1,bt_transfer", "fr_full"),
+    "de_10_bt_transfer_unrepeated": ("en-de,0.1,bt_transfer", "fr_full"),
 }
+# arm -> the settings by which it differs from its experiment argument's arm.
+ARM_SETTINGS = {"de_10_bt_transfer_untagged": ["translation.synthetic_tag=False"],
+                "de_10_bt_transfer_unrepeated": ["translation.real_repeat=1"]}
 # arm -> {config key: what it points at}, made first (seed 0): "ARM" is that arm's run,
 # "bt:ARM" the Task 2 training captions back-translated by that arm's run (OUT/bt_ARM).
 PREREQUISITES = {
     "de_10_bt": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
     "de_10_bt_transfer": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_10_bt_transfer_untagged": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_10_bt_transfer_unrepeated": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
     "de_full_bt": {"translation.synthetic_pairs": "bt:deen_full"},
     "de_10_declm_transfer": {"init_from.path": "de_lm_transfer", "init_from.extra": "fr_full"},
 }
@@ -95,7 +106,8 @@ METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_chrf",
 ANCHOR = ("docs/references.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased, tokenized BPE "
           "text; not directly comparable to detokenized cased sacreBLEU")
 FULL_DATA_BLEU = 36.9   # de_full's recorded test BLEU: the bar when this OUT lacks de_full
-MONOLINGUAL_ARMS = ("de_10_bt", "de_10_bt_transfer", "de_10_declm", "de_10_declm_transfer")
+MONOLINGUAL_ARMS = ("de_10_bt", "de_10_bt_transfer", "de_10_declm", "de_10_declm_transfer",
+                    *ARM_SETTINGS)
 
 
 def full_data(arm: str) -> bool:
@@ -258,7 +270,7 @@ def run_arms(args, results: dict) -> None:
     if parent and parent not in results:
       parent_run = train(EXPERIMENT, ARMS, parent, 0, args.out, args.overrides)
       results[parent] = rep.stats([parent_run], [k for k in METRICS if k in parent_run])
-    overrides = args.overrides + prerequisite_overrides(arm, args.out)
+    overrides = args.overrides + prerequisite_overrides(arm, args.out) + ARM_SETTINGS.get(arm, [])
     runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, overrides,
                   parent_overrides=args.overrides) for seed in seeds]
     results[arm] = rep.stats(runs, [k for k in METRICS if k in runs[0]])

@@ -15,7 +15,7 @@ import pytest
 from benchmarks import arms, translation as bench
 from xferlab import launch
 from xferlab.metrics import DegenerateResultWarning
-from xferlab.config import apply_overrides, load_experiment
+from xferlab.config import apply_overrides, flatten, load_experiment
 from xferlab.data.tokenizer import EOS_ID, UNK_ID
 from xferlab.param_paths import leaf_paths
 from xferlab.studies import back_translate as bt
@@ -362,6 +362,13 @@ def test_benchmark_points_the_new_arms_at_their_prerequisites():
   config = arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_declm", 0, out, [])
   assert config.init_from.path == "/tmp/out/de_lm/seed_0"
   assert bench.full_data("de_full_bt") and not bench.full_data("de_10_bt")
+  # The variants differ from de_10_bt_transfer in their one setting only.
+  base = arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_bt_transfer", 0, out, [])
+  for arm, settings in bench.ARM_SETTINGS.items():
+    config = arms.arm_config(bench.EXPERIMENT, bench.ARMS, arm, 0, out, settings)
+    changed = {k for k, v in flatten(config).items() if flatten(base).get(k) != v}
+    assert changed == {s.split("=")[0] for s in settings}, arm
+    assert bench.PREREQUISITES[arm] == bench.PREREQUISITES["de_10_bt_transfer"]
 
 
 def test_benchmark_report_has_back_translations_and_the_acceptance_bar(tmp_path):
