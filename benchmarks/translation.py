@@ -36,8 +36,8 @@ test captions, which describe Task 1's validation / test images):
                    by ``deen_full`` (de→en on all pairs) into ``OUT/bt_deen_full``.
   de_10_bt_transfer_untagged, de_10_bt_transfer_unrepeated  de_10_bt_transfer without the
                    ``<bt>`` tag on synthetic sources, or with the real pairs once instead of
-                   10 times: the two choices of Sennrich et al. / Caswell et al., compared
-                   on validation.
+                   10 times: tagging and up-sampling, each chosen by comparing
+                   validation scores.
 Prerequisites (``PREREQUISITES``, seed 0) are made first and resume like the arms; the
 experiment's ``init_from.made_by`` names the same commands for runs outside the benchmark.
 Runs live in ``OUT/<arm>/seed_<s>`` (parents in ``OUT/fr_full`` / ``OUT/fren_full``); a run
