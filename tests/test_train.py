@@ -15,7 +15,7 @@ from flax import nnx
 
 from xferlab import checkpoint, train
 from xferlab.transfer import model_based
-from xferlab.config import apply_overrides, to_json
+from xferlab.config import ConfigError, apply_overrides, to_json, validate
 from xferlab.tasks import get_task
 from tests.conftest import KILL_SCRIPT, ROOT, TINY
 
@@ -260,3 +260,10 @@ def test_a_final_only_evaluation_set_scores_the_selected_model_once(tiny_config,
   with pytest.raises(ValueError, match="final_eval_sets names"):
     train.train_and_evaluate(apply_overrides(config, {"train.final_eval_sets": ("nope",)}),
                              str(tmp_path / "bad"))
+  # The same run either way: a finished run is read back under the other setting ...
+  from xferlab import workdir
+  moved = apply_overrides(config, {"train.final_eval_sets": ("target",)})
+  assert workdir.finished_results(moved, str(tmp_path / "every")) == every
+  # ... and a model is never selected on a set scored only after training.
+  with pytest.raises(ConfigError, match="scores only once, after training"):
+    validate(apply_overrides(moved, {"train.early_stopping_metric": "target_accuracy"}))

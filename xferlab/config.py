@@ -443,8 +443,9 @@ def _subset_problems(flat: Mapping[str, Any]) -> list[str]:
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ``ConfigError`` naming every key whose value cannot work: a value outside its
   ``CHOICES``, a number below ``AT_LEAST`` or outside ``BETWEEN``, a ``data.subset_size``
-  that is neither a share nor a count, the sections of another task, or a training budget
-  of no steps. Keys a configuration lacks are not checked."""
+  that is neither a share nor a count, the sections of another task, a training budget
+  of no steps, or a model selected on a set scored only after training. Keys a
+  configuration lacks are not checked."""
   flat, problems = flatten(config), _section_problems(config)
   for key, choices in CHOICES.items():
     if key in flat and flat[key] not in choices:
@@ -460,5 +461,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   problems += _subset_problems(flat)
   if flat.get("train.num_steps") == 0 and flat.get("train.num_epochs") == 0:
     problems.append("train.num_steps and train.num_epochs are both 0: nothing would train")
+  metric = flat.get("train.early_stopping_metric") or ""
+  final_only = [s for s in flat.get("train.final_eval_sets", ()) if metric.startswith(f"{s}_")]
+  if final_only:
+    problems.append(f"train.early_stopping_metric = {metric!r} reads {final_only[0]!r}, which "
+                    "train.final_eval_sets scores only once, after training")
   if problems:
     raise ConfigError("Invalid configuration: " + "; ".join(problems))

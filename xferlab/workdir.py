@@ -26,7 +26,11 @@ from xferlab.defaults import TASK_SECTIONS, base_config
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
-IGNORED_KEYS = ("train.progress_bar",)
+# Keys that never change what a run trains or what its results say: a run written with another
+# value is the same run. ``train.final_eval_sets`` moves a set's scoring from every evaluation
+# to one on the selected model (the same numbers in results.json; fewer rows in metrics.jsonl),
+# and never holds the selection's set (config.validate).
+IGNORED_KEYS = ("train.progress_bar", "train.final_eval_sets")
 
 
 def same_corpus_file(old, new, data_root: str) -> bool:
