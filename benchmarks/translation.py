@@ -176,6 +176,19 @@ def monolingual_lines(results: dict) -> list[str]:
   return lines
 
 
+def model_name(path: str) -> str:
+  """``ARM/seed_S`` of a back-translating run's folder (absolute, or already relative)."""
+  return os.path.relpath(path, os.path.dirname(os.path.dirname(path))) if os.path.isabs(
+      path) else path
+
+
+def portable(summaries: dict, out: str) -> dict:
+  """The back-translation summaries with each model folder relative to ``out``: a record
+  names no folder of the machine it ran on."""
+  return {name: dict(s, settings=dict(s["settings"], model=os.path.relpath(
+      s["settings"]["model"], os.path.abspath(out)))) for name, s in summaries.items()}
+
+
 def back_translation_lines(summaries: dict) -> list[str]:
   """One row per synthetic corpus: the model, its validation BLEU, decoding, size, time."""
   if not summaries:
@@ -188,8 +201,7 @@ def back_translation_lines(summaries: dict) -> list[str]:
     decoding = (f"sampling, T = {settings['temperature']}" if settings["mode"] == "sample"
                 else f"beam {settings['beam_size']}")
     valid = s["model_results"].get("valid_bleu")
-    lines.append(rep.row([name, os.path.relpath(settings["model"], os.path.dirname(
-        os.path.dirname(settings["model"]))), "-" if valid is None else f"{valid:.1f}",
+    lines.append(rep.row([name, model_name(settings["model"]), "-" if valid is None else f"{valid:.1f}",
         decoding, f"{s['size']:,}", f"{s['seconds'] / 60:.1f}",
         f"{s['tokens_per_second']:,.0f}", str(s["empty_outputs"])]))
   return lines + [""]
@@ -210,7 +222,7 @@ def report(results: dict, out: str, back_translations: dict | None = None) -> st
   text = "\n".join(lines)
   rep.write_results(out, text, results)
   if back_translations:
-    rep.write_json(os.path.join(out, "back_translation.json"), back_translations)
+    rep.write_json(os.path.join(out, "back_translation.json"), portable(back_translations, out))
   return text
 
 
@@ -263,7 +275,7 @@ def run_arms(args, results: dict) -> None:
   rewritten after each arm."""
   back_translations: dict = {}
   for arm in selected_arms(args.arms, ARMS):
-    seeds = range(args.full_seeds if full_data(arm) else args.seeds)
+    seeds = range(args.first_seed, args.full_seeds if full_data(arm) else args.seeds)
     for name in PREREQUISITES.get(arm, {}).values():
       make_prerequisite(name, args, results, back_translations)
     parent = ARMS[arm][1]
@@ -273,6 +285,8 @@ def run_arms(args, results: dict) -> None:
     overrides = args.overrides + prerequisite_overrides(arm, args.out) + ARM_SETTINGS.get(arm, [])
     runs = [train(EXPERIMENT, ARMS, arm, seed, args.out, overrides,
                   parent_overrides=args.overrides) for seed in seeds]
+    if not runs:   # --first-seed past this arm's seeds
+      continue
     results[arm] = rep.stats(runs, [k for k in METRICS if k in runs[0]])
     print(report(results, args.out, back_translations), flush=True)
 
@@ -281,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argument_parser("python -m benchmarks.translation", __doc__.split("\n\n")[0], ARMS,
                            DEFAULT_ARMS, "runs/bench_translation", "seeds of the 10%% arms")
   parser.add_argument("--full-seeds", type=int, default=1, help="seeds of the full-data arms")
+  parser.add_argument("--first-seed", type=int, default=0,
+                      help="start at this seed (to split the seeds between invocations, one per "
+                      "core; an invocation from seed 0 then reads and reports them all)")
   parser.add_argument("--bt-beam", type=int, default=5, help="back-translation beam size")
   parser.add_argument("--bt-sample", action="store_true", help="sample back-translations")
   parser.add_argument("--bt-chunk", type=int, default=2000, help="captions per resumable chunk")

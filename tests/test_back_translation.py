@@ -103,6 +103,28 @@ def test_a_limited_run_grows_into_the_whole_input(copy_run, tmp_path):
   assert [p["target"] for p in synthetic_lines(out)] == texts
 
 
+def test_shards_split_the_chunks_and_the_last_one_writes_the_outputs(copy_run, tmp_path):
+  texts = translation.copy_corpus("validation")[:13]
+  out, restored = str(tmp_path / "bt"), launch.restore(copy_run)
+  whole = bt.back_translate(restored, texts, str(tmp_path / "whole"), chunk=3, beam=1,
+                            log=lambda _: None)
+  lines = []
+  assert bt.back_translate(restored, texts, out, chunk=3, beam=1, shard=(1, 2),
+                           log=lines.append) is None     # chunks 0, 2, 4 are still missing
+  assert "shard 1/2 has 2; 0 done, 2 to translate" in lines[0]
+  assert sorted(f for f in os.listdir(tmp_path / "bt" / "chunks") if f.endswith("l")) == [
+      "00001.jsonl", "00003.jsonl"]
+  assert not os.path.exists(tmp_path / "bt" / "synthetic.jsonl")
+  summary = bt.back_translate(restored, texts, out, chunk=3, beam=1, shard=(0, 2),
+                              log=lines.append)
+  assert summary["size"] == 13 and synthetic_lines(out) == synthetic_lines(tmp_path / "whole")
+  assert summary["source_tokens"] == whole["source_tokens"]
+  assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
+  for bad in ("2/2", "1", "a/b"):
+    with pytest.raises(ValueError, match="--shard"):
+      bt.parse_shard(bad)
+
+
 def test_sampled_back_translations_are_reproducible(copy_run, tmp_path):
   texts = translation.copy_corpus("validation")[:9]
   restored, cache = launch.restore(copy_run), {}
@@ -383,13 +405,17 @@ def test_benchmark_report_has_back_translations_and_the_acceptance_bar(tmp_path)
   summaries = {"bt:deen_10_transfer": {
       "size": 145000, "seconds": 3600.0, "tokens_per_second": 1234.0, "empty_outputs": 2,
       "model_results": {"valid_bleu": 33.4},
-      "settings": {"model": "/x/deen_10_transfer/seed_0", "mode": "beam", "beam_size": 5}}}
+      "settings": {"model": str(tmp_path / "deen_10_transfer" / "seed_0"), "mode": "beam",
+                   "beam_size": 5}}}
   text = bench.report(results, str(tmp_path), summaries)
   assert "| de_10_bt | 2 | 31.5 ± 0.5 | - | - | 33.0 ± 0.0 | 60.5 ± 0.5 |" in text
   assert "| bt:deen_10_transfer | deen_10_transfer/seed_0 | 33.4 | beam 5 | 145,000 | 60.0 |" in text
   assert "best 10% arm by validation BLEU: de_10_bt, test 31.5 = 88% of de_full 36.0" in text
   assert "de_full_bt: 38.0 against de_full 36.0 (+2.0)" in text
-  assert json.loads((tmp_path / "back_translation.json").read_text())[
-      "bt:deen_10_transfer"]["size"] == 145000
+  saved = json.loads((tmp_path / "back_translation.json").read_text())["bt:deen_10_transfer"]
+  assert saved["size"] == 145000
+  assert saved["settings"]["model"] == os.path.join("deen_10_transfer", "seed_0")   # portable
+  assert bench.back_translation_lines({"bt": saved}) == bench.back_translation_lines(
+      {"bt": summaries["bt:deen_10_transfer"]})
   del results["de_full"]
   assert "of the recorded de_full 36.9" in bench.report(results, str(tmp_path))

@@ -3,7 +3,7 @@ source language by a model of the reverse direction, gives synthetic training pa
 
   python -m xferlab.studies.back_translate RUN_DIR --source multi30k_task2/de --split train \
       --out DIR [--chunk 2000] [--beam 5 | --sample [--temperature 1.0] [--seed 0]] \
-      [--limit N] [--batch-size ROWS] [--max-length TOKENS] [--manual-dir PATH]
+      [--limit N] [--batch-size ROWS] [--max-length TOKENS] [--manual-dir PATH] [--shard I/N]
 
 ``RUN_DIR`` is a trained translation run of the reverse direction (a de→en model makes
 German-target pairs for an en→de run), restored with ``xferlab.launch.restore``.
@@ -32,6 +32,12 @@ Writes into ``DIR``:
 * ``manifest.json``: the decoding settings. Running the same command again resumes: finished
   chunks are checked against the input and skipped. Other settings in the same ``DIR`` are
   refused (use another ``--out``).
+
+Several processes share one ``DIR`` with ``--shard I/N``: process ``I`` translates the chunks
+whose index is ``I`` modulo ``N``, so ``N`` commands started at once (one per core, e.g. under
+``taskset -c I``) split the work. Whichever finds every chunk on disk at its end writes
+``synthetic.jsonl`` and ``back_translate.json`` (a command without ``--shard`` does too, and
+translates what is missing); the others exit after their share.
 """
 
 from __future__ import annotations
@@ -122,11 +128,28 @@ def claim_folder(out: str, settings: dict) -> None:
   write_atomic(path, json.dumps(settings, indent=2) + "\n")
 
 
+def temporary(path: str) -> str:
+  """A temporary name beside ``path``, this process's own (shards may write the same file)."""
+  return f"{path}.{os.getpid()}.tmp"
+
+
 def write_atomic(path: str, text: str) -> None:
   """``text`` into ``path`` through a temporary file: a reader (or a rerun) never sees half."""
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
+  tmp = temporary(path)
+  with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
-  os.replace(path + ".tmp", path)
+  os.replace(tmp, path)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+  """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; anything else raises ``ValueError``."""
+  try:
+    index, count = (int(part) for part in text.split("/"))
+  except ValueError:
+    raise ValueError(f"--shard wants I/N (e.g. 0/2), got {text!r}") from None
+  if not 0 <= index < count:
+    raise ValueError(f"--shard {text}: need 0 <= I < N")
+  return index, count
 
 
 # ------------------------------------------------------------------------------
@@ -246,16 +269,25 @@ def token_count(tokenizer, texts: Sequence[str]) -> int:
   return sum(len(tokenizer.encode(t)) for t in texts if t.strip())
 
 
+def missing_chunks(out: str, texts: list[str], chunk: int) -> list[int]:
+  """The chunk indices not yet on disk for ``texts``."""
+  return [i for i in range(math.ceil(len(texts) / chunk))
+          if not finished_chunk(out, i, texts[i * chunk:(i + 1) * chunk])]
+
+
 def translate_chunks(restored, texts: list[str], out: str, settings: dict,
-                     log: Callable[[str], None], cache: dict | None = None) -> None:
-  """Translates every chunk not yet on disk, writing each atomically, with progress lines
-  (jitted samplers kept in ``cache``)."""
+                     log: Callable[[str], None], cache: dict | None = None,
+                     shard: tuple[int, int] = (0, 1)) -> None:
+  """Translates every chunk of this ``shard`` (index ``I`` of ``N``: chunks ``I`` mod ``N``)
+  not yet on disk, writing each atomically, with progress lines (jitted samplers kept in
+  ``cache``)."""
   chunk, cache = settings["chunk"], {} if cache is None else cache
   count = math.ceil(len(texts) / chunk)
-  todo = [i for i in range(count)
-          if not finished_chunk(out, i, texts[i * chunk:(i + 1) * chunk])]
-  log(f"[back_translate] {len(texts):,} texts in {count} chunks of {chunk}; "
-      f"{count - len(todo)} done, {len(todo)} to translate ({settings['mode']})")
+  todo = [i for i in missing_chunks(out, texts, chunk) if i % shard[1] == shard[0]]
+  mine = len(range(shard[0], count, shard[1]))
+  log(f"[back_translate] {len(texts):,} texts in {count} chunks of {chunk}"
+      + (f", shard {shard[0]}/{shard[1]} has {mine}" if shard[1] > 1 else "")
+      + f"; {mine - len(todo)} done, {len(todo)} to translate ({settings['mode']})")
   started, done = time.perf_counter(), 0
   for n, i in enumerate(todo):
     part = texts[i * chunk:(i + 1) * chunk]
@@ -282,7 +314,7 @@ def write_outputs(restored, texts: list[str], out: str, settings: dict) -> dict:
   """``synthetic.jsonl`` (every chunk in order) and ``back_translate.json``; returns the
   summary."""
   chunk, totals = settings["chunk"], {"seconds": 0.0, "source_tokens": 0, "output_tokens": 0}
-  tmp = os.path.join(out, SYNTHETIC_FILE + ".tmp")
+  tmp = temporary(os.path.join(out, SYNTHETIC_FILE))
   size = empty = 0
   with open(tmp, "w", encoding="utf-8") as f:
     for i in range(math.ceil(len(texts) / chunk)):
@@ -309,20 +341,28 @@ def write_outputs(restored, texts: list[str], out: str, settings: dict) -> dict:
 
 
 def back_translate(restored, texts: Sequence[str], out: str, *, log: Callable = print,
-                   cache: dict | None = None, **options) -> dict:
+                   cache: dict | None = None, shard: tuple[int, int] = (0, 1),
+                   **options) -> dict | None:
   """Back-translates ``texts`` with ``restored`` (a ``launch.restore``-d translation run) into
   ``out`` (see the module docstring), resuming what an earlier call left there.
 
   ``options`` are ``decoding_settings``'s (``source``, ``split``, ``chunk``, ``beam``,
   ``sample``, ``temperature``, ``seed``, ``max_length``, ``batch_size``); ``cache`` keeps the
-  jitted sampler across calls (beam search reuses ``restored``'s own). Returns the summary
-  written to ``back_translate.json``; ``synthetic.jsonl`` has ``len(texts)`` lines in order.
+  jitted sampler across calls (beam search reuses ``restored``'s own); ``shard = (I, N)``
+  translates only chunks ``I`` mod ``N``. Returns the summary written to
+  ``back_translate.json`` (``synthetic.jsonl`` has ``len(texts)`` lines in order), or ``None``
+  when chunks of other shards are still missing.
   """
   texts = list(texts)
   settings = decoding_settings(restored, **options)
   claim_folder(out, settings)
   configure(restored, settings)
-  translate_chunks(restored, texts, out, settings, log, cache)
+  translate_chunks(restored, texts, out, settings, log, cache, shard)
+  missing = missing_chunks(out, texts, settings["chunk"])
+  if missing:
+    log(f"[back_translate] shard {shard[0]}/{shard[1]} done; {len(missing)} chunks of other "
+        "shards are still missing, so the last shard to finish writes the outputs")
+    return None
   return write_outputs(restored, texts, out, settings)
 
 
@@ -344,7 +384,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--batch-size", type=int, default=0, help="rows per decoder batch")
   parser.add_argument("--max-length", type=int, default=0, help="output tokens at most")
   parser.add_argument("--manual-dir", default="", help="the corpora folder")
+  parser.add_argument("--shard", default="0/1",
+                      help="I/N: translate only chunks I mod N (run N at once, one per core)")
   args = parser.parse_args(argv)
+  try:
+    shard = parse_shard(args.shard)
+  except ValueError as e:
+    parser.error(str(e))
   restored = launch.restore(args.run_dir)
   split = "" if os.path.isfile(args.source) else args.split   # a file has no split
   check_direction(restored, args.source if split else "")
@@ -353,9 +399,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   summary = back_translate(
       restored, texts, args.out, source=args.source, split=split, chunk=args.chunk,
       beam=args.beam, sample=args.sample, temperature=args.temperature, seed=args.seed,
-      max_length=args.max_length, batch_size=args.batch_size,
+      max_length=args.max_length, batch_size=args.batch_size, shard=shard,
       log=lambda line: print(line, flush=True))
-  print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
+  if summary is not None:
+    print(json.dumps({k: v for k, v in summary.items() if k != "settings"}, indent=2))
   return 0
 
 
