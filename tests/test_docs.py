@@ -14,6 +14,7 @@ Markers (an HTML comment on the line right above a markdown table)::
   <!-- checked: sweep BENCH -->                       rows = λ, columns "ARM: target" / "ARM: source val."
   <!-- checked: imdb BENCH -->                        rows = arms, columns "N labels" (benchmarks.imdb)
   <!-- checked: selection GROUP -->                   rows = measures, columns = arms (select.py)
+  <!-- checked: translation BENCH -->                 rows = arms, columns of benchmarks.translation's table
 
 BENCH is a folder of ``benchmarks/results/``. Columns and rows that are published numbers
 (not measured here) are named as such and skipped.
@@ -287,6 +288,28 @@ def _check_imdb(words, header, rows):
   assert checked, "no number checked"
 
 
+def _check_translation(words, header, rows):
+  """Each cell as ``benchmarks.translation``'s own table writes it from the record's
+  results.json (rows = arms, columns = that table's columns)."""
+  from benchmarks import translation
+  (bench,) = words
+  results = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
+  generated = translation.table(results)
+  columns = _cells(generated[0])
+  expected = {_cells(line)[0]: dict(zip(columns[1:], _cells(line)[1:])) for line in generated[2:]}
+  wrong, checked = [], 0
+  for row in rows:
+    arm = _plain(row[0])
+    assert arm in expected, f"row {arm!r} is not an arm of {bench}"
+    for name, cell in zip(header[1:], row[1:]):
+      assert name in columns, f"column {name!r} is not a column of benchmarks.translation's table"
+      checked += 1
+      if _plain(cell) != expected[arm][name]:
+        wrong.append(f"{arm} / {name}: {cell!r}, the record says {expected[arm][name]!r}")
+  assert not wrong, wrong
+  assert checked, "no number checked"
+
+
 def _check_selection(words, header, rows, path=None):
   """Each cell ``+0.65 (p 0.022), 4/0``: the Spearman rho of the measure's closeness against
   the arm's accuracy over the pairs of GROUP in ``benchmarks/results/selection``, its
@@ -322,6 +345,8 @@ def test_sentiment_tables_match_the_records(page, words, header, rows):
     _check_imdb(words[1:], header, rows)
   elif kind == "selection":
     _check_selection(words[1:], header, rows)
+  elif kind == "translation":
+    _check_translation(words[1:], header, rows)
   else:
     _check_pairs(words, header, rows)
 
@@ -330,6 +355,20 @@ def test_every_sentiment_record_is_checked_somewhere():
   marked = {" ".join(t[1]) for t in TABLES if t[0] == "docs/sentiment.md"}
   assert {"sentiment_A A", "sentiment_B B", "sentiment_movie movie"} <= marked
   assert any(t[0] == "README.md" and t[1][0] == "averages" for t in TABLES)
+
+
+def test_a_translation_table_that_drifts_from_its_record_fails(tmp_path, monkeypatch):
+  stat = lambda *v: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": list(v)}
+  (tmp_path / "bench").mkdir()
+  (tmp_path / "bench" / "results.json").write_text(json.dumps(
+      {"de_10_declm": {"test_bleu": stat(20.0, 21.0), "valid_perplexity": stat(9.5)}}))
+  monkeypatch.setitem(globals(), "RESULTS", str(tmp_path))
+  header = ["arm", "n", "BLEU", "val ppl"]
+  _check_translation(["bench"], header, [["`de_10_declm`", "2", "20.5 ± 0.5", "9.50"]])
+  with pytest.raises(AssertionError, match="the record says"):
+    _check_translation(["bench"], header, [["`de_10_declm`", "2", "20.4 ± 0.5", "9.50"]])
+  with pytest.raises(AssertionError, match="not an arm"):
+    _check_translation(["bench"], header, [["de_10_bt", "2", "20.5 ± 0.5", "9.50"]])
 
 
 def test_an_imdb_table_that_drifts_from_its_record_fails(tmp_path, monkeypatch):
