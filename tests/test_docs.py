@@ -263,12 +263,9 @@ def _check_sweep(words, header, rows):
   assert {float(_plain(r[0])) for r in rows} == set(by_lam), "every point of the sweep"
 
 
-def _check_imdb(words, header, rows):
-  """Each cell as ``benchmarks.imdb``'s own report writes it from the record's results.json."""
-  from benchmarks import imdb
-  (bench,) = words
-  summary = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
-  generated = imdb.markdown(summary).splitlines()
+def _check_generated(bench: str, generated: list[str], header, rows, what: str) -> None:
+  """Each cell of a table whose rows are arms against the same cell of ``generated`` (a
+  benchmark's own markdown table of the record); ``what`` names its columns in errors."""
   columns = _cells(generated[0])
   expected = {_cells(line)[0]: dict(zip(columns[1:], _cells(line)[1:])) for line in generated[2:]}
   wrong, checked = [], 0
@@ -280,12 +277,20 @@ def _check_imdb(words, header, rows):
     for name, cell in zip(header[1:], row[1:]):
       if _published(name):
         continue
-      assert name in columns, f"column {name!r} is not a label budget of {bench}"
+      assert name in columns, f"column {name!r} is not {what} of {bench}"
       checked += 1
       if _plain(cell) != expected[arm][name]:
         wrong.append(f"{arm} / {name}: {cell!r}, the record says {expected[arm][name]!r}")
   assert not wrong, wrong
   assert checked, "no number checked"
+
+
+def _check_imdb(words, header, rows):
+  """Each cell as ``benchmarks.imdb``'s own report writes it from the record's results.json."""
+  from benchmarks import imdb
+  (bench,) = words
+  summary = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
+  _check_generated(bench, imdb.markdown(summary).splitlines(), header, rows, "a label budget")
 
 
 def _check_translation(words, header, rows):
@@ -294,20 +299,7 @@ def _check_translation(words, header, rows):
   from benchmarks import translation
   (bench,) = words
   results = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
-  generated = translation.table(results)
-  columns = _cells(generated[0])
-  expected = {_cells(line)[0]: dict(zip(columns[1:], _cells(line)[1:])) for line in generated[2:]}
-  wrong, checked = [], 0
-  for row in rows:
-    arm = _plain(row[0])
-    assert arm in expected, f"row {arm!r} is not an arm of {bench}"
-    for name, cell in zip(header[1:], row[1:]):
-      assert name in columns, f"column {name!r} is not a column of benchmarks.translation's table"
-      checked += 1
-      if _plain(cell) != expected[arm][name]:
-        wrong.append(f"{arm} / {name}: {cell!r}, the record says {expected[arm][name]!r}")
-  assert not wrong, wrong
-  assert checked, "no number checked"
+  _check_generated(bench, translation.table(results), header, rows, "a column")
 
 
 def _check_selection(words, header, rows, path=None):
