@@ -201,9 +201,10 @@ def back_translation_lines(summaries: dict) -> list[str]:
     decoding = (f"sampling, T = {settings['temperature']}" if settings["mode"] == "sample"
                 else f"beam {settings['beam_size']}")
     valid = s["model_results"].get("valid_bleu")
-    lines.append(rep.row([name, model_name(settings["model"]), "-" if valid is None else f"{valid:.1f}",
-        decoding, f"{s['size']:,}", f"{s['seconds'] / 60:.1f}",
-        f"{s['tokens_per_second']:,.0f}", str(s["empty_outputs"])]))
+    lines.append(rep.row([
+        name, model_name(settings["model"]), "-" if valid is None else f"{valid:.1f}", decoding,
+        f"{s['size']:,}", f"{s['seconds'] / 60:.1f}", f"{s['tokens_per_second']:,.0f}",
+        str(s["empty_outputs"])]))
   return lines + [""]
 
 
