@@ -30,7 +30,8 @@ A record is a directory (``RECORD``) holding
   else in base64), the whole metrics log included; the gzip stream carries no
   name and no time, so packing the same runs again gives the same bytes;
 * ``OUT``'s own top-level files, as plain files beside it (``results.json``,
-  ``results.md``, a sweep's ``sweep.json`` / ``sweep.md`` / ``sweep.png``), so
+  ``results.md``, a sweep's ``sweep.json`` / ``sweep.md`` / ``sweep.png``, the translation
+  benchmark's ``back_translation.json``), so
   that the reports can be read where they are committed;
 * anything else put there by hand (a pilot's ``README.md``): never written
   or unpacked by this module.
@@ -74,7 +75,10 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               "probe_head.json",
               # a run's class probabilities on its evaluation sets, and an ensemble of runs
               # (xferlab.studies.ensemble: what an ensemble is computed from without weights)
-              "predictions.npz", "ensemble.json")
+              "predictions.npz", "ensemble.json",
+              # benchmarks.translation's summary of its back-translations (sizes, timings,
+              # decoding settings; no text)
+              "back_translation.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
 RECORD_FILE = "records.jsonl.gz"
 

@@ -20,6 +20,7 @@ METRICS = ('{"split": "train", "step": 1, "domain_accuracy": 0.5}\n'
 KEPT = {                                        # what a record keeps, byte for byte
     "results.md": "# table λ → ±\n".encode(),
     "results.json": b'{"A": {}}',
+    "back_translation.json": b'{"bt:deen_10_transfer": {"size": 30000}}',
     "A/books_dvd/features.png": PNG,
     "A/books_dvd/tfidf_peer.json": b'{"target_accuracy": 0.8}\r\n',
     f"{RUN}/config.json": b"{}",
@@ -54,8 +55,8 @@ def tree(root):
 def test_a_record_is_one_file_of_runs_beside_the_reports_and_unpacks_byte_for_byte(tmp_path):
   write_tree(tmp_path / "out", {**KEPT, **DROPPED})
   assert records.save(str(tmp_path / "out"), str(tmp_path / "record")) == sorted(KEPT)
-  assert sorted(os.listdir(tmp_path / "record")) == ["records.jsonl.gz", "results.json",
-                                                     "results.md"]
+  assert sorted(os.listdir(tmp_path / "record")) == ["back_translation.json", "records.jsonl.gz",
+                                                     "results.json", "results.md"]
   with gzip.open(tmp_path / "record" / "records.jsonl.gz", "rt", encoding="utf-8") as f:
     lines = [json.loads(line) for line in f]
   assert [line["path"] for line in lines] == ["A/books_dvd", RUN]   # one line per folder
