@@ -122,8 +122,11 @@ def test_readme_is_a_front_door():
 # --- the sentiment tables -------------------------------------------------------------------
 
 
-def _record(bench: str, protocol: str) -> dict:
-  return json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))[protocol]
+def _record(bench: str, protocol: str | None = None) -> dict:
+  """``benchmarks/results/BENCH/results.json``, or its ``protocol`` entry."""
+  with open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8") as f:
+    results = json.load(f)
+  return results if protocol is None else results[protocol]
 
 
 def _cells(line: str) -> list[str]:
@@ -289,7 +292,7 @@ def _check_imdb(words, header, rows):
   """Each cell as ``benchmarks.imdb``'s own report writes it from the record's results.json."""
   from benchmarks import imdb
   (bench,) = words
-  summary = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
+  summary = _record(bench)
   _check_generated(bench, imdb.markdown(summary).splitlines(), header, rows, "a label budget")
 
 
@@ -298,7 +301,7 @@ def _check_translation(words, header, rows):
   results.json (rows = arms, columns = that table's columns)."""
   from benchmarks import translation
   (bench,) = words
-  results = json.load(open(os.path.join(RESULTS, bench, "results.json"), encoding="utf-8"))
+  results = _record(bench)
   _check_generated(bench, translation.table(results), header, rows, "a column")
 
 
