@@ -34,6 +34,9 @@ test captions, which describe Task 1's validation / test images):
                    sources);
   de_full_bt       en→de, all 29,000 pairs (repeated twice) plus the captions back-translated
                    by ``deen_full`` (de→en on all pairs) into ``OUT/bt_deen_full``.
+  de_10_bt_all_transfer  de_10_bt_transfer on every one of the 145,000 captions, whatever
+                   ``--bt-limit`` (``OUT/bt_all_deen_10_transfer``; its chunks are those of
+                   ``OUT/bt_deen_10_transfer``, so a copy of them is reused);
   de_10_bt_transfer_untagged, de_10_bt_transfer_unrepeated  de_10_bt_transfer without the
                    ``<bt>`` tag on synthetic sources, or with the real pairs once instead of
                    10 times: tagging and up-sampling, each chosen by comparing
@@ -85,17 +88,20 @@ ARMS = {
     "de_full_bt": ("en-de,1,bt", None),
     "de_10_bt_transfer_untagged": ("en-de,0.1,bt_transfer", "fr_full"),
     "de_10_bt_transfer_unrepeated": ("en-de,0.1,bt_transfer", "fr_full"),
+    "de_10_bt_all_transfer": ("en-de,0.1,bt_transfer", "fr_full"),
 }
 # arm -> the settings by which it differs from its experiment argument's arm.
 ARM_SETTINGS = {"de_10_bt_transfer_untagged": ["translation.synthetic_tag=False"],
                 "de_10_bt_transfer_unrepeated": ["translation.real_repeat=1"]}
 # arm -> {config key: what it points at}, made first (seed 0): "ARM" is that arm's run,
-# "bt:ARM" the Task 2 training captions back-translated by that arm's run (OUT/bt_ARM).
+# "bt:ARM" the Task 2 training captions back-translated by that arm's run (OUT/bt_ARM; the
+# first --bt-limit of them), "bt_all:ARM" all of them (OUT/bt_all_ARM).
 PREREQUISITES = {
     "de_10_bt": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
     "de_10_bt_transfer": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
     "de_10_bt_transfer_untagged": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
     "de_10_bt_transfer_unrepeated": {"translation.synthetic_pairs": "bt:deen_10_transfer"},
+    "de_10_bt_all_transfer": {"translation.synthetic_pairs": "bt_all:deen_10_transfer"},
     "de_full_bt": {"translation.synthetic_pairs": "bt:deen_full"},
     "de_10_declm_transfer": {"init_from.path": "de_lm_transfer", "init_from.extra": "fr_full"},
 }
@@ -106,8 +112,9 @@ METRICS = ("test_bleu", "test_bleu_lc", "test_chrf", "valid_bleu", "valid_chrf",
 ANCHOR = ("docs/references.md: attentive GRU (nmtpy) en→de 37.3 BLEU on lowercased, tokenized BPE "
           "text; not directly comparable to detokenized cased sacreBLEU")
 FULL_DATA_BLEU = 36.9   # de_full's recorded test BLEU: the bar when this OUT lacks de_full
-MONOLINGUAL_ARMS = ("de_10_bt", "de_10_bt_transfer", "de_10_declm", "de_10_declm_transfer",
-                    *ARM_SETTINGS)
+MONOLINGUAL_ARMS = ("de_10_bt", "de_10_bt_transfer", "de_10_bt_all_transfer", "de_10_declm",
+                    "de_10_declm_transfer", *ARM_SETTINGS)
+BT_KINDS = ("bt:", "bt_all:")   # prerequisite prefixes naming a back-translation
 
 
 def full_data(arm: str) -> bool:
@@ -227,11 +234,17 @@ def report(results: dict, out: str, back_translations: dict | None = None) -> st
   return text
 
 
+def split_prerequisite(name: str) -> tuple[str, str]:
+  """``(kind, arm)`` of a prerequisite: ``("bt:", ARM)``, ``("bt_all:", ARM)`` or ``("", ARM)``."""
+  kind = next((k for k in BT_KINDS if name.startswith(k)), "")
+  return kind, name[len(kind):]
+
+
 def prerequisite_dir(out: str, name: str) -> str:
-  """Where prerequisite ``name`` lives: ``OUT/<arm>/seed_0``, or ``OUT/bt_<arm>``."""
-  if name.startswith("bt:"):
-    return os.path.join(out, "bt_" + name[len("bt:"):])
-  return run_dir(out, name, 0)
+  """Where prerequisite ``name`` lives: ``OUT/<arm>/seed_0``, ``OUT/bt_<arm>`` or
+  ``OUT/bt_all_<arm>``."""
+  kind, arm = split_prerequisite(name)
+  return os.path.join(out, kind[:-1] + "_" + arm) if kind else run_dir(out, arm, 0)
 
 
 def prerequisite_overrides(arm: str, out: str) -> list[str]:
@@ -251,18 +264,24 @@ def prerequisite_overrides(arm: str, out: str) -> list[str]:
   return items
 
 
+def captions_to_translate(texts: list[str], kind: str, limit: int) -> list[str]:
+  """The captions a ``kind`` back-translation covers: the first ``limit`` for ``bt:`` (all
+  when 0), every one for ``bt_all:``."""
+  return texts[:limit] if limit and kind == "bt:" else texts
+
+
 def make_prerequisite(name: str, args, results: dict, back_translations: dict) -> None:
-  """Trains arm ``name`` (seed 0, its parent first) or, for ``bt:ARM``, back-translates the
-  Task 2 training captions with that run; both resume, and both are recorded."""
-  arm = name[len("bt:"):] if name.startswith("bt:") else name
+  """Trains arm ``name`` (seed 0, its parent first) or, for ``bt:ARM`` / ``bt_all:ARM``,
+  back-translates the first ``--bt-limit`` / all Task 2 training captions with that run;
+  both resume, and both are recorded."""
+  kind, arm = split_prerequisite(name)
   run = train(EXPERIMENT, ARMS, arm, 0, args.out, args.overrides)
   if arm not in results:
     results[arm] = rep.stats([run], [k for k in METRICS if k in run])
-  if name.startswith("bt:") and name not in back_translations:
+  if kind and name not in back_translations:
     from xferlab import launch
     from xferlab.studies import back_translate as bt
-    texts = bt.source_texts(BT_SOURCE, "train")
-    texts = texts[:args.bt_limit] if args.bt_limit else texts
+    texts = captions_to_translate(bt.source_texts(BT_SOURCE, "train"), kind, args.bt_limit)
     restored = launch.restore(run_dir(args.out, arm, 0))
     bt.check_direction(restored, BT_SOURCE)
     back_translations[name] = bt.back_translate(
@@ -303,7 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--bt-sample", action="store_true", help="sample back-translations")
   parser.add_argument("--bt-chunk", type=int, default=2000, help="captions per resumable chunk")
   parser.add_argument("--bt-limit", type=int, default=0,
-                      help="back-translate only the first N captions (0 = all 145,000)")
+                      help="back-translate only the first N captions (0 = all 145,000) for the "
+                      "bt: prerequisites (not for bt_all:)")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   return run_reporting_errors(lambda: run_arms(args, {}))

@@ -371,10 +371,22 @@ def test_the_declm_arms_name_both_sources():
 
 def test_benchmark_points_the_new_arms_at_their_prerequisites():
   for arm, needs in bench.PREREQUISITES.items():
-    assert arm in bench.ARMS and all(n.removeprefix("bt:") in bench.ARMS for n in needs.values())
+    assert arm in bench.ARMS and all(bench.split_prerequisite(n)[1] in bench.ARMS
+                                     for n in needs.values())
   out = "/tmp/out"
   overrides = bench.prerequisite_overrides("de_10_bt", out)
   assert overrides == ["translation.synthetic_pairs=/tmp/out/bt_deen_10_transfer/synthetic.jsonl"]
+  overrides = bench.prerequisite_overrides("de_10_bt_all_transfer", out)
+  assert overrides == [
+      "translation.synthetic_pairs=/tmp/out/bt_all_deen_10_transfer/synthetic.jsonl"]
+  # --bt-limit caps the bt: corpora only; bt_all: always covers every caption.
+  captions = [f"c{i}" for i in range(5)]
+  assert bench.captions_to_translate(captions, "bt:", 2) == ["c0", "c1"]
+  assert bench.captions_to_translate(captions, "bt:", 0) == captions
+  assert bench.captions_to_translate(captions, "bt_all:", 2) == captions
+  # ... and the all-captions arm is de_10_bt_transfer in every setting but its corpus.
+  assert (arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_bt_all_transfer", 0, out, [])
+          == arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_bt_transfer", 0, out, []))
   overrides = bench.prerequisite_overrides("de_10_declm_transfer", out)
   config = arms.arm_config(bench.EXPERIMENT, bench.ARMS, "de_10_declm_transfer", 1, out,
                            overrides)
