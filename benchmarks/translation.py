@@ -35,8 +35,9 @@ test captions, which describe Task 1's validation / test images):
   de_full_bt       en→de, all 29,000 pairs (repeated twice) plus the captions back-translated
                    by ``deen_full`` (de→en on all pairs) into ``OUT/bt_deen_full``.
   de_10_bt_all_transfer  de_10_bt_transfer on every one of the 145,000 captions, whatever
-                   ``--bt-limit`` (``OUT/bt_all_deen_10_transfer``; its chunks are those of
-                   ``OUT/bt_deen_10_transfer``, so a copy of them is reused);
+                   ``--bt-limit`` (``OUT/bt_all_deen_10_transfer``; its first chunks are
+                   those of ``OUT/bt_deen_10_transfer``: copy its ``manifest.json`` and
+                   ``chunks/`` there first and they are checked and reused);
   de_10_bt_transfer_untagged, de_10_bt_transfer_unrepeated  de_10_bt_transfer without the
                    ``<bt>`` tag on synthetic sources, or with the real pairs once instead of
                    10 times: tagging and up-sampling, each chosen by comparing
