@@ -177,10 +177,32 @@ def monolingual_lines(results: dict) -> list[str]:
     lines.append(f"- best 10% arm by validation BLEU: {best}, test {bleu[best]:.1f} = "
                  f"{bleu[best] / full:.0%} of {which} {full:.1f} (acceptance: ≥ 85%, "
                  f"{0.85 * full:.1f})")
+  lines += mix_choice_lines(results)
   if "de_full_bt" in bleu:
     lines.append(f"- de_full_bt: {bleu['de_full_bt']:.1f} against {which} {full:.1f} "
                  f"({bleu['de_full_bt'] - full:+.1f}), both detokenized cased sacreBLEU; the "
                  "published 37.3 is lowercased, tokenized BLEU (`BLEU lc` is the nearer column)")
+  return lines
+
+
+MIX_VARIANTS = {"de_10_bt_transfer_untagged": "the <bt> tag on synthetic sources",
+                "de_10_bt_transfer_unrepeated": "the real pairs repeated 10 times"}
+
+
+def mix_choice_lines(results: dict) -> list[str]:
+  """Keep or drop each of the back-translation mix's choices (tag, up-sampling) by validation
+  BLEU: ``de_10_bt_transfer`` against the variant without it, on the seeds both have."""
+  lines = []
+  for variant, choice in MIX_VARIANTS.items():
+    if not all("valid_bleu" in results.get(arm, {}) for arm in (variant, "de_10_bt_transfer")):
+      continue
+    with_it, without = (results[arm]["valid_bleu"]["values"]
+                        for arm in ("de_10_bt_transfer", variant))
+    n = min(len(with_it), len(without))
+    kept, dropped = sum(with_it[:n]) / n, sum(without[:n]) / n
+    verdict = "keep it" if kept >= dropped else "drop it"
+    lines.append(f"- {choice}: val BLEU {kept:.1f} with, {dropped:.1f} without ({variant}), "
+                 f"first {n} seed(s) of each: {verdict}")
   return lines
 
 
@@ -291,12 +313,27 @@ def make_prerequisite(name: str, args, results: dict, back_translations: dict) -
         sample=args.bt_sample, log=lambda line: print(line, flush=True))
 
 
+def seed_count(arm: str, args) -> int:
+  """How many seeds ``arm`` runs: ``--arm-seeds ARM=N`` where given, else ``--full-seeds`` for
+  the full-data arms and ``--seeds`` for the others."""
+  malformed = [item for item in args.arm_seeds if "=" not in item]
+  if malformed:
+    raise ValueError(f"--arm-seeds expects ARM=N, got {malformed}")
+  counts = dict(item.split("=", 1) for item in args.arm_seeds)
+  unknown = sorted(set(counts) - set(ARMS))
+  if unknown:
+    raise ValueError(f"--arm-seeds names unknown arms {unknown}; valid arms: {sorted(ARMS)}")
+  if arm in counts:
+    return int(counts[arm])
+  return args.full_seeds if full_data(arm) else args.seeds
+
+
 def run_arms(args, results: dict) -> None:
   """Every selected arm and seed (its prerequisites and parent first, seed 0), the report
   rewritten after each arm."""
   back_translations: dict = {}
   for arm in selected_arms(args.arms, ARMS):
-    seeds = range(args.first_seed, args.full_seeds if full_data(arm) else args.seeds)
+    seeds = range(args.first_seed, seed_count(arm, args))
     for name in PREREQUISITES.get(arm, {}).values():
       make_prerequisite(name, args, results, back_translations)
     parent = ARMS[arm][1]
@@ -319,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--first-seed", type=int, default=0,
                       help="start at this seed (to split the seeds between invocations, one per "
                       "core; an invocation from seed 0 then reads and reports them all)")
+  parser.add_argument("--arm-seeds", action="append", default=[], metavar="ARM=N",
+                      help="seeds of one arm, instead of --seeds / --full-seeds (repeatable; "
+                      "e.g. one seed for a variant)")
   parser.add_argument("--bt-beam", type=int, default=5, help="back-translation beam size")
   parser.add_argument("--bt-sample", action="store_true", help="sample back-translations")
   parser.add_argument("--bt-chunk", type=int, default=2000, help="captions per resumable chunk")

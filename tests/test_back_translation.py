@@ -431,3 +431,32 @@ def test_benchmark_report_has_back_translations_and_the_acceptance_bar(tmp_path)
       {"bt": summaries["bt:deen_10_transfer"]})
   del results["de_full"]
   assert "of the recorded de_full 36.9" in bench.report(results, str(tmp_path))
+
+
+def test_the_mix_choices_are_made_on_validation_over_the_seeds_both_arms_have():
+  from xferlab.metrics import mean_std
+  stat = lambda *v: mean_std(v)
+  results = {"de_10_bt_transfer": {"valid_bleu": stat(28.0, 30.0)},
+             "de_10_bt_transfer_untagged": {"valid_bleu": stat(28.5)},
+             "de_10_bt_transfer_unrepeated": {"valid_bleu": stat(27.0)}}
+  assert bench.mix_choice_lines(results) == [
+      "- the <bt> tag on synthetic sources: val BLEU 28.0 with, 28.5 without "
+      "(de_10_bt_transfer_untagged), first 1 seed(s) of each: drop it",
+      "- the real pairs repeated 10 times: val BLEU 28.0 with, 27.0 without "
+      "(de_10_bt_transfer_unrepeated), first 1 seed(s) of each: keep it"]
+  del results["de_10_bt_transfer_unrepeated"]["valid_bleu"]
+  assert len(bench.mix_choice_lines(results)) == 1   # a variant without scores is left out
+
+
+def test_arm_seeds_sets_one_arms_seed_count_and_names_the_valid_arms():
+  import argparse
+  args = argparse.Namespace(seeds=2, full_seeds=3, arm_seeds=["de_10_bt_transfer_untagged=1"])
+  assert bench.seed_count("de_10_bt_transfer_untagged", args) == 1
+  assert bench.seed_count("de_10_bt_transfer", args) == 2
+  assert bench.seed_count("de_full_bt", args) == 3
+  args.arm_seeds = ["de_10_typo=1"]
+  with pytest.raises(ValueError, match="de_10_typo.*valid arms"):
+    bench.seed_count("de_full", args)
+  args.arm_seeds = ["de_full"]
+  with pytest.raises(ValueError, match="ARM=N"):
+    bench.seed_count("de_full", args)
