@@ -191,7 +191,8 @@ MIX_VARIANTS = {"de_10_bt_transfer_untagged": "the <bt> tag on synthetic sources
 
 def mix_choice_lines(results: dict) -> list[str]:
   """Keep or drop each of the back-translation mix's choices (tag, up-sampling) by validation
-  BLEU: ``de_10_bt_transfer`` against the variant without it, on the seeds both have."""
+  BLEU: ``de_10_bt_transfer`` against the variant without it, on the seeds both have; a
+  difference within the larger seed std of the two is called none."""
   lines = []
   for variant, choice in MIX_VARIANTS.items():
     if not all("valid_bleu" in results.get(arm, {}) for arm in (variant, "de_10_bt_transfer")):
@@ -200,7 +201,9 @@ def mix_choice_lines(results: dict) -> list[str]:
                         for arm in ("de_10_bt_transfer", variant))
     n = min(len(with_it), len(without))
     kept, dropped = sum(with_it[:n]) / n, sum(without[:n]) / n
-    verdict = "keep it" if kept >= dropped else "drop it"
+    spread = max(results[arm]["valid_bleu"]["std"] for arm in (variant, "de_10_bt_transfer"))
+    verdict = ("keep it" if kept > dropped + spread else "drop it" if dropped > kept + spread
+               else f"no difference beyond the seed spread (± {spread:.1f}); keep the default")
     lines.append(f"- {choice}: val BLEU {kept:.1f} with, {dropped:.1f} without ({variant}), "
                  f"first {n} seed(s) of each: {verdict}")
   return lines
