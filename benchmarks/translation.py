@@ -61,6 +61,8 @@ import os
 import sys
 from typing import Sequence
 
+import numpy as np
+
 from benchmarks import report as rep
 from benchmarks.arms import (argument_parser, run_dir, run_reporting_errors, selected_arms,
                              train)
@@ -191,21 +193,26 @@ MIX_VARIANTS = {"de_10_bt_transfer_untagged": "the <bt> tag on synthetic sources
 
 def mix_choice_lines(results: dict) -> list[str]:
   """Keep or drop each of the back-translation mix's choices (tag, up-sampling) by validation
-  BLEU: ``de_10_bt_transfer`` against the variant without it, on the seeds both have; a
-  difference within the larger seed std of the two is called none."""
+  BLEU: ``de_10_bt_transfer`` (with it) against the variant without it. A difference of the
+  means within two standard errors (pooled seed std) is called none; so is one with a single
+  seed on each side, which has no spread to judge by."""
   lines = []
   for variant, choice in MIX_VARIANTS.items():
     if not all("valid_bleu" in results.get(arm, {}) for arm in (variant, "de_10_bt_transfer")):
       continue
-    with_it, without = (results[arm]["valid_bleu"]["values"]
+    with_it, without = (np.array(results[arm]["valid_bleu"]["values"])
                         for arm in ("de_10_bt_transfer", variant))
-    n = min(len(with_it), len(without))
-    kept, dropped = sum(with_it[:n]) / n, sum(without[:n]) / n
-    spread = max(results[arm]["valid_bleu"]["std"] for arm in (variant, "de_10_bt_transfer"))
-    verdict = ("keep it" if kept > dropped + spread else "drop it" if dropped > kept + spread
-               else f"no difference beyond the seed spread (± {spread:.1f}); keep the default")
-    lines.append(f"- {choice}: val BLEU {kept:.1f} with, {dropped:.1f} without ({variant}), "
-                 f"first {n} seed(s) of each: {verdict}")
+    difference = with_it.mean() - without.mean()
+    dof = len(with_it) + len(without) - 2
+    if dof:
+      pooled = np.sqrt((((with_it - with_it.mean()) ** 2).sum()
+                        + ((without - without.mean()) ** 2).sum()) / dof)
+      margin = 2 * pooled * np.sqrt(1 / len(with_it) + 1 / len(without))
+    verdict = ("no spread to judge by (one seed each)" if not dof
+               else "keep it" if difference > margin else "drop it" if -difference > margin
+               else f"no difference beyond two standard errors (± {margin:.1f}); keep the default")
+    lines.append(f"- {choice}: val BLEU {with_it.mean():.1f} with ({len(with_it)} seeds), "
+                 f"{without.mean():.1f} without ({variant}, {len(without)}): {verdict}")
   return lines
 
 

@@ -433,20 +433,22 @@ def test_benchmark_report_has_back_translations_and_the_acceptance_bar(tmp_path)
   assert "of the recorded de_full 36.9" in bench.report(results, str(tmp_path))
 
 
-def test_the_mix_choices_are_made_on_validation_over_the_seeds_both_arms_have():
+def test_the_mix_choices_are_made_on_validation_beyond_the_seed_noise():
   from xferlab.metrics import mean_std
   stat = lambda *v: mean_std(v)
-  results = {"de_10_bt_transfer": {"valid_bleu": stat(28.0, 28.6)},   # std 0.3
-             "de_10_bt_transfer_untagged": {"valid_bleu": stat(28.2)},
-             "de_10_bt_transfer_unrepeated": {"valid_bleu": stat(27.0)}}
+  results = {"de_10_bt_transfer": {"valid_bleu": stat(28.5, 29.1)},   # sample std 0.42
+             "de_10_bt_transfer_untagged": {"valid_bleu": stat(28.9)},
+             "de_10_bt_transfer_unrepeated": {"valid_bleu": stat(23.7)}}
   assert bench.mix_choice_lines(results) == [
-      "- the <bt> tag on synthetic sources: val BLEU 28.0 with, 28.2 without "
-      "(de_10_bt_transfer_untagged), first 1 seed(s) of each: no difference beyond the seed "
-      "spread (± 0.3); keep the default",
-      "- the real pairs repeated 10 times: val BLEU 28.0 with, 27.0 without "
-      "(de_10_bt_transfer_unrepeated), first 1 seed(s) of each: keep it"]
-  results["de_10_bt_transfer_untagged"] = {"valid_bleu": stat(29.0)}
+      "- the <bt> tag on synthetic sources: val BLEU 28.8 with (2 seeds), 28.9 without "
+      "(de_10_bt_transfer_untagged, 1): no difference beyond two standard errors (± 1.0); "
+      "keep the default",
+      "- the real pairs repeated 10 times: val BLEU 28.8 with (2 seeds), 23.7 without "
+      "(de_10_bt_transfer_unrepeated, 1): keep it"]
+  results["de_10_bt_transfer_untagged"] = {"valid_bleu": stat(30.5, 30.7)}
   assert bench.mix_choice_lines(results)[0].endswith("drop it")
+  results["de_10_bt_transfer"] = {"valid_bleu": stat(28.5)}
+  assert bench.mix_choice_lines(results)[1].endswith("no spread to judge by (one seed each)")
   del results["de_10_bt_transfer_unrepeated"]["valid_bleu"]
   assert len(bench.mix_choice_lines(results)) == 1   # a variant without scores is left out
 
