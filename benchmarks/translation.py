@@ -1,6 +1,6 @@
 r"""Translation transfer benchmark on Multi30k: full data, 10% from scratch, 10% from a parent.
 
-  python -m benchmarks.translation [--arms de_full,de_10_scratch,de_10_transfer] [--seeds 2]
+  python -m benchmarks.translation [--arms de_full,de_10_scratch,de_10_transfer] [--seeds 2] [--arm-seeds ARM=N]
       [--out runs/bench_translation] [--set KEY=VALUE ...]
 
 Arms (``experiments/translation/multi30k.py`` runs them; its docstring has the model):
