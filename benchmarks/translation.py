@@ -326,7 +326,8 @@ def make_prerequisite(name: str, args, results: dict, back_translations: dict) -
 def seed_count(arm: str, args) -> int:
   """How many seeds ``arm`` runs: ``--arm-seeds ARM=N`` where given, else ``--full-seeds`` for
   the full-data arms and ``--seeds`` for the others."""
-  malformed = [item for item in args.arm_seeds if "=" not in item]
+  malformed = [item for item in args.arm_seeds
+               if "=" not in item or not item.split("=", 1)[1].isdigit()]
   if malformed:
     raise ValueError(f"--arm-seeds expects ARM=N, got {malformed}")
   counts = dict(item.split("=", 1) for item in args.arm_seeds)
