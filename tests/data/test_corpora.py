@@ -408,6 +408,16 @@ def test_prepared_data_is_reused_without_the_manual_folder(root, data_dir, monke
   assert load("ptb", "test", empty, data_dir)[1] == {"text": "a <unk> of N dogs"}
 
 
+def test_a_builder_made_before_another_prepared_the_corpus_reads_its_splits(root, data_dir):
+  # Two runs started together: the second made its builder, then waited while the first
+  # prepared the corpus. Its builder's info was read when nothing was there.
+  make_ptb(root)
+  waiting = catalog.builder("ptb", manual_dir=root, data_dir=data_dir)
+  assert not waiting.info.splits
+  catalog.prepare(["ptb"], manual_dir=root, data_dir=data_dir)
+  assert catalog.ensure_prepared(waiting).info.splits["train"].num_examples == 2
+
+
 def test_manual_dir_resolution_argument_then_env_then_sibling(tmp_path, monkeypatch):
   monkeypatch.delenv(catalog.DATA_ENV, raising=False)
   sibling = Path(xferlab.__file__).resolve().parents[2] / "shared" / "data"

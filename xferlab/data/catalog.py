@@ -135,16 +135,19 @@ def _preparation_lock(b: CorpusBuilder):
 
 def ensure_prepared(b: CorpusBuilder) -> CorpusBuilder:
   """Prepares ``b`` unless its data dir already holds it; TFDS's chatter goes to stderr."""
-  if _is_prepared(b):
-    return b
-  with _preparation_lock(b):
-    if not _is_prepared(b):          # another process may have prepared it meanwhile
-      manual = b.manual_folder
-      config = tfds.download.DownloadConfig(
-          manual_dir=manual if manual is not None and manual.is_dir() else None,
-          try_download_gcs=False)
-      with contextlib.redirect_stdout(sys.stderr):
-        b.download_and_prepare(download_config=config)
+  if not _is_prepared(b):
+    with _preparation_lock(b):
+      if not _is_prepared(b):          # another process may have prepared it meanwhile
+        manual = b.manual_folder
+        config = tfds.download.DownloadConfig(
+            manual_dir=manual if manual is not None and manual.is_dir() else None,
+            try_download_gcs=False)
+        with contextlib.redirect_stdout(sys.stderr):
+          b.download_and_prepare(download_config=config)
+  if not b.info.splits:
+    # ``b`` was made before another process (or builder) prepared the dataset: its ``info``
+    # still describes an empty one, with no splits. Read the prepared one back.
+    b.info.read_from_directory(b.data_dir)
   return b
 
 
