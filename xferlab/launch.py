@@ -144,7 +144,8 @@ def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: b
   others train alone. Each run ends with the workdir and results a sequential
   run would have. With ``auto``, each population is first timed both ways for a
   few steps (``train.vectorization_choice``) and trains vmapped only where that
-  is faster. Returns one decision per population of two or more runs.
+  is faster; the answer is remembered for that program on this machine
+  (``xferlab.decisions``), so the next such population does not measure again. Returns one decision per population of two or more runs.
   """
   from xferlab.train import (finished_results, population_key, train_and_evaluate,
                              train_population, vectorization_choice)
@@ -163,7 +164,9 @@ def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: b
     decisions.append(dict(choice, workdirs=[d for _, d in group]))
     if verbose:
       how = "one vmapped program" if choice["vectorize"] else "runs one after the other"
-      timed = (f" (measured: vmapped {choice['vmapped_s']:.2f} s, sequential "
+      how_known = (f"remembered from {choice.get('measured_at', '?')}" if choice.get("remembered")
+                   else "measured")
+      timed = (f" ({how_known}: vmapped {choice['vmapped_s']:.2f} s, sequential "
                f"{choice['sequential_s']:.2f} s for {choice['steps']} steps)" if auto else "")
       print(f"[xferlab] training {len(group)} runs as {how}{timed}: {runs}", flush=True)
     if choice["vectorize"]:
@@ -189,7 +192,9 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
   program over the same batches (``train_vectorized``); results equal
   sequential runs up to float rounding. ``vectorize="auto"`` times a few steps
   of each population both ways first and vmaps only where that is faster; the
-  decisions and their timings go to ``workdir/vectorize.json``.
+  decisions and their timings go to ``workdir/vectorize.json``. A decision is
+  measured once per program and machine and then remembered
+  (``xferlab.decisions``; ``XFERLAB_DECISIONS=0`` measures every time).
   """
   config, module = load_experiment(experiment)
   config = apply_overrides(config, overrides)
@@ -522,7 +527,8 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--vectorize", nargs="?", const=True, default=False, choices=[True, "auto"],
                       help="train sweep points that differ only in λ values as one vmapped "
                       "program; '--vectorize auto' times a few steps both ways and vmaps only "
-                      "where that is faster")
+                      "where that is faster (measured once per program and machine, then "
+                      "remembered: XFERLAB_DECISIONS=0 measures every time)")
   parser.add_argument("--workdir", default=None, help="output directory (resumes if it exists)")
   parser.add_argument("--manual-dir", default=None, metavar="DIR",
                       help="the corpora folder, one sub-folder per corpus (sets data.manual_dir; "

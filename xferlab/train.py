@@ -43,7 +43,8 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from xferlab import callbacks as cb, checkpoint, losses, optim, privacy, workdir as workdir_lib
+from xferlab import callbacks as cb, checkpoint, decisions, losses, optim, privacy
+from xferlab import workdir as workdir_lib
 from xferlab.callbacks import NonFiniteError, ema_update   # noqa: F401  (public names)
 from xferlab.config import flatten
 from xferlab.metrics import MetricWriter, NullWriter
@@ -657,7 +658,23 @@ def vectorization_choice(configs: Sequence[Any], steps: int = 8) -> dict:
   runs one after the other, measured here: ``steps`` steps of the vmapped program against
   ``len(configs)`` times ``steps`` steps of one run, on the same batches, compilation
   excluded, in scratch folders that are removed. Returns ``{"vmapped_s", "sequential_s",
-  "vectorize": bool, "runs", "steps"}``."""
+  "vectorize": bool, "runs", "steps", "remembered": bool, "measured_at"}``.
+
+  The answer is remembered for this program on this machine (``xferlab.decisions``): a
+  later population with the same key reuses it without measuring (``"remembered": True``,
+  with the timings and time of the measurement that made it)."""
+  choice_key = decisions.key("vectorize", population_key(configs[0]), runs=len(configs),
+                             steps=steps)
+  remembered = decisions.recall(choice_key)
+  if remembered is not None:
+    return dict(remembered, remembered=True)
+  choice = _measure_vectorization(configs, steps)
+  decisions.remember(choice_key, choice)
+  return dict(decisions.recall(choice_key) or choice, remembered=False)
+
+
+def _measure_vectorization(configs: Sequence[Any], steps: int) -> dict:
+  """``vectorization_choice``'s measurement, made every time."""
   scratch = tempfile.mkdtemp(prefix="xferlab-vmap-probe-")
   try:
     timings = {}
