@@ -80,6 +80,10 @@ KEPT_FILES = ("config.json", "results.json", "results.md", "metrics.jsonl", "dom
               # decoding settings; no text)
               "back_translation.json")
 SKIPPED_DIRS = ("checkpoints", "best", "tensorboard", "tokenizer")
+# What a run is given before it trains, kept even from a run cut short: a self-trained
+# student's labels come from its teacher's weights, which no record keeps, so a student cut
+# short resumes elsewhere from these and retrains (its outputs are dropped as usual).
+RUN_INPUTS = ("pseudo_labels.npz", "pseudo_labels.json")
 RECORD_FILE = "records.jsonl.gz"
 
 
@@ -100,7 +104,7 @@ def collect(out: str) -> dict[str, bytes]:
   for root, dirs, files in os.walk(out):
     dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
     if "config.json" in files and "results.json" not in files:
-      continue                                   # a run cut short: it trains again on resume
+      files = [n for n in files if n in RUN_INPUTS]   # cut short: it trains again on resume
     for name in sorted(files):
       path = os.path.join(root, name)
       if _kept(name) and os.path.isfile(path):

@@ -99,6 +99,18 @@ def test_an_unpacked_run_is_finished_and_trains_nothing(tmp_path, tiny_config, m
   assert bench.discriminator_accuracy(str(run)) == 0.625
 
 
+def test_a_student_cut_short_keeps_its_pseudo_labels_and_nothing_it_wrote(tmp_path):
+  # Its teacher's weights are in no record: the labels they gave are what lets the student
+  # train again on another machine.
+  student = "A/books_dvd/self_train_lm_dann/seed_0"
+  given = {f"{student}/pseudo_labels.npz": b"npz", f"{student}/pseudo_labels.json": b"{}"}
+  written = {f"{student}/config.json": b"{}", f"{student}/metrics.jsonl": b"{}\n"}
+  write_tree(tmp_path / "out", {**given, **written})
+  assert records.save(str(tmp_path / "out"), str(tmp_path / "record")) == sorted(given)
+  records.unpack(str(tmp_path / "record"), str(tmp_path / "again"))
+  assert tree(tmp_path / "again") == given
+
+
 def test_packing_adds_to_a_record_and_unpacking_keeps_what_differs(tmp_path):
   write_tree(tmp_path / "first", {f"{RUN}/config.json": b"{}", f"{RUN}/results.json": b"1"})
   other = "A/books_dvd/dann/seed_1"
