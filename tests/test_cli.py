@@ -38,6 +38,7 @@ def test_wrong_invocations_exit_in_one_line(capsys, tmp_path):
   _fails(capsys, [QUICKSTART, "--set", "transfer.lamda=0.1"], 2, "transfer.lam")
   _fails(capsys, [QUICKSTART, "--set", "novalue"], 2, "key=value")
   _fails(capsys, [QUICKSTART, "--sweep", "transfer.lam"], 2, "KEY=V1,V2")
+  _fails(capsys, [QUICKSTART, "--vectorize", "sometimes"], 2, "'sometimes': use on, auto or off")
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
   _fails(capsys, [QUICKSTART, "--workdir", str(a_file)], 2, "is a file")

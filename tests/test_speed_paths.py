@@ -102,6 +102,24 @@ def test_a_remembered_vectorize_decision_is_keyed_by_program_and_can_be_turned_o
   assert train.vectorization_choice(lams[:2])["remembered"] is True
 
 
+def test_vectorize_on_the_command_line_also_trains_an_experiments_arms_together(tmp_path):
+  """``launch.py EXPERIMENT --vectorize``, no sweep: the arms (λ 0 and 0.1) train as one
+  vmapped program, and the run's results are those of training them one after the other."""
+  from xferlab.launch import main
+  tiny = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")] + ["--set", "seeds=(0,)"]
+  assert main([QUICKSTART, *tiny, "--workdir", str(tmp_path / "seq")]) == 0
+  assert main([QUICKSTART, *tiny, "--vectorize", "on", "--workdir", str(tmp_path / "vec")]) == 0
+  (population,) = json.loads((tmp_path / "vec" / "vectorize.json").read_text())["populations"]
+  assert sorted(os.path.basename(os.path.dirname(d)) for d in population["workdirs"]) == [
+      "dann", "source_only"]
+  seq = json.loads((tmp_path / "seq" / "results.json").read_text())
+  vec = json.loads((tmp_path / "vec" / "results.json").read_text())
+  assert vec.keys() == seq.keys()
+  for arm in ("dann", "source_only"):
+    assert vec[arm]["target_accuracy"]["mean"] == pytest.approx(
+        seq[arm]["target_accuracy"]["mean"], abs=1e-6)
+
+
 def _leaves(tree):
   import jax
   return [np.asarray(x) for x in jax.tree.leaves(tree)]

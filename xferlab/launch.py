@@ -177,6 +177,16 @@ def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: b
   return decisions
 
 
+def _train_vectorized_recorded(configs_and_workdirs: Sequence[tuple[Any, str]], workdir: str,
+                               vectorize: bool | str) -> None:
+  """``train_vectorized``, its decisions written to ``workdir/vectorize.json``."""
+  decisions = train_vectorized(configs_and_workdirs, auto=vectorize == "auto")
+  if _primary() and decisions:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "vectorize.json"), "w") as f:
+      json.dump({"mode": str(vectorize), "populations": decisions}, f, indent=2)
+
+
 def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
           workdir: str | None = None,
           overrides: Mapping[str, Any] | Sequence[str] | None = None,
@@ -209,13 +219,8 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
   workdir = workdir or _default_workdir(config)
   point_dirs = [os.path.join(workdir, _point_name(point)) for point in points]
   if vectorize:
-    decisions = train_vectorized(
-        [(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)],
-        auto=vectorize == "auto")
-    if _primary() and decisions:
-      os.makedirs(workdir, exist_ok=True)
-      with open(os.path.join(workdir, "vectorize.json"), "w") as f:
-        json.dump({"mode": str(vectorize), "populations": decisions}, f, indent=2)
+    _train_vectorized_recorded(
+        [(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)], workdir, vectorize)
   rows = []
   for point in points:
     point_dir = os.path.join(workdir, _point_name(point))
@@ -524,11 +529,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="sweep a key over values (repeat for a grid)")
   parser.add_argument("--use-experiment-sweep", action="store_true",
                       help="run the experiment file's own sweep(add)")
-  parser.add_argument("--vectorize", nargs="?", const=True, default=False, choices=[True, "auto"],
-                      help="train sweep points that differ only in λ values as one vmapped "
-                      "program; '--vectorize auto' times a few steps both ways and vmaps only "
-                      "where that is faster (measured once per program and machine, then "
-                      "remembered: XFERLAB_DECISIONS=0 measures every time)")
+  parser.add_argument("--vectorize", nargs="?", const=True, default=False, type=_vectorize_mode,
+                      metavar="{on,auto,off}",
+                      help="train the runs that differ only in λ values (sweep points, and an "
+                      "experiment's arms and seeds) as one vmapped program; '--vectorize auto' "
+                      "times a few steps both ways and vmaps only where that is faster "
+                      "(measured once per program and machine, then remembered: "
+                      "XFERLAB_DECISIONS=0 measures every time)")
   parser.add_argument("--workdir", default=None, help="output directory (resumes if it exists)")
   parser.add_argument("--manual-dir", default=None, metavar="DIR",
                       help="the corpora folder, one sub-folder per corpus (sets data.manual_dir; "
@@ -536,6 +543,18 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument("--debug", action="store_true",
                       help="show the full traceback of an error")
   return parser
+
+
+def _vectorize_mode(text: str) -> bool | str:
+  """``--vectorize``'s value: ``"auto"``, or on / off (``true`` / ``false``, ``1`` / ``0``)."""
+  word = text.strip().lower()
+  if word == "auto":
+    return "auto"
+  if word in ("on", "true", "yes", "1"):
+    return True
+  if word in ("off", "false", "no", "0"):
+    return False
+  raise argparse.ArgumentTypeError(f"{text!r}: use on, auto or off")
 
 
 def _sweep_grid(items: Sequence[str]) -> dict[str, list] | None:
@@ -562,6 +581,8 @@ def _launch(args, overrides: list[str]) -> None:
   config, _ = load_experiment(args.experiment)
   config = apply_overrides(config, overrides)
   workdir = args.workdir or _default_workdir(config)
+  if args.vectorize:   # the arms × seeds that may share a program train first, then are read
+    _train_vectorized_recorded([(config, workdir)], workdir, args.vectorize)
   results = run_config(config, workdir)
   if not config.arms and not len(config.seeds) > 1:
     print(json.dumps(results, indent=2))
