@@ -145,7 +145,8 @@ def train_vectorized(configs_and_workdirs: Sequence[tuple[Any, str]], verbose: b
   run would have. With ``auto``, each population is first timed both ways for a
   few steps (``train.vectorization_choice``) and trains vmapped only where that
   is faster; the answer is remembered for that program on this machine
-  (``xferlab.decisions``), so the next such population does not measure again. Returns one decision per population of two or more runs.
+  (``xferlab.decisions``), so the next such population does not measure again.
+  Returns one decision per population of two or more runs.
   """
   from xferlab.train import (finished_results, population_key, train_and_evaluate,
                              train_population, vectorization_choice)
