@@ -102,6 +102,18 @@ def test_a_remembered_vectorize_decision_is_keyed_by_program_and_can_be_turned_o
   assert train.vectorization_choice(lams[:2])["remembered"] is True
 
 
+def test_the_vectorize_measurement_prepares_the_data_once(monkeypatch):
+  from xferlab import train
+  from xferlab.config import apply_overrides, load_experiment
+  config = apply_overrides(load_experiment(QUICKSTART + ":dann")[0], TINY)
+  lams = [apply_overrides(config, {"transfer.lam": lam}) for lam in (0.0, 0.3)]
+  prepared = []
+  real = train.prepare_data
+  monkeypatch.setattr(train, "prepare_data", lambda *a: prepared.append(1) or real(*a))
+  choice = train._measure_vectorization(lams, 2)
+  assert prepared == [1] and choice["vmapped_s"] > 0 and choice["sequential_s"] > 0
+
+
 def test_vectorize_on_the_command_line_also_trains_an_experiments_arms_together(tmp_path):
   """``launch.py EXPERIMENT --vectorize``, no sweep: the arms (λ 0 and 0.1) train as one
   vmapped program, and the run's results are those of training them one after the other."""

@@ -514,12 +514,13 @@ def _start_states(task, configs, inits, tx, members) -> tuple[list[TrainState], 
   return states, meta["data"]
 
 
-def build_loop(configs, workdirs, members: list[Member]) -> Loop:
+def build_loop(configs, workdirs, members: list[Member], data=None) -> Loop:
   """The data, the initial parameters, the optimizer, the compiled steps and the placed
-  state of a population."""
+  state of a population; ``data``: the task's data already prepared for ``configs[0]``
+  (``prepare_data``), else prepared here."""
   config = configs[0]
   task = get_task(config.task)
-  data = prepare_data(task, config, workdirs)
+  data = data if data is not None else prepare_data(task, config, workdirs)
   inits = [init_params(task, c, data.tokenizer.vocab_size, data.tokenizer, w)
            for c, w in zip(configs, workdirs)]
   graphdef, rest = inits[0][0], inits[0][2]
@@ -677,12 +678,16 @@ def _measure_vectorization(configs: Sequence[Any], steps: int) -> dict:
   """``vectorization_choice``'s measurement, made every time."""
   scratch = tempfile.mkdtemp(prefix="xferlab-vmap-probe-")
   try:
-    timings = {}
+    timings, data, start = {}, None, None
     for name, group in (("vmapped_s", list(configs)), ("sequential_s", list(configs[:1]))):
       dirs = [os.path.join(scratch, name, str(i)) for i in range(len(group))]
       members = [Member(c, d) for c, d in zip(group, dirs)]
       try:
-        seconds = _steps_per_second(build_loop(group, dirs, members), steps)
+        if data is not None:            # prepared once; both ways read the same batches
+          data.train.restore(start)
+        loop = build_loop(group, dirs, members, data)
+        data, start = loop.data, start or loop.data.train.state()
+        seconds = _steps_per_second(loop, steps)
       finally:
         for member in members:
           member.close()
