@@ -105,12 +105,13 @@ def test_a_remembered_vectorize_decision_is_keyed_by_program_and_can_be_turned_o
 def test_the_vectorize_measurement_prepares_the_data_once(monkeypatch):
   from xferlab import train
   from xferlab.config import apply_overrides, load_experiment
+  monkeypatch.setenv("XFERLAB_DECISIONS", "0")   # nothing remembered: it measures
   config = apply_overrides(load_experiment(QUICKSTART + ":dann")[0], TINY)
   lams = [apply_overrides(config, {"transfer.lam": lam}) for lam in (0.0, 0.3)]
   prepared = []
   real = train.prepare_data
   monkeypatch.setattr(train, "prepare_data", lambda *a: prepared.append(1) or real(*a))
-  choice = train._measure_vectorization(lams, 2)
+  choice = train.vectorization_choice(lams, steps=2)
   assert prepared == [1] and choice["vmapped_s"] > 0 and choice["sequential_s"] > 0
 
 
