@@ -663,7 +663,11 @@ def vectorization_choice(configs: Sequence[Any], steps: int = 8) -> dict:
 
   The answer is remembered for this program on this machine (``xferlab.decisions``): a
   later population with the same key reuses it without measuring (``"remembered": True``,
-  with the timings and time of the measurement that made it)."""
+  with the timings and time of the measurement that made it). Not across several processes:
+  each keeps its own file, and one that remembers while another measures would leave the
+  other waiting at the measurement's data barrier, so there every population measures."""
+  if jax.process_count() > 1:
+    return dict(_measure_vectorization(configs, steps), remembered=False)
   choice_key = decisions.key("vectorize", population_key(configs[0]), runs=len(configs),
                              steps=steps)
   remembered = decisions.recall(choice_key)
