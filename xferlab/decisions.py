@@ -92,18 +92,21 @@ def recall(choice_key: str) -> dict | None:
   return dict(found) if isinstance(found, dict) else None
 
 
-def remember(choice_key: str, choice: dict) -> None:
-  """Keeps ``choice`` (a JSON-serializable dict) under ``choice_key``, stamped with the time;
-  a file that cannot be written is skipped (the next call measures again)."""
+def remember(choice_key: str, choice: dict) -> dict:
+  """Keeps ``choice`` (a JSON-serializable dict) under ``choice_key``, stamped with the time,
+  and returns it stamped; a file that cannot be written is skipped (the next call measures
+  again)."""
+  stamped = dict(choice, measured_at=datetime.datetime.now(
+      datetime.timezone.utc).isoformat(timespec="seconds"))
   file = path()
   if file is None:
-    return
+    return stamped
   with contextlib.suppress(OSError):
     file.parent.mkdir(parents=True, exist_ok=True)
     table = _read(file)
-    table[choice_key] = dict(choice, measured_at=datetime.datetime.now(
-        datetime.timezone.utc).isoformat(timespec="seconds"))
+    table[choice_key] = stamped
     tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
       json.dump(table, f, indent=1)
     os.replace(tmp, file)   # atomic: a concurrent reader sees the old or the new table
+  return stamped

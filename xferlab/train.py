@@ -673,9 +673,8 @@ def vectorization_choice(configs: Sequence[Any], steps: int = 8) -> dict:
   remembered = decisions.recall(choice_key)
   if remembered is not None:
     return dict(remembered, remembered=True)
-  choice = _measure_vectorization(configs, steps)
-  decisions.remember(choice_key, choice)
-  return dict(decisions.recall(choice_key) or choice, remembered=False)
+  return dict(decisions.remember(choice_key, _measure_vectorization(configs, steps)),
+              remembered=False)
 
 
 def _measure_vectorization(configs: Sequence[Any], steps: int) -> dict:
