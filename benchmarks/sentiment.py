@@ -442,10 +442,21 @@ def run_self_trained(args, protocol: str, source: str, target: str, arm: str, se
   print(f"[benchmark] {protocol} {pair_name(source, target)} {arm} seed {seed} -> {workdir}",
         flush=True)
   results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
+  keep_predictions(arm, workdir)
   predictions = [ensemble.run_predictions(m) for m in members]
   results["pseudo_label_accuracy"] = self_training.kept_accuracy(
       ensemble.mean_probabilities(predictions, "target"), predictions[0]["target_labels"])
   return results
+
+
+def keep_predictions(arm: str, workdir: str) -> None:
+  """Writes a just-trained ensemble member's ``predictions.npz`` (``xferlab.studies.ensemble``:
+  its evaluation sets and the target's unlabeled text) while its weights are there, so that
+  the record keeps them and its ensembles and students need no weights later, elsewhere."""
+  from xferlab.studies import ensemble
+  if (any(arm in members for members in ENSEMBLES.values())
+      and os.path.isdir(os.path.join(workdir, "best"))):
+    ensemble.keep_predictions(workdir)
 
 
 def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) -> dict:
@@ -470,6 +481,7 @@ def run_arm(args, protocol: str, source: str, target: str, arm: str, seed: int) 
     results = dict(launch.run_config(config, workdir, verbose=False), workdir=workdir)
   if config.transfer.method == "dann" and config.transfer.lam > 0:   # a trained discriminator
     results["discriminator_accuracy"] = discriminator_accuracy(workdir)
+  keep_predictions(arm, workdir)
   if arm in DISTANCE_ARMS and args.distance_texts:
     results["proxy_a_distance"] = analysis.run_domain_distance(
         workdir, args.distance_texts)["pad"]

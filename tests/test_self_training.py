@@ -86,6 +86,41 @@ def test_a_student_trains_on_the_source_rows_and_its_teachers_labels(tmp_path, t
   assert written["data"]["pseudo_labels"] == pseudo
 
 
+def test_a_teacher_read_back_from_its_record_labels_as_it_did_where_it_trained(tmp_path,
+                                                                               tiny_config):
+  """A teacher's probabilities on the target's unlabeled text are kept in its
+  predictions.npz: read back from a record, without weights, it gives the same labels; a
+  record made before they were kept says what to do; with weights, such a file is completed."""
+  from benchmarks import records
+  from xferlab.config import apply_overrides
+  from xferlab.launch import run_config
+  config = apply_overrides(tiny_config, {"transfer.method": "none", "transfer.lam": 0.0})
+  teacher = tmp_path / "out" / "teacher"
+  run_config(config, str(teacher), verbose=False)
+  probs, texts = pseudo_labels.unlabeled_probabilities([str(teacher)])
+  assert probs.shape == (len(texts), 2) and len(texts) == 64
+  records.save(str(tmp_path / "out"), str(tmp_path / "record"))
+  records.unpack(str(tmp_path / "record"), str(tmp_path / "again"))
+  again = tmp_path / "again" / "teacher"
+  assert not (again / "best").exists()
+  back, back_texts = pseudo_labels.unlabeled_probabilities([str(again)])
+  assert back_texts == texts and np.array_equal(back, probs)
+
+  def drop_unlabeled(run):
+    with np.load(run / ensemble.PREDICTIONS) as f:
+      kept = {k: f[k] for k in f.files if not k.startswith(ensemble.UNLABELED)}
+    np.savez_compressed(run / ensemble.PREDICTIONS, **kept)
+
+  drop_unlabeled(again)
+  with pytest.raises(ensemble.NoPredictions, match="Remove it and run the benchmark again"):
+    pseudo_labels.unlabeled_probabilities([str(again)])
+  drop_unlabeled(teacher)
+  completed, _ = pseudo_labels.unlabeled_probabilities([str(teacher)])
+  assert np.array_equal(completed, probs)
+  with np.load(teacher / ensemble.PREDICTIONS) as f:
+    assert str(f[ensemble.UNLABELED + "_fingerprint"]) == ensemble.texts_fingerprint(texts)
+
+
 def test_the_self_trained_arms_train_their_teacher_first_and_are_never_shared():
   assert bench.trained_arms(["self_train_lm_dann", "dann"]) == ["vectors_ema", "lm_dann_ema",
                                                                 "dann"]

@@ -10,6 +10,15 @@ weights (``best/``) and kept in ``predictions.npz`` beside its ``results.json``:
   ``<set>_probabilities``  ``float16[examples, classes]``
   ``<set>_labels``         ``int32[examples]``
 
+and, where the run's data has a target domain's unlabeled text (``target_unlabeled``), the
+probabilities a self-trained student's teacher labels it with:
+
+  ``target_unlabeled_probabilities``  ``float16[texts, classes]``
+  ``target_unlabeled_fingerprint``    ``str``: ``texts_fingerprint`` of those texts, in order
+
+so that a teacher read back from a record, without weights, still labels for its student
+(``unlabeled_predictions``); the texts themselves are never stored.
+
 float16 keeps a benchmark record small (9.6 kB a binary run); the ensemble is always
 computed from these stored values, so a record read back elsewhere, without weights, gives
 the same numbers as the run that wrote it. An ensemble's members must have been evaluated
@@ -23,6 +32,7 @@ The ensemble has no weights and selects nothing: its metrics are those of
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 from typing import Sequence
@@ -33,14 +43,25 @@ from xferlab.metrics import classification_metrics, confusion_matrix
 
 PREDICTIONS = "predictions.npz"
 ENSEMBLE = "ensemble.json"
+UNLABELED = "target_unlabeled"
 
 
 class NoPredictions(FileNotFoundError):
   """A run with neither ``predictions.npz`` nor weights (as one read back from a record)."""
 
 
+def texts_fingerprint(texts: Sequence[str]) -> str:
+  """The SHA-256 of ``texts`` in order: which texts stored probabilities belong to."""
+  digest = hashlib.sha256()
+  for text in texts:
+    digest.update(text.encode("utf-8"))
+    digest.update(b"\0")
+  return digest.hexdigest()
+
+
 def compute_predictions(workdir: str) -> dict[str, np.ndarray]:
-  """The probabilities and labels of a run's evaluation sets, from its selected weights."""
+  """The probabilities and labels of a run's evaluation sets, and its probabilities on the
+  target's unlabeled text where its data has some, from its selected weights."""
   from xferlab.data.domains import load_domain_adaptation
   from xferlab.launch import restore
   from xferlab.tasks.classification import EVAL_SPLITS
@@ -51,6 +72,10 @@ def compute_predictions(workdir: str) -> dict[str, np.ndarray]:
     texts, labels = corpus[part]
     out[f"{name}_probabilities"] = restored.predict_proba(list(texts)).astype(np.float16)
     out[f"{name}_labels"] = np.asarray(labels, np.int32)
+  unlabeled = list(corpus.get(UNLABELED) or ())
+  if unlabeled:
+    out[f"{UNLABELED}_probabilities"] = restored.predict_proba(unlabeled).astype(np.float16)
+    out[f"{UNLABELED}_fingerprint"] = np.array(texts_fingerprint(unlabeled))
   return out
 
 
@@ -68,6 +93,56 @@ def run_predictions(workdir: str) -> dict[str, np.ndarray]:
     np.savez_compressed(path, **compute_predictions(workdir))
   with np.load(path) as f:
     return {k: f[k] for k in f.files}
+
+
+def _run_unlabeled_texts(workdir: str) -> list[str]:
+  """The ``target_unlabeled`` texts of a finished run's own data configuration (maybe none)."""
+  from xferlab.data.domains import load_domain_adaptation
+  from xferlab.workdir import written_config
+  config = written_config(workdir)
+  if config is None:
+    raise FileNotFoundError(f"{workdir} holds no config.json: not a finished run")
+  return list(load_domain_adaptation(config.data, config.seed).get(UNLABELED) or ())
+
+
+def keep_predictions(workdir: str) -> None:
+  """Writes a run's ``predictions.npz`` from its selected weights, unless it already holds
+  every set ``compute_predictions`` gives (a file written before the unlabeled text's
+  probabilities were kept is written again)."""
+  path = os.path.join(workdir, PREDICTIONS)
+  if os.path.exists(path):
+    with np.load(path) as f:
+      if f"{UNLABELED}_fingerprint" in f.files:
+        return
+    if not _run_unlabeled_texts(workdir):
+      return
+  np.savez_compressed(path, **compute_predictions(workdir))
+
+
+def unlabeled_predictions(workdir: str) -> tuple[np.ndarray, list[str]]:
+  """``(float32[texts, classes], texts)``: a finished run's probabilities on the
+  ``target_unlabeled`` texts of its own data configuration, and those texts.
+
+  Read from its ``predictions.npz`` when that holds them for these texts (a run read back
+  from a record), else computed from its weights and added there. Raises ``NoPredictions``
+  when the run has neither, ValueError when its data has no unlabeled target text."""
+  texts = _run_unlabeled_texts(workdir)
+  if not texts:
+    raise ValueError(f"{workdir}'s data has no {UNLABELED} text to label")
+  fingerprint = f"{UNLABELED}_fingerprint"
+  stored = run_predictions(workdir)
+  if fingerprint not in stored and os.path.isdir(os.path.join(workdir, "best")):
+    keep_predictions(workdir)
+    stored = run_predictions(workdir)
+  if fingerprint not in stored:
+    raise NoPredictions(
+        f"{workdir} has neither its probabilities on the target's unlabeled text (in "
+        f"{PREDICTIONS}) nor its weights (best/): a run read back from a record made before "
+        "they were kept has none. Remove it and run the benchmark again to retrain it.")
+  if str(stored[fingerprint]) != texts_fingerprint(texts):
+    raise ValueError(f"{workdir}'s {PREDICTIONS} labels other {UNLABELED} texts than its "
+                     "configuration reads now")
+  return stored[f"{UNLABELED}_probabilities"].astype(np.float32), texts
 
 
 def mean_probabilities(members: Sequence[dict[str, np.ndarray]], name: str) -> np.ndarray:

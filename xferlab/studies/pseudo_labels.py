@@ -3,7 +3,9 @@ r"""A teacher's pseudo-labels for a target domain's unlabeled text, from finishe
   python -m xferlab.studies.pseudo_labels RUN [RUN ...] --out PSEUDO.npz [--fraction 0.5]
 
 The runs (one, or several averaged as an ensemble) label the ``target_unlabeled`` texts of
-their own data configuration with their selected weights (``best/``); the most confident
+their own data configuration with their selected weights (``best/``), through the
+probabilities kept in each run's ``predictions.npz`` (so also when read back from a
+record, without weights); the most confident
 share of each predicted class is written for a student's ``data.pseudo_labels``
 (``xferlab.transfer.self_training`` says what is kept and how a student reads it).
 """
@@ -19,19 +21,19 @@ from xferlab.transfer.self_training import DEFAULT_FRACTION, write_pseudo_labels
 
 
 def unlabeled_probabilities(workdirs: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-  """The mean class probabilities of the runs ``workdirs`` (from their selected weights) on
-  their ``target_unlabeled`` texts, and those texts. The runs must share that split."""
-  from xferlab.data.domains import load_domain_adaptation
-  from xferlab.launch import restore
+  """The mean class probabilities of the runs ``workdirs`` on their ``target_unlabeled``
+  texts, and those texts. The runs must share that split. Each run's probabilities are the
+  ones kept in its ``predictions.npz`` (``xferlab.studies.ensemble.unlabeled_predictions``:
+  computed once from its selected weights), so a teacher read back from a record labels
+  exactly as it did where it trained."""
+  from xferlab.studies.ensemble import unlabeled_predictions
   probabilities, texts = [], None
   for workdir in workdirs:
-    restored = restore(workdir)
-    own = list(load_domain_adaptation(restored.config.data,
-                                      restored.config.seed)["target_unlabeled"])
+    own_probabilities, own = unlabeled_predictions(workdir)
     if texts is not None and own != texts:
       raise ValueError(f"{workdir} reads other target_unlabeled texts than {workdirs[0]}")
     texts = own
-    probabilities.append(restored.predict_proba(own))
+    probabilities.append(own_probabilities)
   return np.mean(probabilities, axis=0), texts
 
 
