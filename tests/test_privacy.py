@@ -312,12 +312,15 @@ def test_private_transfer_from_a_public_source_classifier(tmp_path):
   classifier restored in the ``source_*`` arms; no language model is read."""
   from xferlab.config import to_json
   amazon, _ = load_experiment(os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
-                              + ":source=books,target=books,arms=source_only")
+                              + ":source=electronics,target=electronics,arms=source_only")
   amazon.model.hidden_size = 96                     # a network the private arms must copy
-  public = tmp_path / "public_books"
+  public = tmp_path / "public_electronics"
   public.mkdir()
   (public / "config.json").write_text(to_json(amazon))
   spec = os.path.join(ROOT, "experiments", "sentiment", "private_transfer.py")
+  with pytest.raises(FileNotFoundError, match="holds an unfinished run"):   # no results.json
+    load_experiment(f"{spec}:target=kitchen,public_source={public}")
+  (public / "results.json").write_text("{}")
   config, _ = load_experiment(f"{spec}:target=kitchen,public_source={public}")
   assert sorted(config.arms) == sorted(f"{p}_{e}" for p in ("source", "source_head", "scratch")
                                        for e in ("eps1", "eps3", "eps8", "nonprivate"))
@@ -329,6 +332,7 @@ def test_private_transfer_from_a_public_source_classifier(tmp_path):
     assert bool(arm_config.init_from.path) == name.startswith("source")
   source = apply_overrides(config, flatten(config.arms["source_eps8"]))
   assert source.init_from.path == str(public) and tuple(source.init_from.subtrees) == ("classifier",)
+  assert "amazon.py:source=electronics,target=electronics," in source.init_from.made_by
   assert "embedding" in source.finetune.frozen
   head = apply_overrides(config, flatten(config.arms["source_head_eps8"]))
   assert tuple(head.finetune.frozen) == ("classifier.encoder",) and head.init_from.path

@@ -72,8 +72,8 @@ EPOCHS = 10
 LEARNING_RATE = 2e-3     # Adam; the LM recipe's 1e-3 was chosen for batches of 32
 DELTA = 1e-5             # below 1/N (N ≈ 5,000)
 ENCODER = "classifier.encoder"   # the head arms freeze it: embedding and recurrent layers
-PUBLIC_COMMAND = ("python launch.py experiments/sentiment/amazon.py:source=books,target=books,"
-                  "arms=source_only --set 'seeds=()' --workdir {run_dir}")
+PUBLIC_COMMAND = ("python launch.py experiments/sentiment/amazon.py:source={domain},"
+                  "target={domain},arms=source_only --set 'seeds=()' --workdir {run_dir}")
 DEFAULTS = {"target": "dvd", "arms": "", "lm": "runs/lm_reviews_all", "public_source": "",
             "epochs": str(EPOCHS), "smoke": False}
 
@@ -98,17 +98,20 @@ def public_classifier(run_dir: str) -> dict:
   """The settings that reproduce the public classifier in ``run_dir`` (a finished run of
   ``amazon.py``): its tokenizer, network and pooling, and ``init_from`` its whole classifier."""
   config_file = os.path.join(run_dir, "config.json")
-  if not os.path.exists(config_file):
-    raise FileNotFoundError(f"public_source={run_dir}: no {config_file}; train the public model "
-                            f"first: {PUBLIC_COMMAND.format(run_dir=run_dir)}")
+  if not os.path.exists(os.path.join(run_dir, "results.json")):
+    found = "an unfinished run" if os.path.exists(config_file) else "no run"
+    raise FileNotFoundError(
+        f"public_source={run_dir} holds {found}; train the public model first, e.g. a books "
+        f"classifier: {PUBLIC_COMMAND.format(domain='books', run_dir=run_dir)}")
   with open(config_file) as f:
     public = json.load(f)
+  made_by = PUBLIC_COMMAND.format(domain=public["data"]["source"], run_dir=run_dir)
   return {"data": {k: public["data"][k] for k in ("tokenizer", "vocab_size", "word_split",
                                                    "buckets")}
           | {"tokenizer_path": os.path.join(run_dir, "tokenizer")},
           "model": public["model"], "classification": public["classification"],
           "init_from": {"path": run_dir, "subtrees": ("classifier",), "vocab": "",
-                        "made_by": PUBLIC_COMMAND.format(run_dir=run_dir)}}
+                        "made_by": made_by}}
 
 
 def get_config(arg=None):
