@@ -101,6 +101,25 @@ def test_finished_workdir_with_another_config_is_refused_in_one_line(capsys, tmp
   capsys.readouterr()
   _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--set", "transfer.lam=0.5",
                   "--workdir", workdir], 1, "transfer.lam")
+  # ... and so are the experiment's arms and seeds, and a sweep, in that run's workdir: the
+  # run's config.json stays its own.
+  written = (tmp_path / "run" / "config.json").read_text()
+  _fails(capsys, [QUICKSTART, *TINY_SETS, "--workdir", workdir], 1, "different configuration")
+  _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--sweep", "transfer.lam=0.3",
+                  "--workdir", workdir], 1, "holds a run", "workdir of its own")
+  assert (tmp_path / "run" / "config.json").read_text() == written
+  assert not {"dann", "source_only", "sweep.json", "transfer.lam=0.3"} & set(os.listdir(workdir))
+
+
+def test_a_sweep_checks_every_point_before_training_any(capsys, tmp_path):
+  workdir = tmp_path / "sweep"
+  _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--sweep", "transfer.lam=0,abc",
+                  "--workdir", str(workdir)], 2, "transfer.lam", "'abc'")
+  _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--sweep", "model.cell=lstm,lstmm",
+                  "--workdir", str(workdir)], 2, "model.cell", "'lstmm'")
+  assert not workdir.exists() or not os.listdir(workdir)     # no point trained
+  _fails(capsys, [QUICKSTART + ":dann", "--sweep", "transfer.lam=0,1",
+                  "--use-experiment-sweep"], 2, "use one")
 
 
 def test_the_script_prints_no_traceback():

@@ -27,7 +27,7 @@ import ml_collections
 import numpy as np
 
 from xferlab.config import (ConfigError, apply_overrides, flatten, from_json, load_experiment,
-                            parse_value, to_json)
+                            parse_value, validate)
 from xferlab.metrics import mean_std
 
 
@@ -80,13 +80,16 @@ def _primary() -> bool:
 def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
   """Runs a resolved configuration (every arm and seed) in ``workdir``; returns its results."""
   from xferlab.train import finished_results, train_and_evaluate   # keeps the import light
+  from xferlab.workdir import check_config, claim, refuse_mixing
+  refuse_mixing(workdir, "run")
   os.makedirs(workdir, exist_ok=True)
   runs = _single_runs(config, workdir)
   if len(runs) == 1 and not config.arms:
     return finished_results(runs[0][2], runs[0][3]) or train_and_evaluate(runs[0][2], runs[0][3])
-  if _primary():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(to_json(config))
+  if _primary():   # refused where another configuration trained, as a single run is
+    claim(config, workdir)
+  else:
+    check_config(config, workdir)
   per_arm: dict[str, list[dict]] = {}
   for arm, seed, sub, sub_dir in runs:
     if verbose:
@@ -215,18 +218,24 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
     points = []
     module.sweep(lambda **point: points.append(dict(point)))
   else:
-    raise ConfigError(f"{experiment} has no sweep(add); pass a grid such as "
-                      "{'transfer.lam': [0.0, 0.1, 1.0]}")
+    raise ConfigError(f"{experiment} has no sweep(add); pass a grid (launch.sweep(experiment, "
+                      "{'transfer.lam': [0.0, 0.1, 1.0]}), or --sweep transfer.lam=0,0.1,1 "
+                      "on the command line)")
   workdir = workdir or _default_workdir(config)
+  from xferlab.workdir import refuse_mixing
+  refuse_mixing(workdir, "sweep")
+  # Every point's configuration is made and checked before any point trains.
+  point_configs = [apply_overrides(config, point) for point in points]
+  for point_config in point_configs:
+    for _, _, single, _ in _single_runs(point_config, workdir):
+      validate(single)
   point_dirs = [os.path.join(workdir, _point_name(point)) for point in points]
   if vectorize:
-    _train_vectorized_recorded(
-        [(apply_overrides(config, p), d) for p, d in zip(points, point_dirs)], workdir, vectorize)
+    _train_vectorized_recorded(list(zip(point_configs, point_dirs)), workdir, vectorize)
   rows = []
-  for point in points:
-    point_dir = os.path.join(workdir, _point_name(point))
+  for point, point_config, point_dir in zip(points, point_configs, point_dirs):
     print(f"[xferlab] sweep point {_point_name(point)} -> {point_dir}", flush=True)
-    results = run_config(apply_overrides(config, point), point_dir)
+    results = run_config(point_config, point_dir)
     rows.append({"point": point, "workdir": os.path.abspath(point_dir), "results": results})
   if _primary():
     write_sweep_report(rows, config.report_metric, workdir)
@@ -575,6 +584,8 @@ def _launch(args, overrides: list[str]) -> None:
   """Runs what the parsed command line asks for."""
   if args.workdir:
     _check_workdir(args.workdir)
+  if args.sweep and args.use_experiment_sweep:
+    raise ConfigError("--sweep and --use-experiment-sweep name two grids; use one")
   if args.sweep or args.use_experiment_sweep:
     sweep(args.experiment, _sweep_grid(args.sweep), args.workdir, overrides,
           vectorize=args.vectorize)

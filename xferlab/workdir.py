@@ -8,6 +8,8 @@ A workdir holds one run: ``config.json`` (the resolved configuration),
   refused once it holds training (a checkpoint): resuming it would mix two
   runs. Before that -- a run that failed while preparing its data, say -- the
   corrected configuration replaces the old one, and what changed is printed;
+* a run and a sweep never share a workdir (``refuse_mixing``), and an experiment's arms and
+  seeds (one folder each) are refused where another configuration trained, as a run is;
 * a run is *finished* when ``results.json`` exists and its configuration
   matches; its results are then returned without training;
 * keys added to xferlab after a run was written do not count as differences
@@ -26,6 +28,7 @@ from xferlab.defaults import TASK_SECTIONS, base_config
 
 CONFIG_FILE = "config.json"
 RESULTS_FILE = "results.json"
+SWEEP_FILE = "sweep.json"
 # Keys that never change what a run trains or what its results say: a run written with another
 # value is the same run. ``train.final_eval_sets`` moves a set's scoring from every evaluation
 # to one on the selected model (the same numbers in results.json; fewer rows in metrics.jsonl),
@@ -69,6 +72,18 @@ def written_config(workdir: str):
     return None
   with open(path) as f:
     return from_json(f.read())
+
+
+def refuse_mixing(workdir: str, kind: str) -> None:
+  """Refuses to put a run (``kind="run"``) where a sweep is, or a sweep (``"sweep"``) where a
+  run is: a sweep writes its points' folders and ``sweep.json`` beside a run's own files,
+  and a run's ``config.json`` would describe none of the sweep's points."""
+  if kind == "sweep" and os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    raise ValueError(f"{workdir} holds a run ({CONFIG_FILE}); give the sweep a workdir of "
+                     "its own")
+  if kind == "run" and os.path.exists(os.path.join(workdir, SWEEP_FILE)):
+    raise ValueError(f"{workdir} holds a sweep ({SWEEP_FILE}); give the run a workdir of "
+                     "its own")
 
 
 def has_training(workdir: str) -> bool:
