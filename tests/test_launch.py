@@ -25,6 +25,9 @@ def test_quickstart_smoke_end_to_end(tmp_path):
       assert (run_dir / name).exists(), name
     assert os.listdir(run_dir / "checkpoints") and os.listdir(run_dir / "tensorboard")
   assert json.loads((tmp_path / "source_only/seed_0/config.json").read_text())["transfer"]["lam"] == 0
+  from xferlab import native     # which recurrent loops ran: they round differently
+  run_results = json.loads((tmp_path / "dann/seed_0/results.json").read_text())
+  assert run_results["native_loops"] == (native.instruction_set() if native.available() else None)
   assert "| source_only |" in (tmp_path / "results.md").read_text()
 
 

@@ -378,7 +378,8 @@ class Member:
     results.update(best_step=tracker["best_step"], steps=steps,
                    train_seconds=tracker["train_seconds"],
                    tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
-                   train_step_compilations=compilations)   # one per batch shape
+                   train_step_compilations=compilations,   # one per batch shape
+                   native_loops=native_loops())
     if is_primary():
       workdir_lib.write_results(self.workdir, results)
     return results
@@ -469,6 +470,15 @@ def run_loop(loop: Loop, callbacks: Sequence[cb.Callback], timer: cb.TimeLimit) 
       c.end(loop)
 
 
+def native_loops() -> str | None:
+  """The native CPU loops' instruction set where this process has them (``xferlab.native``:
+  float32 LSTM and GRU layers on one CPU device run them), else None (the pure-JAX scan, as
+  in a checkout that was never ``pip install``-ed). Kept in ``results.json``: the two round
+  floats differently, so a run repeats bit for bit only on the same loops."""
+  from xferlab import native   # pylint: disable=import-outside-toplevel
+  return native.instruction_set() if native.available() else None
+
+
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   """Trains (or resumes) the run described by ``config`` in ``workdir``; returns its results.
 
@@ -476,7 +486,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   ``checkpoints/`` (latest, for resuming), ``best/`` (selected on
   ``train.early_stopping_metric``) and ``results.json``: the evaluation metrics
   of the selected model (and the task's ``final_metrics`` of it) plus
-  ``best_step``, ``steps``, ``train_seconds`` and ``tokens_per_second``.
+  ``best_step``, ``steps``, ``train_seconds``, ``tokens_per_second`` and ``native_loops``.
   """
   return train_population([config], [workdir])[0]
 
