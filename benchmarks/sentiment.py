@@ -203,7 +203,7 @@ def parse_pairs(text: str, protocol: str) -> list[tuple[str, str]]:
   for item in text.split(","):
     source, sep, target = item.strip().partition(":")
     if not sep or (source, target) not in valid:
-      raise ConfigError(f"--pairs: {item!r} is not a {protocol} pair; valid: "
+      raise ConfigError(f"--pairs: {item!r} is not a pair of protocol {protocol}; valid: "
                         + ", ".join(f"{s}:{t}" for s, t in valid))
     pairs.append((source, target))
   return pairs
@@ -799,7 +799,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                    description=__doc__.split("\n")[0])
   parser.add_argument("--protocol", choices=sorted(EXPERIMENTS), default="A")
   parser.add_argument("--pairs", default="all", help="all, or source:target,... (books:dvd)")
-  parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
+  parser.add_argument("--seeds", type=_at_least_one, default=3, help="seeds 0 .. N-1")
   parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
                       help="comma-separated, of " + ", ".join(ARMS) + "; or all (default: "
                       + ",".join(DEFAULT_ARMS) + ", the comparison the 12-pair table counts)")
@@ -858,6 +858,17 @@ def run_pairs(args, pairs: Sequence[tuple[str, str]]) -> None:
           f"{total / 60:.1f} CPU minutes in all)", flush=True)
   print(f"[benchmark] done in {(time.time() - start_wall) / 60:.1f} wall minutes; "
         f"{os.path.join(args.out, 'results.md')}", flush=True)
+
+
+def _at_least_one(text: str) -> int:
+  """``--seeds``'s value: a whole number of seeds, at least 1 (0 would train nothing)."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"{value}: at least one seed")
+  return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,7 +104,7 @@ def test_in_domain_is_one_run_per_target_shared_by_its_pairs():
 def test_pairs_and_a_missing_language_model_fail_clearly(tmp_path):
   assert len(bench.parse_pairs("all", "A")) == 12 and len(bench.parse_pairs("all", "movie")) == 8
   assert bench.parse_pairs("books:dvd,dvd:books", "B") == [("books", "dvd"), ("dvd", "books")]
-  with pytest.raises(ConfigError, match="not a A pair"):
+  with pytest.raises(ConfigError, match="not a pair of protocol A"):
     bench.parse_pairs("books:books", "A")
   missing = str(tmp_path / "no_lm")
   with pytest.raises(ConfigError, match="experiments/lm/reviews.py:all --workdir"):
