@@ -55,6 +55,15 @@ def test_read_only_workdir(capsys, tmp_path):
     tmp_path.chmod(0o700)
 
 
+def test_an_experiments_help_is_its_docstring(capsys):
+  import ast
+  with open(QUICKSTART) as f:
+    doc = ast.get_docstring(ast.parse(f.read()))
+  assert main([QUICKSTART + ":dann", "--help"]) == 0
+  out = capsys.readouterr().out
+  assert out.startswith(doc) and "python launch.py --help" in out
+
+
 def test_help_lists_the_experiments(capsys):
   assert main(["--help"]) == 0
   out = capsys.readouterr().out

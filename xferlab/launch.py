@@ -486,6 +486,21 @@ def _epilog() -> str:
   return "experiments:\n" + "\n".join(f"  {p:<{width}}  {d}" for p, d in files)
 
 
+def _experiment_help(argv: Sequence[str]) -> str | None:
+  """``launch.py path/to/experiment.py[:ARG] --help``: the experiment file's docstring (its
+  commands, arms and ``ARG`` options), read without running it; None for any other command."""
+  import ast
+  if not {"-h", "--help"} & set(argv):
+    return None
+  paths = [a.split(":")[0] for a in argv
+           if not a.startswith("-") and a.split(":")[0].endswith(".py")]
+  if not paths or not os.path.isfile(paths[0]):
+    return None
+  with open(paths[0]) as f:
+    doc = ast.get_docstring(ast.parse(f.read())) or f"{paths[0]} has no docstring."
+  return f"{doc}\n\n(launch.py's own options: python launch.py --help)"
+
+
 def _check_workdir(path: str) -> None:
   """Fails in one line when ``path`` cannot be a workdir: a file, inside a file, read-only."""
   if os.path.exists(path) and not os.path.isdir(path):
@@ -605,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   """The command line; returns the exit status. Every error is one line on stderr (status 2 for
   a wrong invocation or configuration, 1 for a failure while running; ``--debug`` re-raises
   with the traceback)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  experiment_help = _experiment_help(argv)
+  if experiment_help is not None:
+    print(experiment_help)
+    return 0
   try:
     args = _parser().parse_args(argv)
   except SystemExit as e:   # --help, or a usage error already printed in one line
