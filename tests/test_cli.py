@@ -82,7 +82,7 @@ def test_missing_corpora_are_all_named_before_anything_is_written(capsys, tmp_pa
                         "--workdir", str(workdir)], 1, "2 corpora", "multi30k/en-de",
                "multi30k/en-fr", "--manual-dir")   # the pair and the vocabulary's French
   assert str(empty) in err
-  assert not any(workdir.iterdir())                # no config, no tokenizer: nothing to refuse
+  assert not workdir.exists() or not any(workdir.iterdir())   # nothing written: nothing to refuse
 
 
 def test_a_run_that_failed_on_a_missing_corpus_reruns_in_the_same_workdir(capsys, tmp_path,
@@ -118,6 +118,15 @@ def test_finished_workdir_with_another_config_is_refused_in_one_line(capsys, tmp
                   "--workdir", workdir], 1, "holds a run", "workdir of its own")
   assert (tmp_path / "run" / "config.json").read_text() == written
   assert not {"dann", "source_only", "sweep.json", "transfer.lam=0.3"} & set(os.listdir(workdir))
+
+
+def test_a_bad_arm_fails_before_anything_is_written(capsys, tmp_path):
+  workdir = tmp_path / "run"
+  _fails(capsys, [QUICKSTART, *TINY_SETS, "--set", "model.cell=lstmm", "--workdir",
+                  str(workdir)], 2, "model.cell")
+  _fails(capsys, [os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
+                  + ":source=nope,target=dvd", "--workdir", str(workdir)], 1, "'nope'")
+  assert not workdir.exists()
 
 
 def test_a_sweep_checks_every_point_before_training_any(capsys, tmp_path):

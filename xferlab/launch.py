@@ -79,11 +79,14 @@ def _primary() -> bool:
 
 def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
   """Runs a resolved configuration (every arm and seed) in ``workdir``; returns its results."""
-  from xferlab.train import finished_results, train_and_evaluate   # keeps the import light
+  from xferlab.train import check_runs, finished_results, train_and_evaluate   # light import
   from xferlab.workdir import check_config, claim, refuse_mixing
   refuse_mixing(workdir, "run")
-  os.makedirs(workdir, exist_ok=True)
   runs = _single_runs(config, workdir)
+  # A bad arm or seed fails before anything is written; finished runs are only read back.
+  check_runs([sub for _, _, sub, sub_dir in runs
+              if not os.path.exists(os.path.join(sub_dir, "results.json"))])
+  os.makedirs(workdir, exist_ok=True)
   if len(runs) == 1 and not config.arms:
     return finished_results(runs[0][2], runs[0][3]) or train_and_evaluate(runs[0][2], runs[0][3])
   if _primary():   # refused where another configuration trained, as a single run is

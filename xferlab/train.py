@@ -379,7 +379,7 @@ class Member:
                    train_seconds=tracker["train_seconds"],
                    tokens_per_second=tracker["tokens"] / max(tracker["train_seconds"], 1e-9),
                    train_step_compilations=compilations,   # one per batch shape
-                   native_loops=native_loops())
+                   native_loops=native_loops(self.config))
     if is_primary():
       workdir_lib.write_results(self.workdir, results)
     return results
@@ -470,13 +470,19 @@ def run_loop(loop: Loop, callbacks: Sequence[cb.Callback], timer: cb.TimeLimit) 
       c.end(loop)
 
 
-def native_loops() -> str | None:
-  """The native CPU loops' instruction set where this process has them (``xferlab.native``:
-  float32 LSTM and GRU layers on one CPU device run them), else None (the pure-JAX scan, as
-  in a checkout that was never ``pip install``-ed). Kept in ``results.json``: the two round
-  floats differently, so a run repeats bit for bit only on the same loops."""
+def native_loops(config) -> str | None:
+  """The native CPU loops' instruction set where this run's recurrent layers run them
+  (``xferlab.native``: LSTM and GRU layers in float32 on one CPU device, where the loops
+  built), else None: the pure-JAX scan, as in a checkout that was never ``pip install``-ed.
+  Kept in ``results.json``: the two round floats differently, so a run repeats bit for bit
+  only on the same loops."""
   from xferlab import native   # pylint: disable=import-outside-toplevel
-  return native.instruction_set() if native.available() else None
+  runs_them = (config.model.get("cell") in ("lstm", "gru")
+               and config.train.get("precision", "float32") == "float32"
+               and config.model.get("scan_implementation", "auto") in ("auto", "native")
+               and jax.default_backend() == "cpu" and jax.device_count() == 1
+               and native.available())
+  return native.instruction_set() if runs_them else None
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -491,7 +497,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   return train_population([config], [workdir])[0]
 
 
-def _check_population(configs) -> None:
+def check_runs(configs) -> None:
+  """Fails in one line, before anything is written, on what would stop one of these single
+  runs: a bad value, a bad data source or target, a missing ``init_from`` model, DP-SGD where
+  it cannot apply, a missing corpus (every one, at once)."""
   from xferlab.config import validate   # pylint: disable=import-outside-toplevel
   from xferlab.data.catalog import check_available   # pylint: disable=import-outside-toplevel
   for config in configs:
@@ -500,6 +509,10 @@ def _check_population(configs) -> None:
     privacy.check(config)                    # DP-SGD only where rows are independent examples
     check_available(get_task(config.task).corpora(config),   # every missing corpus, at once
                     manual_dir=config.data.manual_dir or None)
+
+
+def _check_population(configs) -> None:
+  check_runs(configs)
   if len({population_key(c) for c in configs}) > 1:
     raise ValueError("A vmapped population may differ only in "
                      f"{vectorizable_keys(configs[0])}; these configurations differ elsewhere")
