@@ -62,6 +62,16 @@ def test_rerun_in_same_workdir_resumes_instead_of_retraining(tmp_path, tiny_conf
     run_config(changed, str(tmp_path))
 
 
+def test_restoring_an_unfinished_run_says_so(tmp_path, tiny_config, capsys):
+  from xferlab.launch import run_config
+  run_config(tiny_config, str(tmp_path), verbose=False)
+  capsys.readouterr()
+  assert launch.restore(str(tmp_path)).results and "not finished" not in capsys.readouterr().err
+  os.remove(tmp_path / "results.json")                 # as if killed before its last step
+  restored = launch.restore(str(tmp_path))
+  assert restored.results == {} and "has not finished" in capsys.readouterr().err
+
+
 def test_restore_of_a_multi_run_directory_lists_the_runs(tmp_path):
   launch.run(QUICKSTART + ":smoke", TINY, str(tmp_path))
   with pytest.raises(ValueError, match="seed_0"):

@@ -410,6 +410,9 @@ def restore(workdir: str) -> Restored:
   model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, selected), rest)
   results_path = os.path.join(workdir, "results.json")
   results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  if not results:   # an interrupted run: its best model so far, said once
+    print(f"[xferlab] {workdir} has not finished (no results.json): restoring the best model "
+          "it selected so far; rerun its command to finish it", file=sys.stderr, flush=True)
   return Restored(workdir, config, model, tokenizer, results)
 
 
