@@ -27,8 +27,9 @@ import ml_collections
 import numpy as np
 
 from xferlab.config import (ConfigError, apply_overrides, flatten, from_json, load_experiment,
-                            parse_value, validate)
+                            parse_value)
 from xferlab.metrics import mean_std
+from xferlab.workdir import SWEEP_FILE, check_config, claim, refuse_mixing
 
 
 def _default_workdir(config) -> str:
@@ -55,6 +56,14 @@ def _single_runs(config, workdir: str) -> list[tuple[str, int, Any, str]]:
   return runs
 
 
+def _check_unfinished(runs: Sequence[tuple[str, int, Any, str]]) -> None:
+  """``train.check_runs`` on the runs (``_single_runs``) that have not finished; a finished
+  run is only read back, so what training needs (its corpus, its ``init_from``) may be gone."""
+  from xferlab.train import check_runs   # keeps the import light
+  check_runs([sub for _, _, sub, sub_dir in runs
+              if not os.path.exists(os.path.join(sub_dir, "results.json"))])
+
+
 def _format(stat: Any) -> str:
   if isinstance(stat, Mapping) and stat.get("std") is None:
     return f"{100 * stat['mean']:.1f}"                     # a single run
@@ -79,13 +88,10 @@ def _primary() -> bool:
 
 def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = True) -> dict:
   """Runs a resolved configuration (every arm and seed) in ``workdir``; returns its results."""
-  from xferlab.train import check_runs, finished_results, train_and_evaluate   # light import
-  from xferlab.workdir import check_config, claim, refuse_mixing
+  from xferlab.train import finished_results, train_and_evaluate   # keeps the import light
   refuse_mixing(workdir, "run")
   runs = _single_runs(config, workdir)
-  # A bad arm or seed fails before anything is written; finished runs are only read back.
-  check_runs([sub for _, _, sub, sub_dir in runs
-              if not os.path.exists(os.path.join(sub_dir, "results.json"))])
+  _check_unfinished(runs)   # a bad arm or seed fails before anything is written
   os.makedirs(workdir, exist_ok=True)
   if len(runs) == 1 and not config.arms:
     return finished_results(runs[0][2], runs[0][3]) or train_and_evaluate(runs[0][2], runs[0][3])
@@ -225,14 +231,12 @@ def sweep(experiment: str, grid: Mapping[str, Sequence[Any]] | None = None,
                       "{'transfer.lam': [0.0, 0.1, 1.0]}), or --sweep transfer.lam=0,0.1,1 "
                       "on the command line)")
   workdir = workdir or _default_workdir(config)
-  from xferlab.workdir import refuse_mixing
   refuse_mixing(workdir, "sweep")
   # Every point's configuration is made and checked before any point trains.
   point_configs = [apply_overrides(config, point) for point in points]
-  for point_config in point_configs:
-    for _, _, single, _ in _single_runs(point_config, workdir):
-      validate(single)
   point_dirs = [os.path.join(workdir, _point_name(point)) for point in points]
+  for point_config, point_dir in zip(point_configs, point_dirs):
+    _check_unfinished(_single_runs(point_config, point_dir))
   if vectorize:
     _train_vectorized_recorded(list(zip(point_configs, point_dirs)), workdir, vectorize)
   rows = []
@@ -256,7 +260,7 @@ def _metric_stat(results: Mapping[str, Any], metric: str) -> dict[str, dict[str,
 
 def write_sweep_report(rows: list[dict], metric: str, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "sweep.json"), "w") as f:
+  with open(os.path.join(workdir, SWEEP_FILE), "w") as f:
     json.dump(rows, f, indent=2, default=str)
   keys = list(rows[0]["point"]) if rows else []
   series = sorted({s for r in rows for s in _metric_stat(r["results"], metric)})

@@ -477,11 +477,11 @@ def native_loops(config) -> str | None:
   Kept in ``results.json``: the two round floats differently, so a run repeats bit for bit
   only on the same loops."""
   from xferlab import native   # pylint: disable=import-outside-toplevel
+  from xferlab.models.rnn import native_runs_here   # pylint: disable=import-outside-toplevel
+  dtype = jnp.float32 if config.train.get("precision", "float32") == "float32" else jnp.bfloat16
   runs_them = (config.model.get("cell") in ("lstm", "gru")
-               and config.train.get("precision", "float32") == "float32"
                and config.model.get("scan_implementation", "auto") in ("auto", "native")
-               and jax.default_backend() == "cpu" and jax.device_count() == 1
-               and native.available())
+               and native_runs_here(dtype))
   return native.instruction_set() if runs_them else None
 
 

@@ -48,15 +48,19 @@ def on_gpu() -> bool:
   return jax.default_backend() == "gpu"
 
 
-def native_applies(cell: RecurrentCell, dtype) -> bool:
-  """Whether the native CPU loops (``xferlab.native``: built, LSTM or GRU, float32, CPU) can run
-  ``cell`` on inputs of ``dtype``. Only with one device in one process: the custom calls
-  have no partitioning rule, so a data-parallel program would gather every row onto
-  every device; such runs take the fused scan."""
+def native_runs_here(dtype) -> bool:
+  """Whether the native CPU loops (``xferlab.native``) can run an LSTM or GRU on inputs of
+  ``dtype`` here: built, float32, CPU, and one device in one process (the custom calls have
+  no partitioning rule, so a data-parallel program would gather every row onto every
+  device; such runs take the fused scan)."""
   from xferlab import native
-  return (isinstance(cell, (LSTMCell, GRUCell)) and jnp.dtype(dtype) == jnp.float32
-          and jax.default_backend() == "cpu" and jax.device_count() == 1
-          and native.available())
+  return (jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu"
+          and jax.device_count() == 1 and native.available())
+
+
+def native_applies(cell: RecurrentCell, dtype) -> bool:
+  """Whether the native CPU loops can run ``cell`` (an LSTM or GRU) on inputs of ``dtype``."""
+  return isinstance(cell, (LSTMCell, GRUCell)) and native_runs_here(dtype)
 
 
 def cudnn_weights(cell: RecurrentCell, kernel: jax.Array) -> jax.Array:

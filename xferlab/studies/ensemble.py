@@ -130,10 +130,9 @@ def unlabeled_predictions(workdir: str) -> tuple[np.ndarray, list[str]]:
   if not texts:
     raise ValueError(f"{workdir}'s data has no {UNLABELED} text to label")
   fingerprint = f"{UNLABELED}_fingerprint"
+  if os.path.isdir(os.path.join(workdir, "best")):
+    keep_predictions(workdir)   # writes or completes the file from the weights, once
   stored = run_predictions(workdir)
-  if fingerprint not in stored and os.path.isdir(os.path.join(workdir, "best")):
-    keep_predictions(workdir)
-    stored = run_predictions(workdir)
   if fingerprint not in stored:
     raise NoPredictions(
         f"{workdir} has neither its probabilities on the target's unlabeled text (in "
