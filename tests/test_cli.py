@@ -125,7 +125,7 @@ def test_a_bad_arm_fails_before_anything_is_written(capsys, tmp_path):
   _fails(capsys, [QUICKSTART, *TINY_SETS, "--set", "model.cell=lstmm", "--workdir",
                   str(workdir)], 2, "model.cell")
   _fails(capsys, [os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
-                  + ":source=nope,target=dvd", "--workdir", str(workdir)], 1, "'nope'")
+                  + ":source=nope,target=dvd", "--workdir", str(workdir)], 2, "'nope'")
   assert not workdir.exists()
 
 

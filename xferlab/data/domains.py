@@ -29,6 +29,7 @@ import re
 
 import numpy as np
 
+from xferlab.config import ConfigError
 from xferlab.data import synthetic
 
 
@@ -62,8 +63,8 @@ def _rows(name: str, data_config) -> list[dict]:
 
 
 def _check_domain(domain: str, role: str) -> None:
-  if domain not in AMAZON_DOMAINS:
-    raise ValueError(f"data.{role} = {domain!r} is not an Amazon domain; choose one of "
+  if domain not in AMAZON_DOMAINS:   # a wrong configuration value: launch.py exits with 2
+    raise ConfigError(f"data.{role} = {domain!r} is not an Amazon domain; choose one of "
                      f"{AMAZON_DOMAINS}")
 
 
