@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,17 @@ def test_a_bad_arm_fails_before_anything_is_written(capsys, tmp_path):
   _fails(capsys, [os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
                   + ":source=nope,target=dvd", "--workdir", str(workdir)], 2, "'nope'")
   assert not workdir.exists()
+
+
+def test_seeds_without_arms_are_reported_under_the_experiments_name(capsys, tmp_path):
+  workdir = tmp_path / "run"
+  assert main([QUICKSTART + ":dann", *TINY_SETS, "--set", "seeds=0,1", "--workdir",
+               str(workdir)]) == 0, capsys.readouterr().err
+  results = json.loads((workdir / "results.json").read_text())
+  config = json.loads((workdir / "config.json").read_text())
+  assert list(results) == [config["name"]]          # not a placeholder such as "default"
+  assert config["name"] in (workdir / "results.md").read_text()
+  assert len(results[config["name"]]["target_accuracy"]["values"]) == 2
 
 
 def test_a_sweep_checks_every_point_before_training_any(capsys, tmp_path):

@@ -104,7 +104,7 @@ def run_config(config: ml_collections.ConfigDict, workdir: str, verbose: bool = 
     if verbose:
       print(f"[xferlab] {config.name}: arm={arm or '-'} seed={seed} -> {sub_dir}", flush=True)
     results = finished_results(sub, sub_dir) or train_and_evaluate(sub, sub_dir)
-    per_arm.setdefault(arm or "default", []).append(results)
+    per_arm.setdefault(arm or config.name, []).append(results)   # seeds alone: the run's name
   results = {}
   for arm, seed_results in per_arm.items():
     numeric = [k for k, v in seed_results[0].items() if isinstance(v, (int, float))]
