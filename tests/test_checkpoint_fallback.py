@@ -3,6 +3,7 @@ previous readable one with a warning naming both; none readable names the direct
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -71,9 +72,13 @@ def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, 
     assert ckpt.all_steps() == [4, 6]
   finally:
     ckpt.close()
+  logged = lambda path: [(r["step"], r["split"]) for r in map(json.loads, open(path))]
   with pytest.warns(CheckpointFallbackWarning, match=r"checkpoints/6.*checkpoints/4"):
     results = launch.run(QUICKSTART + ":dann", TINY, str(run))
   assert results["steps"] == 6
+  # Steps 5-6, logged before the checkpoint at 6 was lost and again after resuming from 4,
+  # appear once: the log reads as the uninterrupted run's.
+  assert logged(run / "metrics.jsonl") == logged(trained / "metrics.jsonl")
   ckpt = checkpoint.Checkpointer(str(run / "checkpoints"), None)
   try:
     assert ckpt.latest_step() == 6       # the corrupt step was replaced by a good one

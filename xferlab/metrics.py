@@ -121,6 +121,19 @@ class MetricWriter:
     for name, value in metrics.items():
       self._tb.add_scalar(f"{split}/{name}", float(value), int(step))
 
+  def keep_until(self, step: int | None) -> None:
+    """Drops the rows logged after ``step`` (all of them for None): a run resumed from its
+    checkpoint at ``step`` logs the later steps again, and a killed run may have logged
+    some past its last checkpoint. TensorBoard's event files keep both copies."""
+    self._file.close()
+    with open(self.path) as f:
+      rows = [line for line in f if line.strip()]
+    kept = [line for line in rows if step is not None and json.loads(line)["step"] <= step]
+    if len(kept) < len(rows):
+      with open(self.path, "w") as f:
+        f.writelines(kept)
+    self._file = open(self.path, "a")
+
   def close(self) -> None:
     self._file.close()
     self._tb.close()
@@ -131,6 +144,9 @@ class NullWriter:
   process 0 (which writes the run's ``metrics.jsonl``)."""
 
   def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    pass
+
+  def keep_until(self, step: int | None) -> None:
     pass
 
   def close(self) -> None:

@@ -527,6 +527,8 @@ def _start_states(task, configs, inits, tx, members) -> tuple[list[TrainState], 
             for c, (_, params, _) in zip(configs, inits)]
   latest = [m.ckpt.latest_step() for m in members]
   if all(s is None for s in latest):
+    for member in members:   # rows of an attempt killed before its first checkpoint
+      member.writer.keep_until(None)
     return states, None
   if len(set(latest)) > 1:
     raise ValueError(f"The runs of this population stopped at different steps {latest}; "
@@ -534,6 +536,7 @@ def _start_states(task, configs, inits, tx, members) -> tuple[list[TrainState], 
   for i, member in enumerate(members):
     states[i], meta = member.ckpt.restore(states[i])
     member.tracker = meta["tracker"]
+    member.writer.keep_until(int(np.max(np.asarray(states[i].step))))   # logged again next
   return states, meta["data"]
 
 
