@@ -141,6 +141,17 @@ def test_seeds_without_arms_are_reported_under_the_experiments_name(capsys, tmp_
   assert len(results[config["name"]]["target_accuracy"]["values"]) == 2
 
 
+def test_a_seed_the_experiments_seeds_would_ignore_and_a_repeated_seed_are_refused(capsys,
+                                                                                   tmp_path):
+  workdir = tmp_path / "run"
+  # quickstart.py:smoke runs seeds=(0,): `seed` alone would silently train seed 0
+  _fails(capsys, [QUICKSTART + ":smoke", "--set", "seed=5", "--workdir", str(workdir)], 2,
+         "seed = 5", "seeds=(5,)")
+  _fails(capsys, [QUICKSTART + ":smoke", "--set", "seeds=(0,0)", "--workdir", str(workdir)], 2,
+         "seeds = (0, 0)", "seeds=(0,)")
+  assert not workdir.exists()
+
+
 def test_a_sweep_checks_every_point_before_training_any(capsys, tmp_path):
   workdir = tmp_path / "sweep"
   _fails(capsys, [QUICKSTART + ":dann", *TINY_SETS, "--sweep", "transfer.lam=0,abc",

@@ -195,6 +195,11 @@ def apply_overrides(config: ml_collections.ConfigDict,
   for key, value, raw in items:
     if key != "task":
       set_value(config, key, value, raw)
+  keys = {key for key, _, _ in items}
+  if "seed" in keys and "seeds" not in keys and tuple(config.get("seeds", ())):
+    raise ConfigError(f"seed = {config.seed} would not be used: this experiment runs the seeds "
+                      f"{tuple(config.seeds)} (the key seeds); set seeds=({config.seed},) to run "
+                      "that seed alone")
   return config
 
 

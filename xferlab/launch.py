@@ -45,6 +45,9 @@ def _single_runs(config, workdir: str) -> list[tuple[str, int, Any, str]]:
   """``(arm, seed, config, workdir)`` for every arm and seed of ``config``."""
   arms = _arms(config) or {"": {}}
   seeds = tuple(config.seeds) or (config.seed,)
+  if len(set(seeds)) < len(seeds):   # one run per seed: a repeat would count twice
+    raise ConfigError(f"seeds = {seeds} names a seed twice; each seed runs once "
+                      f"(seeds={tuple(dict.fromkeys(seeds))})")
   runs = []
   for arm, overrides in arms.items():
     for seed in seeds:
