@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from xferlab import checkpoint, launch
-from xferlab.checkpoint import CheckpointError, CheckpointFallbackWarning
+from xferlab.checkpoint import CheckpointError, CheckpointFallbackWarning, CheckpointMismatchError
 from tests.conftest import QUICKSTART, TINY
 
 
@@ -85,3 +85,13 @@ def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, 
   finally:
     ckpt.close()
   launch.restore(str(run))               # and reads without a warning
+
+
+def test_a_config_edited_to_another_model_is_refused_naming_the_parameter(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  config = json.loads((run / "config.json").read_text())
+  config["model"]["hidden_size"] *= 2          # no longer the network the weights belong to
+  (run / "config.json").write_text(json.dumps(config))
+  with pytest.raises(CheckpointMismatchError,
+                     match=r"config\.json: parameter .* has shape .* in the checkpoint"):
+    launch.restore(str(run))

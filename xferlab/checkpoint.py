@@ -34,6 +34,11 @@ class CheckpointError(OSError):
   """No readable checkpoint where one was expected (names the directory)."""
 
 
+class CheckpointMismatchError(CheckpointError):
+  """Weights that do not fit the model the run's configuration builds (a shape differs, or a
+  parameter is missing): the configuration no longer describes the checkpoint."""
+
+
 class CheckpointFallbackWarning(UserWarning):
   """The newest checkpoint was unreadable; an older one was used."""
 
@@ -51,13 +56,22 @@ def _warn_fallback(failed: list[tuple[str, BaseException]], used: str) -> None:
       + f"; using the previous one, {used}", CheckpointFallbackWarning, stacklevel=3)
 
 
-def _like(source: Any, like: Any) -> Any:
+def _like(source: Any, like: Any, path: str = "") -> Any:
   """``source`` (nested dicts from orbax, str keys) in the structure, key types and dtypes of
-  ``like``."""
+  ``like``; ``CheckpointMismatchError`` where a parameter is missing or its shape differs."""
   if isinstance(like, Mapping):
-    lookup = {str(k): k for k in source}
-    return {k: _like(source[lookup[str(k)]], v) for k, v in like.items()}
-  return np.asarray(source, dtype=np.asarray(like).dtype)
+    lookup = {str(k): k for k in source} if isinstance(source, Mapping) else {}
+    missing = [str(k) for k in like if str(k) not in lookup]
+    if missing:
+      raise CheckpointMismatchError(f"the checkpoint has no parameter {path}{missing[0]}")
+    return {k: _like(source[lookup[str(k)]], v, f"{path}{k}.") for k, v in like.items()}
+  like = np.asarray(like)
+  source = np.asarray(source, dtype=like.dtype)
+  if source.shape != like.shape:
+    raise CheckpointMismatchError(f"parameter {path.rstrip('.')} has shape {source.shape} in the "
+                                  f"checkpoint and {like.shape} in the model the configuration "
+                                  "builds")
+  return source
 
 
 def restore_selected(workdir: str, params_like: Any) -> Any:
@@ -78,6 +92,8 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
     try:
       state = _read_state(path)
       params = _like(state["params"], params_like)
+    except CheckpointMismatchError as e:
+      raise _mismatch(workdir, path, e) from None
     except Exception as e:  # pylint: disable=broad-except  (orbax raises many kinds)
       failed.append((path, e))
       continue
@@ -94,6 +110,8 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
       state = _read_state(path)
       kept = state.get("ema_params") if isinstance(state.get("ema_params"), Mapping) else None
       params = _like(kept if kept else state["params"], params_like)
+    except CheckpointMismatchError as e:
+      raise _mismatch(workdir, path, e) from None
     except Exception as e:  # pylint: disable=broad-except
       failed.append((path, e))
       continue
@@ -106,6 +124,12 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
                           "numbered step directories")
   raise CheckpointError(f"No readable checkpoint in {workdir}: "
                         + "; ".join(f"{p} ({_reason(e)})" for p, e in failed))
+
+
+def _mismatch(workdir: str, path: str, error: CheckpointMismatchError) -> CheckpointMismatchError:
+  return CheckpointMismatchError(
+      f"{path} does not fit the model of {os.path.join(workdir, 'config.json')}: {error}; the "
+      "configuration no longer describes these weights (edited by hand, or another run's)")
 
 
 def _steps(directory: str) -> list[int]:
