@@ -95,3 +95,15 @@ def test_a_config_edited_to_another_model_is_refused_naming_the_parameter(traine
   with pytest.raises(CheckpointMismatchError,
                      match=r"config\.json: parameter .* has shape .* in the checkpoint"):
     launch.restore(str(run))
+
+
+def test_an_empty_best_folder_warns_and_takes_the_selected_step_from_checkpoints(trained,
+                                                                                 tmp_path):
+  run = _copy(trained, tmp_path)
+  shutil.rmtree(run / "best" / "6")              # as if killed during best/'s first save
+  results = json.loads((run / "results.json").read_text())
+  results["best_step"] = 4                       # the step the run selected (not the latest)
+  (run / "results.json").write_text(json.dumps(results))
+  with pytest.warns(CheckpointFallbackWarning, match=r"best \(.*holds no saved step\).*"
+                    r"checkpoints/4$"):
+    launch.restore(str(run))

@@ -74,7 +74,7 @@ def _like(source: Any, like: Any, path: str = "") -> Any:
   return source
 
 
-def restore_selected(workdir: str, params_like: Any) -> Any:
+def restore_selected(workdir: str, params_like: Any, selected_step: int | None = None) -> Any:
   """The selected (best) parameters of a run, in the structure of ``params_like``.
 
   Reads ``workdir/best``'s newest readable step. If no step of ``best/`` is readable, takes
@@ -82,11 +82,16 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
   ``checkpoints/``: the step ``best/`` held if it is there and readable, else the newest
   readable one. A fallback warns (``CheckpointFallbackWarning``) naming the unreadable and
   the used checkpoint; if nothing is readable, ``CheckpointError`` names ``workdir``.
+  ``selected_step`` (the run's ``results.json`` ``best_step``, where known) is the step to
+  prefer in ``checkpoints/`` when ``best/`` holds none, e.g. after a kill during its first
+  save; a ``best/`` that exists but holds no step counts as unreadable (it warns).
   """
   workdir = os.path.abspath(workdir)
   best_dir, ckpt_dir = os.path.join(workdir, "best"), os.path.join(workdir, "checkpoints")
   failed: list[tuple[str, BaseException]] = []
   best_steps = _steps(best_dir)
+  if os.path.isdir(best_dir) and not best_steps:
+    failed.append((best_dir, CheckpointError("holds no saved step")))
   for step in best_steps:
     path = os.path.join(best_dir, str(step))
     try:
@@ -101,9 +106,10 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
       _warn_fallback(failed, path)
     return params
   ckpt_steps = _steps(ckpt_dir)
-  if best_steps and best_steps[0] in ckpt_steps:   # the selected step first
-    ckpt_steps.remove(best_steps[0])
-    ckpt_steps.insert(0, best_steps[0])
+  selected = best_steps[0] if best_steps else selected_step
+  if selected in ckpt_steps:   # the selected step first
+    ckpt_steps.remove(selected)
+    ckpt_steps.insert(0, selected)
   for step in ckpt_steps:
     path = os.path.join(ckpt_dir, str(step))
     try:
@@ -116,7 +122,7 @@ def restore_selected(workdir: str, params_like: Any) -> Any:
       failed.append((path, e))
       continue
     if failed:
-      _warn_fallback(failed, path + ("" if best_steps and step == best_steps[0] else
+      _warn_fallback(failed, path + ("" if step == selected else
                                      " (not the selected step: the latest readable one)"))
     return params
   if not failed:

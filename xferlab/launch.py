@@ -413,10 +413,11 @@ def restore(workdir: str) -> Restored:
   # best/'s newest readable step; an unreadable one falls back (with a warning) to the previous
   # readable checkpoint, in best/ or checkpoints/.
   import jax
-  selected = checkpoint.restore_selected(workdir, nnx.to_pure_dict(params))
-  model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, selected), rest)
   results_path = os.path.join(workdir, "results.json")
   results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  selected = checkpoint.restore_selected(workdir, nnx.to_pure_dict(params),
+                                         results.get("best_step"))
+  model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, selected), rest)
   if not results:   # an interrupted run: its best model so far, said once
     print(f"[xferlab] {workdir} has not finished (no results.json): restoring the best model "
           "it selected so far; rerun its command to finish it", file=sys.stderr, flush=True)
