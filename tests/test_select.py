@@ -213,3 +213,19 @@ def test_the_ranking_warns_that_a_union_is_ranked_by_similarity_not_labels(capsy
   select.print_ranking(dict(result, scores=dict(scores, **{"books+dvd": {"jsd": 0.15}})))
   out = capsys.readouterr().out
   assert select.UNION_NOTE in out and out.index("books+dvd") < out.index(select.UNION_NOTE)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--target", "kitchn", "--candidates", "books"], "'kitchn' is not an Amazon domain"),
+    (["--target", "kitchen", "--candidates", "bookz"], "'bookz' is not a source"),
+    (["--target", "kitchen", "--candidates", "books,books"], "names a source twice"),
+    (["--target", "kitchen", "--lms", "/nonexistent/lm"], "--lms: /nonexistent/lm is not a"),
+    (["--target", "kitchen", "--candidates", "books", "--max-texts", "0"], "at least 1"),
+    (["--target", "kitchen", "--candidates", "books", "--out", "/nonexistent/x.json"],
+     "does not exist")])
+def test_a_wrong_ranking_invocation_fails_in_one_line_before_reading_anything(argv, fragment,
+                                                                              capsys):
+  with pytest.raises(SystemExit) as exit_:
+    select.main(argv)
+  assert exit_.value.code == 2
+  assert fragment in capsys.readouterr().err

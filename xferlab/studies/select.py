@@ -840,6 +840,33 @@ def parser() -> argparse.ArgumentParser:
   return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+  """A wrong ranking invocation fails in one line (exit 2) before anything is read: an unknown
+  target or candidate, a candidate named twice, a missing ``--lms`` / ``--runs`` folder,
+  ``--max-texts`` below 1, or an ``--out`` whose folder does not exist."""
+  from xferlab.data.domains import AMAZON_DOMAINS, MOVIE_SOURCES
+  fail = parser().error
+  if args.target not in AMAZON_DOMAINS:
+    fail(f"--target {args.target!r} is not an Amazon domain; choose one of "
+         f"{', '.join(AMAZON_DOMAINS)}")
+  known, candidates = (*AMAZON_DOMAINS, *MOVIE_SOURCES), split_list(args.candidates)
+  for candidate in candidates:
+    if any(part not in known for part in candidate.split("+")):
+      fail(f"--candidates: {candidate!r} is not a source; choose from {', '.join(known)}, "
+           "or a union such as books+dvd")
+  if len(set(candidates)) < len(candidates):
+    fail(f"--candidates names a source twice: {args.candidates}")
+  for flag, folders in (("--lms", args.lms), ("--runs", args.runs)):
+    for folder in split_list(folders):
+      if not os.path.isdir(folder):
+        fail(f"{flag}: {folder} is not a directory")
+  if args.max_texts < 1:
+    fail(f"--max-texts {args.max_texts}: read at least 1 text per candidate")
+  folder = os.path.dirname(os.path.abspath(args.out or "selection.json"))
+  if not os.path.isdir(folder):
+    fail(f"--out {args.out}: the folder {folder} does not exist")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   import sys
   args = parser().parse_args(argv)
@@ -853,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   if not args.target or not (args.candidates or args.lms):
     parser().error("--target and --candidates (or --lms) are needed, or --report OUT")
+  check_arguments(args)
   result = select(args.target, split_list(args.candidates), split_list(args.lms),
                   split_list(args.runs), args.measure, args.protocol, args.max_texts,
                   not args.no_union)
