@@ -107,3 +107,17 @@ def test_an_empty_best_folder_warns_and_takes_the_selected_step_from_checkpoints
   with pytest.warns(CheckpointFallbackWarning, match=r"best \(.*holds no saved step\).*"
                     r"checkpoints/4$"):
     launch.restore(str(run))
+
+
+def test_damaged_run_files_and_wrong_paths_are_named_in_the_error(trained, tmp_path):
+  run = _copy(trained, tmp_path)
+  with pytest.raises(ValueError, match=r"is not a run; the run inside it is .*run$"):
+    launch.restore(str(tmp_path))              # the folder above one run
+  with pytest.raises(ValueError, match="empty path"):
+    launch.restore("")                         # not the whole current directory tree
+  (run / "results.json").write_text("{ truncated")
+  with pytest.raises(ValueError, match=r"results\.json is not valid JSON .*the run's results"):
+    launch.restore(str(run))
+  (run / "config.json").unlink()
+  with pytest.raises(FileNotFoundError, match=r"config\.json is missing: the run's configuration"):
+    launch.restore(str(run))

@@ -391,6 +391,18 @@ def _run_dirs(workdir: str) -> list[str]:
   return sorted(found)
 
 
+def _read_json_file(path: str, what: str, parse=json.loads):
+  """A run's JSON file, or an error naming the file and what it is for."""
+  try:
+    with open(path) as f:
+      return parse(f.read())
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path} is missing: the run's {what}") from None
+  except ValueError as error:
+    raise ValueError(f"{path} is not valid JSON ({error}): the run's {what}; restore it from "
+                     "a copy of the run, or rerun its command in a new workdir") from None
+
+
 def restore(workdir: str) -> Restored:
   """Restores the selected model of a finished (or interrupted) run."""
   from flax import nnx
@@ -398,15 +410,18 @@ def restore(workdir: str) -> Restored:
   from xferlab import checkpoint
   from xferlab.data.tokenizer import load_tokenizer
   from xferlab.tasks import get_task
-  workdir = os.path.abspath(workdir)
+  if not str(workdir).strip():
+    raise ValueError("restore() needs a run's workdir; got an empty path")
+  workdir = os.path.abspath(os.path.expanduser(workdir))
   if not os.path.isdir(os.path.join(workdir, "best")):
     runs = _run_dirs(workdir)
     if not runs:
       raise FileNotFoundError(f"No trained run in {workdir}: expected best/ and config.json")
+    if len(runs) == 1:
+      raise ValueError(f"{workdir} is not a run; the run inside it is {runs[0]}")
     raise ValueError(f"{workdir} holds several runs; restore one of them:\n  "
                      + "\n  ".join(runs))
-  with open(os.path.join(workdir, "config.json")) as f:
-    config = from_json(f.read())
+  config = _read_json_file(os.path.join(workdir, "config.json"), "configuration", from_json)
   tokenizer = load_tokenizer(os.path.join(workdir, "tokenizer"))
   model = get_task(config.task).build_model(config, tokenizer.vocab_size)
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
@@ -414,7 +429,7 @@ def restore(workdir: str) -> Restored:
   # readable checkpoint, in best/ or checkpoints/.
   import jax
   results_path = os.path.join(workdir, "results.json")
-  results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+  results = (_read_json_file(results_path, "results") if os.path.exists(results_path) else {})
   selected = checkpoint.restore_selected(workdir, nnx.to_pure_dict(params),
                                          results.get("best_step"))
   model = nnx.merge(graphdef, jax.tree.map(jax.numpy.asarray, selected), rest)
