@@ -190,3 +190,10 @@ def test_each_task_names_the_corpora_its_run_reads(experiment, expected):
   config.data.tokenizer_path = "a/tokenizer"      # a given vocabulary reads no extra corpus
   if config.task == "translation":
     assert get_task(config.task).corpora(config) == ("multi30k/en-de",)
+
+
+def test_an_experiment_path_relative_to_another_directory_names_the_file_it_meant(
+    capsys, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)                  # a user outside the checkout
+  _fails(capsys, ["experiments/quickstart.py:smoke"], 2, "not found",
+         f"did you mean {QUICKSTART}?", str(tmp_path))

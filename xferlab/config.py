@@ -39,9 +39,13 @@ def load_experiment(spec: str) -> tuple[ml_collections.ConfigDict, ModuleType]:
   if not path.endswith(".py"):
     path = path.replace(".", os.sep) + ".py" if not os.path.exists(path) else path
   if not os.path.isfile(path):
-    raise ConfigError(f"Experiment file {path!r} not found (from {spec!r}); "
-                      "name a Python file that defines get_config(arg=None), "
-                      "e.g. experiments/quickstart.py")
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    beside = os.path.join(checkout, path)
+    hint = (f"; did you mean {beside}? (a relative path is read from the current directory, "
+            f"{os.getcwd()})" if not os.path.isabs(path) and os.path.isfile(beside) else
+            "; name a Python file that defines get_config(arg=None), e.g. "
+            f"{os.path.join(checkout, 'experiments', 'quickstart.py')}")
+    raise ConfigError(f"Experiment file {path!r} not found (from {spec!r}){hint}")
   name = "xferlab_experiment_" + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
