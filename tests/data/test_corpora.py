@@ -478,6 +478,9 @@ def test_cli_prints_json_counts_and_reports_errors(root, data_dir, capsys):
   assert cli.main(["prepare", "bbc_news_summary", "--manual-dir", str(root), "--data-dir",
                    str(data_dir), "--quiet"]) == 1
   assert "bbc_news_summary" in capsys.readouterr().err
+  assert cli.main(["prepare", "amazn", "--manual-dir", str(root), "--data-dir",
+                   str(data_dir), "--quiet"]) == 2      # a wrong name: before any work
+  assert "did you mean 'amazon_hatn'?" in capsys.readouterr().err
 
 
 def test_reading_needs_no_tensorflow(root, data_dir):

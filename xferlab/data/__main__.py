@@ -12,6 +12,7 @@ key of corpora without configs). Progress and TFDS messages go to stderr.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import sys
@@ -52,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
     tfds.disable_progress_bar()
   names = catalog.corpus_names() if args.all else args.names
+  unknown = [n for n in names if n.split("/")[0] not in catalog.corpus_names()]   # corpus/config
+  if unknown:   # a wrong invocation: status 2, with the nearest name
+    close = difflib.get_close_matches(unknown[0].split("/")[0], catalog.corpus_names(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    print(f"error: unknown corpus {unknown[0]!r}{hint}; known: "
+          f"{', '.join(catalog.corpus_names())}", file=sys.stderr)
+    return 2
   try:
     counts = catalog.prepare(names, manual_dir=args.manual_dir, data_dir=args.data_dir,
                              download=args.download)
