@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -192,8 +194,29 @@ def test_each_task_names_the_corpora_its_run_reads(experiment, expected):
     assert get_task(config.task).corpora(config) == ("multi30k/en-de",)
 
 
+def test_a_boolean_written_another_way_is_refused_naming_true_and_false(capsys):
+  _fails(capsys, [QUICKSTART + ":smoke", "--set", "train.progress_bar=yes"], 2,
+         "train.progress_bar", "write True or False")
+
+
 def test_an_experiment_path_relative_to_another_directory_names_the_file_it_meant(
     capsys, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)                  # a user outside the checkout
   _fails(capsys, ["experiments/quickstart.py:smoke"], 2, "not found",
          f"did you mean {QUICKSTART}?", str(tmp_path))
+
+
+def test_a_terminated_run_says_how_to_resume_as_an_interrupted_one_does(tmp_path):
+  workdir = tmp_path / "run"
+  long = [a if a != "train.num_steps=6" else "train.num_steps=1000000" for a in TINY_SETS]
+  run = subprocess.Popen([sys.executable, os.path.join(ROOT, "launch.py"), QUICKSTART + ":dann",
+                          *long, "--workdir", str(workdir)], cwd=ROOT, text=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  deadline = time.time() + 240
+  while not (workdir / "metrics.jsonl").exists() or not (workdir / "metrics.jsonl").stat().st_size:
+    assert run.poll() is None and time.time() < deadline, "the run did not start training"
+    time.sleep(0.5)
+  run.send_signal(signal.SIGTERM)            # as a scheduler or `kill` stops it
+  _, err = run.communicate(timeout=120)
+  assert run.returncode == 128 + signal.SIGTERM and "Traceback" not in err
+  assert err.strip().splitlines()[-1] == "error: interrupted; rerun the same command to resume"

@@ -171,9 +171,10 @@ def set_value(config: ml_collections.ConfigDict, key: str, value: Any, raw: str 
   try:
     node[leaf] = value
   except TypeError as e:
+    hint = "; write True or False" if isinstance(current, bool) else ""
     raise ConfigError(f"Config key {key!r} holds {type(current).__name__} "
                       f"({current!r}); cannot set it to {value!r} "
-                      f"({type(value).__name__})") from None
+                      f"({type(value).__name__}){hint}") from None
 
 
 def apply_overrides(config: ml_collections.ConfigDict,

@@ -20,7 +20,9 @@ import datetime
 import itertools
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable, Mapping, Sequence
 
 import ml_collections
@@ -661,6 +663,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   overrides = list(args.overrides)
   if args.manual_dir is not None:
     overrides.append(f"data.manual_dir={args.manual_dir}")
+  stopped = {"by": signal.SIGINT}
+
+  def on_sigterm(signum, _frame):   # a scheduler's or `kill`'s stop: as Ctrl-C, said once
+    stopped["by"] = signum
+    raise KeyboardInterrupt
+
+  main_thread = threading.current_thread() is threading.main_thread()   # signals' only home
+  previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
   try:
     from xferlab.launch_local import initialize_from_env   # multi-host: join jax.distributed
     initialize_from_env()
@@ -669,7 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug:
       raise
     print("error: interrupted; rerun the same command to resume", file=sys.stderr)
-    return 130
+    return 128 + stopped["by"]   # 130 for SIGINT, 143 for SIGTERM
   except Exception as e:  # pylint: disable=broad-except
     if args.debug:
       raise
@@ -682,4 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {type(e).__name__}: {_one_line(e)} (an internal error: rerun with --debug "
           "for the traceback)", file=sys.stderr)
     return 1
+  finally:
+    if main_thread:
+      signal.signal(signal.SIGTERM, previous)
   return 0
