@@ -63,7 +63,7 @@ def test_restore_falls_back_from_a_corrupt_best_checkpoint(trained, tmp_path, co
 
 
 @pytest.mark.parametrize("corrupt", [_truncate_data, _delete_metadata])
-def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, corrupt):
+def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, corrupt, capsys):
   run = _copy(trained, tmp_path)
   os.remove(run / "results.json")          # as if killed after the last checkpoint
   corrupt(run / "checkpoints" / "6")
@@ -76,6 +76,7 @@ def test_resume_falls_back_to_the_previous_step_and_finishes(trained, tmp_path, 
   with pytest.warns(CheckpointFallbackWarning, match=r"checkpoints/6.*checkpoints/4"):
     results = launch.run(QUICKSTART + ":dann", TINY, str(run))
   assert results["steps"] == 6
+  assert "resuming from its checkpoint at step 4" in capsys.readouterr().out
   # Steps 5-6, logged before the checkpoint at 6 was lost and again after resuming from 4,
   # appear once: the log reads as the uninterrupted run's.
   assert logged(run / "metrics.jsonl") == logged(trained / "metrics.jsonl")

@@ -536,7 +536,10 @@ def _start_states(task, configs, inits, tx, members) -> tuple[list[TrainState], 
   for i, member in enumerate(members):
     states[i], meta = member.ckpt.restore(states[i])
     member.tracker = meta["tracker"]
-    member.writer.keep_until(int(np.max(np.asarray(states[i].step))))   # logged again next
+    step = int(np.max(np.asarray(states[i].step)))
+    member.writer.keep_until(step)   # the later steps are logged again
+    if is_primary():
+      print(f"[xferlab] {member.workdir}: resuming from its checkpoint at step {step}", flush=True)
   return states, meta["data"]
 
 
