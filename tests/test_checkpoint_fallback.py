@@ -122,3 +122,17 @@ def test_damaged_run_files_and_wrong_paths_are_named_in_the_error(trained, tmp_p
   (run / "config.json").unlink()
   with pytest.raises(FileNotFoundError, match=r"config\.json is missing: the run's configuration"):
     launch.restore(str(run))
+
+
+def test_the_metrics_log_keeps_the_rows_up_to_the_resumed_step_and_drops_a_cut_row(tmp_path):
+  from xferlab.metrics import MetricWriter
+  writer = MetricWriter(str(tmp_path))
+  for step in (1, 2, 3):
+    writer.write(step, "train", {"loss": 1.0})
+  with open(writer.path, "a") as f:
+    f.write('{"step": 4, "spl')                  # the kill cut this row short
+  writer.keep_until(2)                           # resumed from the checkpoint at step 2
+  writer.write(3, "train", {"loss": 0.5})
+  writer.close()
+  rows = [json.loads(line) for line in open(writer.path)]
+  assert [(r["step"], r["loss"]) for r in rows] == [(1, 1.0), (2, 1.0), (3, 0.5)]

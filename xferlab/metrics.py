@@ -124,11 +124,18 @@ class MetricWriter:
   def keep_until(self, step: int | None) -> None:
     """Drops the rows logged after ``step`` (all of them for None): a run resumed from its
     checkpoint at ``step`` logs the later steps again, and a killed run may have logged
-    some past its last checkpoint. TensorBoard's event files keep both copies."""
+    some past its last checkpoint, or half a row. TensorBoard's event files keep both
+    copies."""
+    def logged_by(line: str) -> bool:
+      try:
+        return step is not None and int(json.loads(line)["step"]) <= step
+      except (ValueError, KeyError, TypeError):   # a row cut short by the kill
+        return False
+
     self._file.close()
     with open(self.path) as f:
-      rows = [line for line in f if line.strip()]
-    kept = [line for line in rows if step is not None and json.loads(line)["step"] <= step]
+      rows = f.readlines()
+    kept = [line for line in rows if logged_by(line)]
     if len(kept) < len(rows):
       with open(self.path, "w") as f:
         f.writelines(kept)

@@ -65,7 +65,7 @@ def _rows(name: str, data_config) -> list[dict]:
 def _check_domain(domain: str, role: str) -> None:
   if domain not in AMAZON_DOMAINS:   # a wrong configuration value: launch.py exits with 2
     raise ConfigError(f"data.{role} = {domain!r} is not an Amazon domain; choose one of "
-                     f"{AMAZON_DOMAINS}")
+                      f"{AMAZON_DOMAINS}")
 
 
 def source_domains(source: str) -> list[str]:
