@@ -42,6 +42,8 @@ def test_as_texts_contract():
   for bad in (None, 42, 1.5, b"bytes"):
     with pytest.raises(TypeError, match="str or a sequence of str"):
       as_texts(bad)
+  with pytest.raises(TypeError, match="must be ordered.*sorted"):   # results in no known order
+    as_texts({"a", "b"})
   with pytest.raises(TypeError, match=r"texts\[2\] is NoneType"):
     as_texts(["a", "b", None])
   with pytest.raises(TypeError, match=r"texts\[0\] is bytes.*decode"):

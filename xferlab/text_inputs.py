@@ -56,7 +56,8 @@ def as_texts(texts: Any, *, max_chars: int | None = None,
   """``(clean texts, was_single)`` from a ``str`` or a sequence of ``str`` (see the module doc).
 
   Args:
-    texts: one text or a sequence (any iterable but ``bytes``/``dict``) of texts.
+    texts: one text or a sequence (any ordered iterable: not ``bytes``, ``dict`` or a set) of
+      texts.
     max_chars: cut each text to this many characters (one ``InputTruncatedWarning`` per call);
       ``None`` = no cut.
     name: the argument's name in error messages.
@@ -70,6 +71,9 @@ def as_texts(texts: Any, *, max_chars: int | None = None,
     items = [texts]
   elif texts is None or isinstance(texts, (bytes, bytearray, int, float, dict)):
     raise TypeError(f"{name} must be a str or a sequence of str, got {type(texts).__name__}")
+  elif isinstance(texts, (set, frozenset)):   # the outputs could not be matched to the inputs
+    raise TypeError(f"{name} must be ordered: a {type(texts).__name__} has no order to return "
+                    "results in; pass a list (e.g. sorted(texts))")
   else:
     try:
       items = list(texts)
