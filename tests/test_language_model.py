@@ -120,6 +120,13 @@ def test_trains_with_carried_state_and_reports_perplexity(tmp_path):
   assert os.path.getsize(plot_curves(str(tmp_path), ["valid_perplexity", "test_perplexity"])) > 0
   with pytest.raises(ValueError, match="No eval metric 'bleu'"):
     plot_curves(str(tmp_path), ["bleu"])
+  from xferlab.metrics import main as plot_command   # its command line: one line, no traceback
+  assert plot_command([str(tmp_path), "valid_perplexity", "--out", str(tmp_path / "c.png")]) == 0
+  assert plot_command([str(tmp_path), "bleu"]) == 1
+  assert plot_command([str(tmp_path / "missing"), "valid_perplexity"]) == 1
+  with pytest.raises(SystemExit) as usage:
+    plot_command([])
+  assert usage.value.code == 2
 
 
 def test_language_model_encoder_restores_into_a_classifier(tmp_path):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -246,6 +246,25 @@ def plot_curves(workdir: str, names: list[str], out: str | None = None, split: s
   return out
 
 
-if __name__ == "__main__":   # python -m xferlab.metrics WORKDIR METRIC [METRIC ...]
+def main(argv: Sequence[str] | None = None) -> int:
+  """``python -m xferlab.metrics WORKDIR METRIC [METRIC ...]``: plots a run's curves. A wrong
+  invocation exits 2, a missing log or metric 1, each in one line."""
+  import argparse
   import sys
-  print(plot_curves(sys.argv[1], sys.argv[2:]))
+  parser = argparse.ArgumentParser(prog="python -m xferlab.metrics",
+                                   description="Plot a run's metrics against the step.")
+  parser.add_argument("workdir", help="the run's workdir (its metrics.jsonl)")
+  parser.add_argument("metrics", nargs="+", help="metric names, e.g. source_val_accuracy")
+  parser.add_argument("--split", default="eval", help="rows of this split (eval or train)")
+  parser.add_argument("--out", help="the PNG to write (default WORKDIR/curves.png)")
+  args = parser.parse_args(argv)
+  try:
+    print(plot_curves(args.workdir, args.metrics, args.out, args.split))
+  except (OSError, ValueError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())
