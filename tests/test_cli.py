@@ -129,6 +129,8 @@ def test_a_bad_arm_fails_before_anything_is_written(capsys, tmp_path):
                   str(workdir)], 2, "model.cell")
   _fails(capsys, [os.path.join(ROOT, "experiments", "sentiment", "amazon.py")
                   + ":source=nope,target=dvd", "--workdir", str(workdir)], 2, "'nope'")
+  _fails(capsys, [QUICKSTART + ":smoke", "--set", "data.source=kitchn", "--workdir",
+                  str(workdir)], 2, "'kitchn' is not a synthetic domain")
   assert not workdir.exists()
 
 

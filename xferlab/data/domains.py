@@ -349,12 +349,18 @@ def corpora(data_config) -> list[str]:
   in_domain = _in_domain(data_config)
   if name == "imdb":
     return ["imdb_full"]
+  if name == "synthetic":                      # generated: no corpus, but the same check
+    for role, domain in (("source", source), ("target", target)):
+      if domain not in synthetic.DOMAINS:
+        raise ConfigError(f"data.{role} = {domain!r} is not a synthetic domain; choose one of "
+                          f"{tuple(sorted(synthetic.DOMAINS))}")
+    return []
   if name not in ("amazon", "amazon_hatn", "movie"):
-    return []                                  # synthetic; an unknown name fails in the loader
+    return []                                  # an unknown name fails in the loader
   if name == "movie" and not in_domain:
     if source not in MOVIE_SOURCES:
-      raise ValueError(f"data.source = {source!r}: the movie protocol reads one of "
-                       f"{MOVIE_SOURCES}")
+      raise ConfigError(f"data.source = {source!r}: the movie protocol reads one of "
+                        f"{MOVIE_SOURCES}")
   elif name == "amazon" and not in_domain:
     _check_sources(data_config)
   elif name != "movie" or not in_domain:
