@@ -177,9 +177,13 @@ class Checkpointer:
     back from) is replaced."""
     if step in self._manager.all_steps():
       self._manager.delete(step)
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))), force=True)
-    self._manager.wait_until_finished()
+    try:
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))), force=True)
+      self._manager.wait_until_finished()
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM mid-write: end the write, then stop. Exiting
+      self._manager.wait_until_finished()   # under orbax's writer threads printed a traceback
+      raise
 
   def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
     """Restores into the structure (and dtypes) of ``target``.

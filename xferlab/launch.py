@@ -647,6 +647,14 @@ def _launch(args, overrides: list[str]) -> None:
   print(f"[xferlab] results in {os.path.join(workdir, 'results.json')}")
 
 
+def _join_writer_threads(timeout_s: float = 120.0) -> None:
+  """Waits for the threads still writing (orbax's checkpoint writers) after an interrupt: one
+  left running into interpreter shutdown failed there with a traceback on stderr."""
+  for thread in threading.enumerate():
+    if thread is not threading.current_thread() and not thread.daemon:
+      thread.join(timeout_s)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """The command line; returns the exit status. Every error is one line on stderr (status 2 for
   a wrong invocation or configuration, 1 for a failure while running; ``--debug`` re-raises
@@ -678,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except KeyboardInterrupt:
     if args.debug:
       raise
+    _join_writer_threads()
     print("error: interrupted; rerun the same command to resume", file=sys.stderr)
     return 128 + stopped["by"]   # 130 for SIGINT, 143 for SIGTERM
   except Exception as e:  # pylint: disable=broad-except
