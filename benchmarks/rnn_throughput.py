@@ -481,7 +481,10 @@ def run_sweep(args, peaks: dict) -> dict:
       accuracies[mode] = [r["results"]["target_accuracy"] for r in rows]
       if mode.startswith("auto"):
         with open(os.path.join(workdir, "vectorize.json")) as f:
-          decisions.append(dict(mode=mode, populations=json.load(f)["populations"]))
+          populations = json.load(f)["populations"]
+        for population in populations:   # the temporary workdir is deleted: its points only
+          population["workdirs"] = [os.path.relpath(w, workdir) for w in population["workdirs"]]
+        decisions.append(dict(mode=mode, populations=populations))
       shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(decisions_dir, ignore_errors=True)
   if saved_env is None:
